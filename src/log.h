@@ -1,0 +1,34 @@
+/*
+ * log.h - one line per event on stderr:
+ *
+ *   2026-11-28T13:45:00.123Z INFO  req=7f3a... ingest source=mock received=28 ...
+ *
+ * Every line carries the request id ("-" outside a request). Lines are written
+ * with a single write(2) so concurrent workers never interleave. Never pass an
+ * API key to these functions.
+ */
+#ifndef HX_LOG_H
+#define HX_LOG_H
+
+#include <stdbool.h>
+
+typedef enum hx_log_level {
+	HX_LOG_DEBUG = 0,
+	HX_LOG_INFO  = 1,
+	HX_LOG_WARN  = 2,
+	HX_LOG_ERROR = 3,
+} hx_log_level;
+
+void hx_log_set_level(hx_log_level level);
+/* "debug" | "info" | "warn" | "error"; returns 0 and sets *out, or -1. */
+int  hx_log_level_parse(const char *name, hx_log_level *out);
+bool hx_log_enabled(hx_log_level level);
+void hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define hx_debug(rid, ...) do { if (hx_log_enabled(HX_LOG_DEBUG)) hx_log(HX_LOG_DEBUG, rid, __VA_ARGS__); } while (0)
+#define hx_info(rid, ...)  hx_log(HX_LOG_INFO, rid, __VA_ARGS__)
+#define hx_warn(rid, ...)  hx_log(HX_LOG_WARN, rid, __VA_ARGS__)
+#define hx_error(rid, ...) hx_log(HX_LOG_ERROR, rid, __VA_ARGS__)
+
+#endif /* HX_LOG_H */

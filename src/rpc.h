@@ -1,0 +1,45 @@
+/*
+ * rpc.h - one request in, one reply out. The whole path of a request:
+ *
+ *   bytes -> size limit -> decode RpcRequest -> auth -> method
+ *         -> (ingest) source -> validate -> store -> RpcResponse bytes
+ *
+ * hx_rpc_handle() knows nothing of sockets (the server loop does), so it can
+ * be fuzzed and tested without nng; with store == NULL it runs without a
+ * database (methods that need one answer UNAVAILABLE).
+ */
+#ifndef HX_RPC_H
+#define HX_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "heliox/heliox.h"
+#include "store.h"
+
+#define HX_RPC_DEFAULT_TIMEOUT_MS 30000u
+#define HX_RPC_DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
+
+typedef struct hx_rpc_config {
+	const hx_auth *auth;              /* borrowed */
+	const char    *mock_json;         /* borrowed; the data dir's mock export, NULL if none */
+	size_t         mock_len;
+	size_t         max_message_bytes; /* larger requests: RESOURCE_EXHAUSTED */
+	uint32_t       default_timeout_ms;/* used when the request's timeout_ms is 0 */
+	uint64_t       started_us;        /* monotonic time the server started, for uptime */
+} hx_rpc_config;
+
+/*
+ * Handles one request message of `len` bytes from `peer` (text for logs).
+ * Always builds a reply, garbage in included: *out is malloc'd (caller frees),
+ * *out_len its size. Returns HX_OK, or HX_RESOURCE_EXHAUSTED when not even a
+ * reply could be built (out of memory).
+ */
+hx_status hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req,
+                        size_t len, const char *peer, uint8_t **out, size_t *out_len);
+
+/* Monotonic clock in microseconds. */
+uint64_t hx_now_us(void);
+
+#endif /* HX_RPC_H */

@@ -1,0 +1,94 @@
+/*
+ * store.h - everything Heliox keeps in PostgreSQL (libpq).
+ *
+ * One hx_store = one connection, owned by one server worker; it is not
+ * shared between threads. The store knows nothing of the wire: it takes
+ * validated hx_records and returns hx_status values.
+ *
+ * Guarantees:
+ *  - one request, one transaction: a call that fails wrote nothing;
+ *  - counts come from the write statement itself, not a second query;
+ *  - unchanged rows are not rewritten;
+ *  - parameters are always bound, never spliced into SQL;
+ *  - a lost connection is answered HX_UNAVAILABLE and re-established on the
+ *    next call.
+ */
+#ifndef HX_STORE_H
+#define HX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heliox/heliox.h"
+#include "heliox/record.h"
+#include "heliox/summary.h"
+
+typedef struct hx_store hx_store;
+
+/*
+ * Applies pending migrations (schema_migrations, cost_snapshots,
+ * ingestion_runs) on a connection of its own, under a transaction-scoped
+ * advisory lock, so several servers may start at once on one database.
+ * Waits up to wait_ms for the database to accept connections.
+ */
+hx_status hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz);
+
+/*
+ * Creates a store (conninfo copied; NULL or "" = libpq's environment). Tries
+ * to connect at once, but a database that is down is not an error here: each
+ * call reconnects when the connection is missing or broken.
+ */
+hx_status hx_store_open(hx_store **out, const char *conninfo);
+void      hx_store_close(hx_store *s);
+
+/* HX_OK when the database answers a trivial query now (reconnecting first if
+ * needed), else HX_UNAVAILABLE. */
+hx_status hx_store_ping(hx_store *s);
+
+typedef struct hx_ingest_job {
+	const char      *request_id;      /* never empty: the rpc layer generates one */
+	const char      *source;          /* "mock" | "export_json" | "records" */
+	uint8_t          fingerprint[32]; /* SHA-256 of the IngestRequest */
+	const hx_record *recs;            /* valid records to write (borrowed) */
+	size_t           n;
+	uint32_t         received;        /* records in the request */
+	uint32_t         failed;          /* invalid records skipped (skip_invalid) */
+	bool             dry_run;
+	uint32_t         timeout_ms;      /* statement_timeout for the transaction; 0 = none */
+	uint64_t         started_us;      /* monotonic start of the request, for the audit row */
+} hx_ingest_job;
+
+typedef struct hx_ingest_counts {
+	uint32_t received, inserted, updated, unchanged, failed;
+	bool     replayed; /* the counts are an earlier run's, nothing was written now */
+} hx_ingest_counts;
+
+/*
+ * Runs one ingest in one transaction:
+ *   SET LOCAL statement_timeout; advisory lock on request_id;
+ *   an earlier successful non-dry-run ingest with this request_id?
+ *     same fingerprint -> its counts, replayed = true, nothing written;
+ *     other fingerprint -> HX_INVALID_ARGUMENT;
+ *   dry_run -> count what would be inserted/updated/unchanged, write nothing;
+ *   else one set-based upsert that skips unchanged rows and returns the counts;
+ *   an ingestion_runs row; COMMIT.
+ * Returns HX_OK, HX_INVALID_ARGUMENT (request_id reused), HX_UNAVAILABLE
+ * (connection lost), HX_DEADLINE_EXCEEDED (statement_timeout hit) or
+ * HX_INTERNAL; on any failure nothing was written and err holds a detail for
+ * the log (never for the caller).
+ */
+hx_status hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out,
+                          char *err, size_t errsz);
+
+/* Writes the ingestion_runs row of an ingest that failed (auth excepted: an
+ * unauthenticated call is only logged). Best effort, its own transaction. */
+hx_status hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code,
+                                 char *err, size_t errsz);
+
+/* Runs a summary query. *rows is malloc'd (free() it), *n its length; with
+ * HX_GROUP_NONE there is always exactly one row. */
+hx_status hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms,
+                           hx_summary_row **rows, size_t *n, char *err, size_t errsz);
+
+#endif /* HX_STORE_H */
