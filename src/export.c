@@ -1,0 +1,192 @@
+/*
+ * export.c - reads a cost export document (contract section 4) with cJSON
+ * and hands each cost_data element to hx_batch_add().
+ *
+ * cJSON gives back C strings and doubles, which loses two things we must
+ * not lose: a NUL inside a string (it would silently cut the value short),
+ * and a number's decimal text. The first is refused before parsing; the
+ * second is rebuilt exactly by hx_money_from_double().
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "heliox/export.h"
+
+/* A raw NUL, or a \u0000 escape anywhere (an escaped backslash followed by
+ * "u0000" is not one, hence the walk over escapes). */
+static bool
+has_nul(const char *s, size_t len)
+{
+	size_t i;
+
+	if (memchr(s, '\0', len) != NULL) {
+		return true;
+	}
+	for (i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\') {
+			continue;
+		}
+		i++; /* the escaped character; the loop steps past it */
+		if (s[i] == 'u' && len - i > 4 && memcmp(s + i + 1, "0000", 4) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The document, or NULL. cJSON stops after the first value, so trailing
+ * bytes other than white space ("{} junk") are checked for here. */
+static cJSON *
+parse_document(const char *json, size_t len)
+{
+	const char *end = NULL;
+	cJSON      *root;
+
+	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	if (root == NULL) {
+		return NULL;
+	}
+	while (end < json + len && is_json_space(*end)) {
+		end++;
+	}
+	if (end != json + len) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/*
+ * The decimal text of a JSON number. When none can be written (|d| >= 1e21,
+ * or too small to write out in full), a stand-in with the same verdict is
+ * used, so that the cost is still judged by hx_check_cost() next to the
+ * record's other fields, in one place.
+ */
+static void
+number_text(double d, char buf[HX_MONEY_TEXT_MAX])
+{
+	if (hx_money_from_double(d, buf) == 0) {
+		return;
+	}
+	if (!(fabs(d) < 1)) {
+		strcpy(buf, d < 0 ? "-1000000000000" : "1000000000000");
+	} else {
+		strcpy(buf, d < 0 ? "-0.0000001" : "0.0000001");
+	}
+}
+
+static void
+raw_value(const cJSON *it, hx_raw_value *v, char buf[HX_MONEY_TEXT_MAX])
+{
+	memset(v, 0, sizeof(*v));
+	if (it == NULL) {
+		v->kind = HX_RAW_MISSING;
+	} else if (cJSON_IsNull(it)) {
+		v->kind = HX_RAW_NULL;
+	} else if (cJSON_IsString(it) && it->valuestring != NULL) {
+		v->kind = HX_RAW_STRING;
+		v->s = it->valuestring;
+		v->len = strlen(it->valuestring);
+	} else if (cJSON_IsNumber(it)) {
+		number_text(it->valuedouble, buf);
+		v->kind = HX_RAW_NUMBER;
+		v->s = buf;
+		v->len = strlen(buf);
+	} else {
+		v->kind = HX_RAW_OTHER;
+	}
+}
+
+static hx_status
+parse_record(const cJSON *el, size_t i, hx_batch *b, hx_violations *viol)
+{
+	char          num[4][HX_MONEY_TEXT_MAX];
+	char          field[HX_FIELD_MAX];
+	hx_raw_record raw;
+	hx_status     st;
+
+	if (!cJSON_IsObject(el)) {
+		b->received++; /* hx_batch_add counts the others */
+		snprintf(field, sizeof(field), "cost_data[%zu]", i);
+		return hx_violations_add(viol, field, "must be an object");
+	}
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "date"), &raw.date, num[0]);
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "provider"), &raw.provider, num[1]);
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "gpu_type"), &raw.gpu_type, num[2]);
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "cost_usd"), &raw.cost_usd, num[3]);
+	st = hx_batch_add(b, &raw, "cost_data", i, viol);
+	/* An invalid record is already in `viol`; only running out of memory
+	 * stops the walk. */
+	return st == HX_RESOURCE_EXHAUSTED ? st : HX_OK;
+}
+
+static hx_status
+parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
+{
+	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(root, "currency");
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "cost_data");
+	const cJSON *el;
+	size_t       i = 0;
+	hx_status    st = HX_OK;
+
+	/* null counts as absent, as it does for a record's fields. */
+	if (cur != NULL && !cJSON_IsNull(cur) &&
+	    !(cJSON_IsString(cur) && strcmp(cur->valuestring, "USD") == 0)) {
+		st = hx_violations_add(viol, "currency", "must be \"USD\"");
+	}
+	if (st != HX_OK) {
+		return st;
+	}
+	if (data == NULL || cJSON_IsNull(data)) {
+		return hx_violations_add(viol, "cost_data", "is required");
+	}
+	if (!cJSON_IsArray(data)) {
+		return hx_violations_add(viol, "cost_data", "must be an array");
+	}
+	if (data->child == NULL) {
+		return hx_violations_add(viol, "cost_data", "must not be empty");
+	}
+	cJSON_ArrayForEach(el, data) {
+		if ((st = parse_record(el, i++, b, viol)) != HX_OK) {
+			return st;
+		}
+	}
+	return HX_OK;
+}
+
+hx_status
+hx_export_parse(const char *json, size_t len, hx_batch *b, hx_violations *viol)
+{
+	size_t    before = viol->total;
+	cJSON    *root = NULL;
+	hx_status st;
+
+	if (json == NULL) {
+		len = 0;
+	}
+	if (len > 0 && has_nul(json, len)) {
+		st = hx_violations_add(viol, "$", "contains a NUL character");
+	} else if ((root = parse_document(json, len)) == NULL) {
+		/* cJSON does not tell running out of memory from bad syntax. */
+		st = hx_violations_add(viol, "$", "is not valid JSON");
+	} else if (!cJSON_IsObject(root)) {
+		st = hx_violations_add(viol, "$", "must be a JSON object");
+	} else {
+		st = parse_object(root, b, viol);
+	}
+	cJSON_Delete(root);
+	if (st != HX_OK) {
+		return st;
+	}
+	return viol->total > before ? HX_INVALID_ARGUMENT : HX_OK;
+}

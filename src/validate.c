@@ -1,0 +1,497 @@
+/*
+ * validate.c - the rules a cost record must pass (contract section 4), the
+ * violation list that reports every broken rule, and the batch that collects
+ * valid records and catches a key given twice in one request.
+ *
+ * Every source (JSON export, protobuf RecordBatch, the client's files) goes
+ * through hx_batch_add(), so the rules and their wording live only here.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heliox/record.h"
+
+#define MSG_REQUIRED "is required"
+#define MSG_STRING   "must be a string"
+#define MSG_DATE     "must be a real calendar date YYYY-MM-DD"
+#define MSG_EMPTY    "must not be empty"
+#define MSG_LONG     "is longer than 64 bytes"
+#define MSG_UTF8     "is not valid UTF-8"
+#define MSG_CONTROL  "contains a control character"
+#define MSG_POSITIVE "must be greater than 0"
+#define MSG_COSTTYPE "must be a number or a decimal string"
+
+/* ---- violations ------------------------------------------------------- */
+
+void
+hx_violations_init(hx_violations *v, size_t limit)
+{
+	memset(v, 0, sizeof(*v));
+	v->limit = limit != 0 ? limit : HX_VIOLATIONS_DEFAULT_LIMIT;
+}
+
+void
+hx_violations_free(hx_violations *v)
+{
+	size_t limit = v->limit;
+
+	free(v->items);
+	hx_violations_init(v, limit);
+}
+
+void
+hx_violations_clear(hx_violations *v)
+{
+	v->len = 0;
+	v->total = 0;
+}
+
+static hx_status
+violations_reserve(hx_violations *v, size_t limit)
+{
+	hx_violation *items;
+	size_t        cap;
+
+	if (v->len < v->cap) {
+		return HX_OK;
+	}
+	/* Most requests have none or a few; grow, never allocate `limit` up front. */
+	cap = v->cap != 0 ? v->cap * 2 : 8;
+	if (cap > limit) {
+		cap = limit;
+	}
+	items = realloc(v->items, cap * sizeof(*items));
+	if (items == NULL) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	v->items = items;
+	v->cap = cap;
+	return HX_OK;
+}
+
+hx_status
+hx_violations_add(hx_violations *v, const char *field, const char *fmt, ...)
+{
+	size_t        limit = v->limit != 0 ? v->limit : HX_VIOLATIONS_DEFAULT_LIMIT;
+	hx_violation *it;
+	va_list       ap;
+
+	v->total++;
+	if (v->len >= limit) {
+		return HX_OK; /* counted; the caller says "and N more" */
+	}
+	if (violations_reserve(v, limit) != HX_OK) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	it = &v->items[v->len++];
+	snprintf(it->field, sizeof(it->field), "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(it->description, sizeof(it->description), fmt, ap);
+	va_end(ap);
+	return HX_OK;
+}
+
+/* ---- field checks ------------------------------------------------------- */
+
+static bool
+is_trim_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void
+trim(const char **s, size_t *len)
+{
+	while (*len > 0 && is_trim_space((*s)[0])) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && is_trim_space((*s)[*len - 1])) {
+		(*len)--;
+	}
+}
+
+/* The verdict on a field that must be text, or NULL when it is text. */
+static const char *
+need_string(const hx_raw_value *v)
+{
+	switch (v->kind) {
+	case HX_RAW_STRING:
+		return NULL;
+	case HX_RAW_MISSING:
+	case HX_RAW_NULL:
+		return MSG_REQUIRED;
+	default:
+		return MSG_STRING;
+	}
+}
+
+/* Value of n ASCII digits, or -1 if any is not a digit. */
+static int
+digits_value(const char *s, int n)
+{
+	int v = 0;
+
+	for (; n > 0; n--, s++) {
+		if (*s < '0' || *s > '9') {
+			return -1;
+		}
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+static bool
+is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static bool
+is_date(const char *s, size_t len)
+{
+	static const unsigned char mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int                        y, m, d;
+
+	if (len != HX_DATE_LEN || s[4] != '-' || s[7] != '-') {
+		return false;
+	}
+	y = digits_value(s, 4);
+	m = digits_value(s + 5, 2);
+	d = digits_value(s + 8, 2);
+	if (y < 1 || m < 1 || m > 12 || d < 1) {
+		return false;
+	}
+	return d <= mdays[m - 1] + (m == 2 && is_leap(y));
+}
+
+const char *
+hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1])
+{
+	const char *why = need_string(v);
+	const char *s = v->s;
+	size_t      len = v->len;
+
+	if (why != NULL) {
+		return why;
+	}
+	trim(&s, &len);
+	if (!is_date(s, len)) {
+		return MSG_DATE;
+	}
+	memcpy(out, s, HX_DATE_LEN);
+	out[HX_DATE_LEN] = '\0';
+	return NULL;
+}
+
+/*
+ * Decodes UTF-8 strictly (no overlongs, surrogates or code points past
+ * U+10FFFF) and looks for C0, DEL and C1 controls on the way. Hand-written:
+ * libunistring would be a new dependency for one function.
+ */
+static const char *
+check_text(const unsigned char *s, size_t len)
+{
+	bool   control = false;
+	size_t i = 0, n, k;
+
+	while (i < len) {
+		uint32_t c = s[i], min;
+
+		if (c < 0x80) {
+			n = 1, min = 0;
+		} else if ((c & 0xE0) == 0xC0) {
+			n = 2, min = 0x80, c &= 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			n = 3, min = 0x800, c &= 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			n = 4, min = 0x10000, c &= 0x07;
+		} else {
+			return MSG_UTF8;
+		}
+		if (n > len - i) {
+			return MSG_UTF8;
+		}
+		for (k = 1; k < n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80) {
+				return MSG_UTF8;
+			}
+			c = (c << 6) | (s[i + k] & 0x3F);
+		}
+		if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+			return MSG_UTF8;
+		}
+		control |= c < 0x20 || (c >= 0x7F && c <= 0x9F);
+		i += n;
+	}
+	return control ? MSG_CONTROL : NULL;
+}
+
+const char *
+hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1])
+{
+	const char *why = need_string(v);
+	const char *s = v->s;
+	size_t      len = v->len, i;
+
+	if (why != NULL) {
+		return why;
+	}
+	trim(&s, &len);
+	if (len == 0) {
+		return MSG_EMPTY;
+	}
+	if (len > HX_NAME_MAX) {
+		return MSG_LONG;
+	}
+	if ((why = check_text((const unsigned char *) s, len)) != NULL) {
+		return why;
+	}
+	/* ASCII only: Unicode case folding is locale business, and "AWS" vs
+	 * "aws" is the case that matters in practice. */
+	for (i = 0; i < len; i++) {
+		out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char) (s[i] - 'A' + 'a') : s[i];
+	}
+	out[len] = '\0';
+	return NULL;
+}
+
+const char *
+hx_check_cost(const hx_raw_value *v, hx_micros *out)
+{
+	const char  *s = v->s;
+	size_t       len = v->len;
+	hx_micros    m = 0;
+	hx_money_err err;
+
+	if (v->kind == HX_RAW_MISSING || v->kind == HX_RAW_NULL) {
+		return MSG_REQUIRED;
+	}
+	if (v->kind != HX_RAW_STRING && v->kind != HX_RAW_NUMBER) {
+		return MSG_COSTTYPE;
+	}
+	trim(&s, &len);
+	err = hx_money_parse(s, len, &m);
+	if (err == HX_MONEY_EMPTY || err == HX_MONEY_SYNTAX) {
+		return hx_money_strerror(HX_MONEY_SYNTAX);
+	}
+	/* Too large or too precise means non-zero: a '-' makes it negative,
+	 * and "must be greater than 0" is then the more useful thing to say. */
+	if (err != HX_MONEY_OK) {
+		return s[0] == '-' ? MSG_POSITIVE : hx_money_strerror(err);
+	}
+	if (m <= 0) {
+		return MSG_POSITIVE;
+	}
+	*out = m;
+	return NULL;
+}
+
+/* ---- the batch -------------------------------------------------------- */
+
+void
+hx_batch_init(hx_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void
+hx_batch_free(hx_batch *b)
+{
+	free(b->recs);
+	free(b->src);
+	free(b->slots);
+	hx_batch_init(b);
+}
+
+void
+hx_batch_reset(hx_batch *b)
+{
+	b->len = 0;
+	b->received = 0;
+	if (b->slots != NULL) {
+		memset(b->slots, 0, b->nslots * sizeof(*b->slots));
+	}
+}
+
+/* FNV-1a over the three fields, each with its NUL as separator (names can
+ * hold no NUL: it is a control character). */
+static uint64_t
+fnv1a(uint64_t h, const char *s)
+{
+	for (;; s++) {
+		h ^= (unsigned char) *s;
+		h *= 0x100000001b3ULL;
+		if (*s == '\0') {
+			return h;
+		}
+	}
+}
+
+static uint64_t
+key_hash(const hx_record *r)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	h = fnv1a(h, r->date);
+	h = fnv1a(h, r->provider);
+	h = fnv1a(h, r->gpu_type);
+	/* FNV's low bits depend only on the low bits of each byte, and the
+	 * table mask keeps only low bits: fold the high half in. */
+	return h ^ (h >> 32);
+}
+
+static bool
+same_key(const hx_record *a, const hx_record *b)
+{
+	return strcmp(a->date, b->date) == 0 && strcmp(a->provider, b->provider) == 0 &&
+	       strcmp(a->gpu_type, b->gpu_type) == 0;
+}
+
+/* The slot holding r's key, or the empty slot where it belongs. */
+static size_t
+probe(const hx_batch *b, const hx_record *r, uint64_t h)
+{
+	size_t mask = b->nslots - 1;
+	size_t i = (size_t) h & mask;
+
+	while (b->slots[i] != 0 && !same_key(&b->recs[b->slots[i] - 1], r)) {
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
+/* Keeps the table at most half full, so linear probes stay short. */
+static hx_status
+table_reserve(hx_batch *b)
+{
+	uint32_t *slots;
+	size_t    n, i;
+
+	if ((b->len + 1) * 2 <= b->nslots) {
+		return HX_OK;
+	}
+	n = b->nslots != 0 ? b->nslots * 2 : 64;
+	if (n > SIZE_MAX / sizeof(*slots) || (slots = calloc(n, sizeof(*slots))) == NULL) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	free(b->slots);
+	b->slots = slots;
+	b->nslots = n;
+	for (i = 0; i < b->len; i++) {
+		b->slots[probe(b, &b->recs[i], key_hash(&b->recs[i]))] = (uint32_t) (i + 1);
+	}
+	return HX_OK;
+}
+
+static hx_status
+recs_reserve(hx_batch *b)
+{
+	hx_record *recs;
+	size_t    *src;
+	size_t     cap;
+
+	if (b->len < b->cap) {
+		return HX_OK;
+	}
+	/* Slots store index + 1 in a uint32_t. */
+	if (b->len >= UINT32_MAX - 1) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	cap = b->cap != 0 ? b->cap * 2 : 64;
+	if (cap > UINT32_MAX - 1) {
+		cap = UINT32_MAX - 1;
+	}
+	if (cap > SIZE_MAX / sizeof(*recs)) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	if ((recs = realloc(b->recs, cap * sizeof(*recs))) == NULL) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	b->recs = recs;
+	if ((src = realloc(b->src, cap * sizeof(*src))) == NULL) {
+		return HX_RESOURCE_EXHAUSTED; /* recs merely got bigger: harmless */
+	}
+	b->src = src;
+	b->cap = cap;
+	return HX_OK;
+}
+
+static hx_status
+batch_insert(hx_batch *b, const hx_record *r, const char *array_name, size_t index,
+             hx_violations *viol)
+{
+	char      field[HX_FIELD_MAX];
+	size_t    slot;
+	hx_status st;
+
+	if ((st = table_reserve(b)) != HX_OK) {
+		return st;
+	}
+	slot = probe(b, r, key_hash(r));
+	if (b->slots[slot] != 0) {
+		snprintf(field, sizeof(field), "%s[%zu]", array_name, index);
+		st = hx_violations_add(viol, field, "duplicate of %s[%zu]", array_name,
+		                       b->src[b->slots[slot] - 1]);
+		return st != HX_OK ? st : HX_INVALID_ARGUMENT;
+	}
+	if ((st = recs_reserve(b)) != HX_OK) {
+		return st;
+	}
+	b->recs[b->len] = *r;
+	b->src[b->len] = index;
+	b->slots[slot] = (uint32_t) ++b->len;
+	return HX_OK;
+}
+
+/* Adds "<array>[<index>].<field>: why" when why is set. */
+static hx_status
+report(hx_violations *viol, const char *array_name, size_t index, const char *field,
+       const char *why, bool *bad)
+{
+	char path[HX_FIELD_MAX];
+
+	if (why == NULL) {
+		return HX_OK;
+	}
+	*bad = true;
+	snprintf(path, sizeof(path), "%s[%zu].%s", array_name, index, field);
+	return hx_violations_add(viol, path, "%s", why);
+}
+
+hx_status
+hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name, size_t index,
+             hx_violations *viol)
+{
+	hx_record r;
+	bool      bad = false;
+	hx_status st;
+
+	b->received++;
+	memset(&r, 0, sizeof(r));
+	/* Every field is checked, so a caller fixes a record in one round. */
+	st = report(viol, array_name, index, "date", hx_check_date(&raw->date, r.date), &bad);
+	if (st == HX_OK) {
+		st = report(viol, array_name, index, "provider",
+		            hx_check_name(&raw->provider, r.provider), &bad);
+	}
+	if (st == HX_OK) {
+		st = report(viol, array_name, index, "gpu_type",
+		            hx_check_name(&raw->gpu_type, r.gpu_type), &bad);
+	}
+	if (st == HX_OK) {
+		st = report(viol, array_name, index, "cost_usd",
+		            hx_check_cost(&raw->cost_usd, &r.cost), &bad);
+	}
+	if (st != HX_OK) {
+		return st;
+	}
+	if (bad) {
+		return HX_INVALID_ARGUMENT;
+	}
+	return batch_insert(b, &r, array_name, index, viol);
+}
