@@ -1,0 +1,275 @@
+/*
+ * auth.c - API keys: loading, and constant-time checking.
+ *
+ * Keys are kept in fixed HX_AUTH_MAX_KEY_LEN-byte slots, zero padded, with
+ * their length beside them. A check pads the offered key the same way and
+ * compares it with every slot, whole, folding the results together with
+ * bitwise operations: the work done is the same whichever key matches, how
+ * many bytes of it match, or whether any does. Key bytes never reach an
+ * error message or the log; a refusal names the key by position.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "auth.h"
+
+/* Rotation needs two or three; a long list is more likely a wrong file. */
+#define HX_AUTH_MAX_KEYS 64
+
+typedef struct hx_key {
+	unsigned char bytes[HX_AUTH_MAX_KEY_LEN]; /* zero padded */
+	size_t        len;
+} hx_key;
+
+struct hx_auth {
+	hx_key *keys;
+	size_t  n;
+};
+
+static hx_status
+hx_auth_refuse(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static hx_status
+hx_auth_refuse(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errsz > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errsz, fmt, ap);
+		va_end(ap);
+	}
+	return HX_INVALID_ARGUMENT;
+}
+
+static int
+hx_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Checks and stores one key; `origin` and `pos` name it in a refusal. */
+static hx_status
+hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t pos,
+            char *err, size_t errsz)
+{
+	if (len < HX_AUTH_MIN_KEY_LEN)
+		return hx_auth_refuse(err, errsz, "%s: key %zu is %zu bytes; keys must be at least %d",
+		    origin, pos, len, HX_AUTH_MIN_KEY_LEN);
+	if (len > HX_AUTH_MAX_KEY_LEN)
+		return hx_auth_refuse(err, errsz, "%s: key %zu is %zu bytes; keys must be at most %d",
+		    origin, pos, len, HX_AUTH_MAX_KEY_LEN);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)key[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return hx_auth_refuse(err, errsz, "%s: key %zu contains a control character",
+			    origin, pos);
+	}
+	if (a->n == HX_AUTH_MAX_KEYS)
+		return hx_auth_refuse(err, errsz, "%s: more than %d keys", origin, HX_AUTH_MAX_KEYS);
+
+	hx_key *k = &a->keys[a->n++];
+	memset(k->bytes, 0, sizeof(k->bytes));
+	memcpy(k->bytes, key, len);
+	k->len = len;
+	return HX_OK;
+}
+
+/* Adds `s` (len bytes) trimmed of surrounding white space, if anything is
+ * left. *pos counts the keys seen, for refusals. */
+static hx_status
+hx_auth_add_trimmed(hx_auth *a, const char *s, size_t len, const char *origin, size_t *pos,
+                    char *err, size_t errsz)
+{
+	while (len > 0 && hx_is_space(s[0])) {
+		s++;
+		len--;
+	}
+	while (len > 0 && hx_is_space(s[len - 1]))
+		len--;
+	if (len == 0)
+		return HX_OK;
+	return hx_auth_add(a, s, len, origin, ++*pos, err, errsz);
+}
+
+/* ADMIN_API_KEY: comma-separated, so a new key can be added before the old
+ * one is retired. Empty entries ("a,,b", a trailing comma) are ignored. */
+static hx_status
+hx_auth_load_env(hx_auth *a, const char *env, char *err, size_t errsz)
+{
+	size_t pos = 0;
+
+	while (env != NULL) {
+		const char *comma = strchr(env, ',');
+		size_t len = comma != NULL ? (size_t)(comma - env) : strlen(env);
+		hx_status st = hx_auth_add_trimmed(a, env, len, "ADMIN_API_KEY", &pos, err, errsz);
+		if (st != HX_OK)
+			return st;
+		env = comma != NULL ? comma + 1 : NULL;
+	}
+	return HX_OK;
+}
+
+/* A key file must be a regular file only its owner can read or write. The
+ * check is on the open descriptor, so the file checked is the file read. */
+static hx_status
+hx_auth_check_file(int fd, const char *path, char *err, size_t errsz)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return hx_auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return hx_auth_refuse(err, errsz, "api key file %s is not a regular file", path);
+	if (st.st_mode & 044)
+		return hx_auth_refuse(err, errsz,
+		    "api key file %s is readable by others; chmod 600 it", path);
+	if (st.st_mode & 077)
+		return hx_auth_refuse(err, errsz,
+		    "api key file %s is writable by others; chmod 600 it", path);
+	return HX_OK;
+}
+
+/* One key per line; blank lines and lines starting with '#' are skipped. */
+static hx_status
+hx_auth_load_lines(hx_auth *a, FILE *f, const char *path, char *err, size_t errsz)
+{
+	char origin[256];
+	char *line = NULL;
+	size_t cap = 0, pos = 0;
+	ssize_t n;
+	hx_status st = HX_OK;
+
+	snprintf(origin, sizeof(origin), "api key file %s", path);
+	while (st == HX_OK && (n = getline(&line, &cap, f)) >= 0) {
+		size_t skip = 0;
+		while (skip < (size_t)n && hx_is_space(line[skip]))
+			skip++;
+		if (skip < (size_t)n && line[skip] == '#')
+			continue;
+		st = hx_auth_add_trimmed(a, line, (size_t)n, origin, &pos, err, errsz);
+	}
+	if (st == HX_OK && ferror(f))
+		st = hx_auth_refuse(err, errsz, "%s: read error", origin);
+	if (line != NULL) {
+		OPENSSL_cleanse(line, cap);
+		free(line);
+	}
+	return st;
+}
+
+static hx_status
+hx_auth_load_file(hx_auth *a, const char *path, char *err, size_t errsz)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hx_auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
+
+	hx_status st = hx_auth_check_file(fd, path, err, errsz);
+	if (st != HX_OK) {
+		close(fd);
+		return st;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return hx_auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
+	}
+	st = hx_auth_load_lines(a, f, path, err, errsz);
+	fclose(f);
+	return st;
+}
+
+hx_status
+hx_auth_load(hx_auth **out, const char *env_keys, const char *key_file, char *err,
+             size_t errsz)
+{
+	hx_auth *a = calloc(1, sizeof(*a));
+	hx_status st = HX_RESOURCE_EXHAUSTED;
+
+	*out = NULL;
+	if (a == NULL || (a->keys = calloc(HX_AUTH_MAX_KEYS, sizeof(hx_key))) == NULL) {
+		hx_auth_refuse(err, errsz, "out of memory");
+		goto fail;
+	}
+	st = hx_auth_load_env(a, env_keys, err, errsz);
+	if (st == HX_OK && key_file != NULL)
+		st = hx_auth_load_file(a, key_file, err, errsz);
+	if (st == HX_OK && a->n == 0)
+		st = hx_auth_refuse(err, errsz,
+		    "no API key: set ADMIN_API_KEY or give --api-key-file");
+	if (st != HX_OK)
+		goto fail;
+	*out = a;
+	return HX_OK;
+fail:
+	hx_auth_free(a);
+	return st;
+}
+
+void
+hx_auth_free(hx_auth *a)
+{
+	if (a == NULL)
+		return;
+	if (a->keys != NULL) {
+		OPENSSL_cleanse(a->keys, HX_AUTH_MAX_KEYS * sizeof(hx_key));
+		free(a->keys);
+	}
+	free(a);
+}
+
+size_t
+hx_auth_count(const hx_auth *a)
+{
+	return a != NULL ? a->n : 0;
+}
+
+/* 1 when x != 0, else 0, without a branch. */
+static unsigned
+hx_nonzero(uint64_t x)
+{
+	return (unsigned)((x | (0 - x)) >> 63);
+}
+
+/*
+ * CRYPTO_memcmp is OpenSSL's constant-time comparison: it touches every byte
+ * and is written (in assembly on common targets) so that the compiler cannot
+ * turn it back into an early-exit memcmp, which a hand-written volatile loop
+ * only discourages. Every slot is compared whole, the offered key padded to
+ * the same size, and the length equality is folded in with bitwise ops, so
+ * neither which key matched nor where the bytes differ shows in the timing.
+ * Only the offered key's own length decides how much is copied, and that the
+ * caller already knows.
+ */
+hx_status
+hx_auth_check(const hx_auth *a, const char *key, size_t len)
+{
+	unsigned char pad[HX_AUTH_MAX_KEY_LEN] = {0};
+	unsigned match = 0;
+
+	if (a == NULL || key == NULL)
+		return HX_UNAUTHENTICATED;
+	/* An over-long key matches nothing, yet is compared like any other. */
+	unsigned too_long = len > HX_AUTH_MAX_KEY_LEN;
+	memcpy(pad, key, too_long ? HX_AUTH_MAX_KEY_LEN : len);
+
+	for (size_t i = 0; i < a->n; i++) {
+		const hx_key *k = &a->keys[i];
+		unsigned differ = hx_nonzero((uint64_t)(unsigned)CRYPTO_memcmp(pad, k->bytes, sizeof(pad)));
+		differ |= hx_nonzero((uint64_t)(k->len ^ len));
+		match |= differ ^ 1u;
+	}
+	OPENSSL_cleanse(pad, sizeof(pad));
+	return (match & (too_long ^ 1u)) ? HX_OK : HX_UNAUTHENTICATED;
+}

@@ -1,0 +1,326 @@
+/*
+ * ingest.c - the Ingest method:
+ *
+ *   fingerprint -> source (mock | export_json | records) -> validated batch
+ *     -> all-or-nothing or skip_invalid -> hx_store_ingest -> IngestResult
+ *
+ * Validation runs before anything needs the database, so a bad request is
+ * answered INVALID_ARGUMENT with its violations even when the store is down
+ * (or absent, as in tests and fuzzing). Every failure after auth is also
+ * written to the audit table, best effort.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "heliox/export.h"
+#include "log.h"
+#include "rpc_internal.h"
+
+typedef Heliox__Ingest__V1__IngestRequest IngestRequest;
+
+/* ---- fingerprint ----------------------------------------------------------- */
+
+/* A ProtobufCBuffer that hashes what is packed into it: the request is
+ * fingerprinted without a second copy of a possibly large export. */
+typedef struct hx_digest_buffer {
+	ProtobufCBuffer base;
+	EVP_MD_CTX     *md;
+	int             ok;
+} hx_digest_buffer;
+
+static void
+hx_digest_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
+{
+	hx_digest_buffer *d = (hx_digest_buffer *)buf;
+
+	d->ok &= EVP_DigestUpdate(d->md, data, len);
+}
+
+/* SHA-256 of the packed IngestRequest: a replay with the same request_id
+ * must be the same request, byte for byte as the store sees it. */
+static bool
+hx_ingest_fingerprint(const IngestRequest *rq, uint8_t out[32])
+{
+	hx_digest_buffer d = {{hx_digest_append}, EVP_MD_CTX_new(), 1};
+	unsigned int n = 0;
+
+	memset(out, 0, 32);
+	if (d.md == NULL)
+		return false;
+	d.ok &= EVP_DigestInit_ex(d.md, EVP_sha256(), NULL);
+	protobuf_c_message_pack_to_buffer(&rq->base, &d.base);
+	d.ok &= EVP_DigestFinal_ex(d.md, out, &n);
+	EVP_MD_CTX_free(d.md);
+	return d.ok == 1 && n == 32;
+}
+
+/* ---- sources --------------------------------------------------------------- */
+
+static const char *
+hx_ingest_source(const IngestRequest *rq)
+{
+	switch (rq->source_case) {
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK:        return "mock";
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON: return "export_json";
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:     return "records";
+	default:                                                     return "none";
+	}
+}
+
+static hx_raw_value
+hx_raw_string(const char *s)
+{
+	hx_raw_value v = {HX_RAW_STRING, s, strlen(s)};
+	return v;
+}
+
+/* A RecordBatch, record by record, through the same validation as JSON.
+ * The wire walk (rpc.c) has already refused NUL bytes, so strlen() sees
+ * each whole field. */
+static hx_status
+hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batch *b)
+{
+	hx_status worst = HX_OK;
+
+	if (rb == NULL || rb->n_records == 0) {
+		hx_violations_add(&c->viol, "records", "must not be empty");
+		return HX_INVALID_ARGUMENT;
+	}
+	for (size_t i = 0; i < rb->n_records; i++) {
+		const Heliox__Ingest__V1__CostRecord *r = rb->records[i];
+		hx_raw_record raw = {
+			hx_raw_string(r->date), hx_raw_string(r->provider),
+			hx_raw_string(r->gpu_type), hx_raw_string(r->cost_usd),
+		};
+		hx_status st = hx_batch_add(b, &raw, "records", i, &c->viol);
+		if (st == HX_RESOURCE_EXHAUSTED)
+			return st;
+		if (st != HX_OK)
+			worst = st;
+	}
+	return worst;
+}
+
+/* Fills the batch from the request's source. Returns HX_OK, or
+ * HX_INVALID_ARGUMENT with violations, or another status with the reply
+ * already set. */
+static hx_status
+hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
+{
+	hx_status st;
+
+	switch (rq->source_case) {
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK:
+		if (c->cfg->mock_json == NULL) {
+			hx_call_fail(c, HX_FAILED_PRECONDITION, "no mock export in the data dir");
+			return HX_FAILED_PRECONDITION;
+		}
+		st = hx_export_parse(c->cfg->mock_json, c->cfg->mock_len, b, &c->viol);
+		break;
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON:
+		st = hx_export_parse((const char *)rq->export_json.data, rq->export_json.len, b,
+		    &c->viol);
+		break;
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:
+		st = hx_ingest_records(c, rq->records, b);
+		break;
+	default:
+		hx_violations_add(&c->viol, "source", "one of mock, export_json, records is required");
+		return HX_INVALID_ARGUMENT;
+	}
+	if (st == HX_RESOURCE_EXHAUSTED)
+		hx_call_fail(c, HX_RESOURCE_EXHAUSTED, "out of memory");
+	return st;
+}
+
+/* ---- validation outcome ---------------------------------------------------------- */
+
+/* The first violation about the request as a whole ("$", "cost_data",
+ * "currency", "records", "source") rather than one record, or NULL. */
+static const hx_violation *
+hx_ingest_doc_violation(const hx_call *c, const char *array)
+{
+	size_t alen = strlen(array);
+
+	for (size_t i = 0; i < c->viol.len; i++) {
+		const char *f = c->viol.items[i].field;
+		if (strncmp(f, array, alen) != 0 || f[alen] != '[')
+			return &c->viol.items[i];
+	}
+	return NULL;
+}
+
+/* Decides after validation: true when the valid records may go on (all
+ * were valid, or skip_invalid and only records were at fault); otherwise
+ * answers INVALID_ARGUMENT. */
+static bool
+hx_ingest_accept(hx_call *c, const IngestRequest *rq, const hx_batch *b)
+{
+	const char *array = rq->source_case == HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS
+	    ? "records" : "cost_data";
+	const hx_violation *doc = hx_ingest_doc_violation(c, array);
+	size_t bad = b->received - b->len;
+	char capped[48] = "";
+
+	if (c->viol.total == 0)
+		return true;
+	/* Every record valid, yet violations: the document is at fault, even
+	 * if its own violation fell past the cap. */
+	if (doc == NULL && bad == 0 && c->viol.len > 0)
+		doc = &c->viol.items[0];
+	if (doc == NULL && rq->skip_invalid)
+		return true;
+	if (c->viol.total > c->viol.len)
+		snprintf(capped, sizeof(capped), " (first %zu listed)", c->viol.len);
+	if (doc != NULL)
+		hx_call_fail(c, HX_INVALID_ARGUMENT, "ingest request is invalid: %s %s%s",
+		    doc->field, doc->description, capped);
+	else
+		hx_call_fail(c, HX_INVALID_ARGUMENT, "%zu of %zu records are invalid%s", bad,
+		    b->received, capped);
+	return false;
+}
+
+/* ---- the store ------------------------------------------------------------------- */
+
+static void
+hx_ingest_log_records(const hx_call *c, const hx_batch *b)
+{
+	char cost[HX_MONEY_TEXT_MAX];
+
+	if (!hx_log_enabled(HX_LOG_DEBUG))
+		return;
+	for (size_t i = 0; i < b->len; i++) {
+		const hx_record *r = &b->recs[i];
+		hx_money_format(r->cost, cost);
+		hx_debug(c->rid, "record %zu/%zu: %s | %s | %s | %s", b->src[i] + 1, b->received,
+		    r->date, r->provider, r->gpu_type, cost);
+	}
+}
+
+/* Writes (or, dry run, counts) the valid records in one transaction. */
+static void
+hx_ingest_run(hx_call *c, hx_ingest_job *job)
+{
+	hx_ingest_counts n = {0};
+	char err[512] = "";
+
+	if (c->store == NULL) {
+		hx_call_fail(c, HX_UNAVAILABLE, "database unavailable");
+		return;
+	}
+	if (!hx_call_remaining_ms(c, &job->timeout_ms))
+		return;
+	hx_status st = hx_store_ingest(c->store, job, &n, err, sizeof(err));
+	if (st == HX_INVALID_ARGUMENT) {
+		hx_violations_add(&c->viol, "request_id", "was already used for a different request");
+		hx_call_fail(c, HX_INVALID_ARGUMENT,
+		    "request_id was already used for a different request");
+		return;
+	}
+	if (st != HX_OK) {
+		hx_call_store_failed(c, "ingest", st, err);
+		return;
+	}
+	c->ingest.received = n.received;
+	c->ingest.inserted = n.inserted;
+	c->ingest.updated = n.updated;
+	c->ingest.unchanged = n.unchanged;
+	c->ingest.failed = n.failed;
+	c->ingest.replayed = n.replayed;
+}
+
+/* Best effort: the request already failed, and the caller is told why
+ * whether or not the audit row could be written. */
+static void
+hx_ingest_audit(hx_call *c, const hx_ingest_job *job)
+{
+	char err[512] = "";
+
+	if (c->store == NULL || c->code == HX_OK)
+		return;
+	if (hx_store_audit_failure(c->store, job, c->code, err, sizeof(err)) != HX_OK)
+		hx_warn(c->rid, "failed ingest not written to ingestion_runs: %s", err);
+}
+
+static uint32_t
+hx_u32(size_t n)
+{
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+/* A failed request wrote nothing, so every record it carried failed: the
+ * contract's inserted + updated + unchanged + failed == received holds for
+ * failures too. How many were invalid is in the message and violations. */
+static void
+hx_ingest_failed_counts(hx_call *c, hx_ingest_job *job)
+{
+	job->failed = job->received;
+	heliox__ingest__v1__ingest_result__init(&c->ingest);
+	c->ingest.received = job->received;
+	c->ingest.failed = job->failed;
+}
+
+static hx_ingest_job
+hx_ingest_job_for(const hx_call *c, const IngestRequest *rq)
+{
+	hx_ingest_job job = {
+		.request_id = c->rid, .source = hx_ingest_source(rq), .dry_run = rq->dry_run,
+		.started_us = c->started_us,
+	};
+	return job;
+}
+
+/* The contract's audit rule is for every authenticated ingest, so one
+ * refused before it ran leaves its row too (nothing was received). */
+void
+hx_rpc_ingest_refused(hx_call *c, const IngestRequest *rq)
+{
+	hx_ingest_job job = hx_ingest_job_for(c, rq);
+
+	hx_ingest_fingerprint(rq, job.fingerprint);
+	hx_ingest_failed_counts(c, &job);
+	c->ingest.dry_run = rq->dry_run;
+	c->ingest.duration_us = hx_now_us() - c->started_us;
+	c->result_case = HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST;
+	hx_ingest_audit(c, &job);
+}
+
+void
+hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
+{
+	hx_ingest_job job = hx_ingest_job_for(c, rq);
+	hx_batch b;
+
+	hx_batch_init(&b);
+	heliox__ingest__v1__ingest_result__init(&c->ingest);
+	c->result_case = HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST;
+	if (!hx_ingest_fingerprint(rq, job.fingerprint)) {
+		hx_error(c->rid, "ingest failed: SHA-256 of the request could not be computed");
+		hx_call_fail(c, HX_INTERNAL, "internal error");
+	} else {
+		hx_status st = hx_ingest_load(c, rq, &b);
+		job.recs = b.recs;
+		job.n = b.len;
+		job.received = hx_u32(b.received);
+		job.failed = hx_u32(b.received - b.len);
+		hx_ingest_log_records(c, &b);
+		if ((st == HX_OK || st == HX_INVALID_ARGUMENT) && hx_ingest_accept(c, rq, &b))
+			hx_ingest_run(c, &job);
+	}
+	if (c->code != HX_OK)
+		hx_ingest_failed_counts(c, &job);
+	c->ingest.dry_run = rq->dry_run;
+	hx_ingest_audit(c, &job);
+	c->ingest.duration_us = hx_now_us() - c->started_us;
+	snprintf(c->detail, sizeof(c->detail),
+	    "source=%s received=%" PRIu32 " inserted=%" PRIu32 " updated=%" PRIu32
+	    " unchanged=%" PRIu32 " failed=%" PRIu32 " dry_run=%s%s", job.source,
+	    c->ingest.received, c->ingest.inserted, c->ingest.updated, c->ingest.unchanged,
+	    c->ingest.failed, rq->dry_run ? "true" : "false",
+	    c->ingest.replayed ? " replayed=true" : "");
+	hx_batch_free(&b);
+}
