@@ -1,0 +1,634 @@
+/*
+ * cli.c - heliox-ingest, the command-line client of the Heliox ingest service.
+ *
+ *   heliox-ingest [global options] COMMAND [command options]
+ *
+ * This file parses the command line, opens a client, makes the one call and
+ * maps the answer to an exit status; cli_print.c formats the output. Options
+ * may come before or after the command word: global ones anywhere, a
+ * command's own only after its word (so "--dry-run" never means something
+ * to a command that was not named yet).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cli.h"
+
+/* A day: longer is surely a typo, and it keeps nng's int32 ms safe. */
+#define CLI_MAX_TIMEOUT_MS 86400000u
+
+/* ---- help --------------------------------------------------------------- */
+
+static const char usage_global[] =
+    "usage: " CLI_NAME " [options] COMMAND [command options]\n"
+    "\n"
+    "Talks to a heliox-ingestd server over nng (tcp://, ipc://, tls+tcp://).\n"
+    "\n"
+    "commands:\n"
+    "  ingest --mock | ingest FILE   load a cost export (FILE \"-\" = stdin)\n"
+    "  health                        is the server serving, is its database up\n"
+    "  summary                       cost totals, optionally grouped\n"
+    "\n"
+    "options:\n"
+    "  --url URL              server to dial; repeat for several\n"
+    "                         (default $HELIOX_URL or " HX_CLIENT_DEFAULT_URL ")\n"
+    "  --api-key KEY          API key (default $ADMIN_API_KEY)\n"
+    "  --timeout MS           give up after MS milliseconds (default 30000)\n"
+    "  --json                 print one JSON object instead of text\n"
+    "  --tls-ca FILE          CA bundle to verify a tls+tcp:// server\n"
+    "  --tls-server-name NAME name the server certificate must carry\n"
+    "  --request-id ID        request id (default: a fresh UUID); reusing the\n"
+    "                         id of a successful ingest replays its result\n"
+    "  -h, --help             this help; COMMAND --help for a command's\n"
+    "  -V, --version          print the version\n"
+    "\n"
+    "exit status: 0 OK, 1 other error, 2 usage error, 3 invalid argument,\n"
+    "4 unauthenticated / permission denied, 5 unavailable / no answer.\n";
+
+static const char usage_ingest[] =
+    "usage: " CLI_NAME " [options] ingest --mock | FILE [--dry-run] [--skip-invalid]\n"
+    "\n"
+    "Loads a cost export into the database. Re-ingesting the same data is\n"
+    "safe: unchanged rows are counted, not written.\n"
+    "\n"
+    "  --mock           ingest the server's bundled mock export\n"
+    "  FILE             a cost export JSON document; \"-\" reads stdin\n"
+    "  --dry-run        validate and count, write nothing\n"
+    "  --skip-invalid   write the valid records, report the invalid ones\n"
+    "                   (default: all or nothing)\n";
+
+static const char usage_health[] =
+    "usage: " CLI_NAME " [options] health\n"
+    "\n"
+    "Asks whether the server is serving and its database reachable.\n";
+
+static const char usage_summary[] =
+    "usage: " CLI_NAME " [options] summary [--from D] [--to D] [--provider P]\n"
+    "                     [--gpu-type G] [--group-by G]\n"
+    "\n"
+    "Counts and totals the stored costs: records, total, avg, min, max.\n"
+    "\n"
+    "  --from D, --to D   dates YYYY-MM-DD, inclusive\n"
+    "  --provider P       only this provider\n"
+    "  --gpu-type G       only this GPU type\n"
+    "  --group-by G       none, provider, gpu_type, date or provider_gpu_type\n";
+
+static void
+print_help(cli_cmd cmd)
+{
+	switch (cmd) {
+	case CLI_CMD_INGEST:
+		fputs(usage_ingest, stdout);
+		break;
+	case CLI_CMD_HEALTH:
+		fputs(usage_health, stdout);
+		break;
+	case CLI_CMD_SUMMARY:
+		fputs(usage_summary, stdout);
+		break;
+	default:
+		fputs(usage_global, stdout);
+		break;
+	}
+}
+
+static int
+usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(CLI_NAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry '" CLI_NAME " --help' for more information.\n", stderr);
+	return (CLI_EXIT_USAGE);
+}
+
+/* ---- option table ------------------------------------------------------- */
+
+typedef enum opt_id {
+	OPT_URL,
+	OPT_API_KEY,
+	OPT_TIMEOUT,
+	OPT_JSON,
+	OPT_TLS_CA,
+	OPT_TLS_NAME,
+	OPT_REQUEST_ID,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_MOCK,
+	OPT_DRY_RUN,
+	OPT_SKIP_INVALID,
+	OPT_FROM,
+	OPT_TO,
+	OPT_PROVIDER,
+	OPT_GPU_TYPE,
+	OPT_GROUP_BY,
+} opt_id;
+
+typedef struct opt_spec {
+	const char *name;
+	cli_cmd     cmd; /* CLI_CMD_NONE: a global option */
+	bool        has_arg;
+	opt_id      id;
+} opt_spec;
+
+static const opt_spec opts[] = {
+	{ "--url", CLI_CMD_NONE, true, OPT_URL },
+	{ "--api-key", CLI_CMD_NONE, true, OPT_API_KEY },
+	{ "--timeout", CLI_CMD_NONE, true, OPT_TIMEOUT },
+	{ "--json", CLI_CMD_NONE, false, OPT_JSON },
+	{ "--tls-ca", CLI_CMD_NONE, true, OPT_TLS_CA },
+	{ "--tls-server-name", CLI_CMD_NONE, true, OPT_TLS_NAME },
+	{ "--request-id", CLI_CMD_NONE, true, OPT_REQUEST_ID },
+	{ "--help", CLI_CMD_NONE, false, OPT_HELP },
+	{ "-h", CLI_CMD_NONE, false, OPT_HELP },
+	{ "--version", CLI_CMD_NONE, false, OPT_VERSION },
+	{ "-V", CLI_CMD_NONE, false, OPT_VERSION },
+	{ "--mock", CLI_CMD_INGEST, false, OPT_MOCK },
+	{ "--dry-run", CLI_CMD_INGEST, false, OPT_DRY_RUN },
+	{ "--skip-invalid", CLI_CMD_INGEST, false, OPT_SKIP_INVALID },
+	{ "--from", CLI_CMD_SUMMARY, true, OPT_FROM },
+	{ "--to", CLI_CMD_SUMMARY, true, OPT_TO },
+	{ "--provider", CLI_CMD_SUMMARY, true, OPT_PROVIDER },
+	{ "--gpu-type", CLI_CMD_SUMMARY, true, OPT_GPU_TYPE },
+	{ "--group-by", CLI_CMD_SUMMARY, true, OPT_GROUP_BY },
+};
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+const char *
+cli_cmd_name(cli_cmd cmd)
+{
+	switch (cmd) {
+	case CLI_CMD_INGEST:
+		return ("ingest");
+	case CLI_CMD_HEALTH:
+		return ("health");
+	case CLI_CMD_SUMMARY:
+		return ("summary");
+	default:
+		return ("");
+	}
+}
+
+static cli_cmd
+parse_cmd(const char *word)
+{
+	if (strcmp(word, "ingest") == 0) {
+		return (CLI_CMD_INGEST);
+	}
+	if (strcmp(word, "health") == 0) {
+		return (CLI_CMD_HEALTH);
+	}
+	if (strcmp(word, "summary") == 0) {
+		return (CLI_CMD_SUMMARY);
+	}
+	return (CLI_CMD_NONE);
+}
+
+/* Finds "--name" or the name part of "--name=value". */
+static const opt_spec *
+find_opt(const char *arg)
+{
+	size_t n = strcspn(arg, "=");
+	size_t i;
+
+	for (i = 0; i < N_OPTS; i++) {
+		if (strlen(opts[i].name) == n && strncmp(opts[i].name, arg, n) == 0) {
+			return (&opts[i]);
+		}
+	}
+	return (NULL);
+}
+
+/* ---- applying options --------------------------------------------------- */
+
+static int
+parse_timeout(const char *s, uint32_t *out)
+{
+	unsigned long v;
+	char         *end;
+
+	if (*s < '0' || *s > '9') {
+		return (-1);
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > CLI_MAX_TIMEOUT_MS) {
+		return (-1);
+	}
+	*out = (uint32_t) v;
+	return (0);
+}
+
+static int
+apply_global(cli_args *a, opt_id id, const char *val)
+{
+	switch (id) {
+	case OPT_URL:
+		if (a->n_urls == CLI_MAX_URLS) {
+			return (usage_error("at most %d --url options", CLI_MAX_URLS));
+		}
+		a->urls[a->n_urls++] = val;
+		return (0);
+	case OPT_API_KEY:
+		a->api_key = val;
+		return (0);
+	case OPT_TIMEOUT:
+		if (parse_timeout(val, &a->timeout_ms) != 0) {
+			return (usage_error("--timeout: '%s' is not a number of milliseconds "
+			                    "from 1 to %u", val, CLI_MAX_TIMEOUT_MS));
+		}
+		return (0);
+	case OPT_TLS_CA:
+		a->tls_ca = val;
+		return (0);
+	case OPT_TLS_NAME:
+		a->tls_server_name = val;
+		return (0);
+	case OPT_REQUEST_ID:
+		a->request_id = val;
+		return (0);
+	default:
+		return (0);
+	}
+}
+
+static int
+apply_opt(cli_args *a, opt_id id, const char *val)
+{
+	switch (id) {
+	case OPT_JSON:
+		a->json = true;
+		return (0);
+	case OPT_HELP:
+		a->help = true;
+		return (0);
+	case OPT_VERSION:
+		a->version = true;
+		return (0);
+	case OPT_MOCK:
+		a->mock = true;
+		return (0);
+	case OPT_DRY_RUN:
+		a->dry_run = true;
+		return (0);
+	case OPT_SKIP_INVALID:
+		a->skip_invalid = true;
+		return (0);
+	case OPT_FROM:
+		a->query.from_date = val;
+		return (0);
+	case OPT_TO:
+		a->query.to_date = val;
+		return (0);
+	case OPT_PROVIDER:
+		a->query.provider = val;
+		return (0);
+	case OPT_GPU_TYPE:
+		a->query.gpu_type = val;
+		return (0);
+	case OPT_GROUP_BY:
+		if (hx_group_by_parse(val, &a->query.group_by) != 0) {
+			return (usage_error("--group-by: '%s' is not one of none, provider, "
+			                    "gpu_type, date, provider_gpu_type", val));
+		}
+		return (0);
+	default:
+		return (apply_global(a, id, val));
+	}
+}
+
+/* ---- the command line --------------------------------------------------- */
+
+/*
+ * Handles the option at argv[*i] (advancing *i past its value). Unknown
+ * options are named without any "=value" part: a mistyped --api-key=SECRET
+ * must not print the secret.
+ */
+static int
+parse_option(cli_args *a, int argc, char **argv, int *i)
+{
+	const char     *arg = argv[*i];
+	const char     *eq = strchr(arg, '=');
+	const opt_spec *o = find_opt(arg);
+	int             n = (int) (eq != NULL ? (size_t) (eq - arg) : strlen(arg));
+
+	if (o == NULL || (o->cmd != CLI_CMD_NONE && o->cmd != a->cmd)) {
+		if (o != NULL && a->cmd == CLI_CMD_NONE) {
+			return (usage_error("%s belongs after the command word '%s'", o->name,
+			                    cli_cmd_name(o->cmd)));
+		}
+		return (usage_error("unknown option '%.*s'%s%s", n, arg,
+		                    a->cmd != CLI_CMD_NONE ? " for " : "", cli_cmd_name(a->cmd)));
+	}
+	if (!o->has_arg) {
+		if (eq != NULL) {
+			return (usage_error("%s takes no value", o->name));
+		}
+		return (apply_opt(a, o->id, NULL));
+	}
+	if (eq != NULL) {
+		return (apply_opt(a, o->id, eq + 1));
+	}
+	if (*i + 1 >= argc) {
+		return (usage_error("%s needs a value", o->name));
+	}
+	*i += 1;
+	return (apply_opt(a, o->id, argv[*i]));
+}
+
+static int
+parse_word(cli_args *a, const char *word)
+{
+	if (a->cmd == CLI_CMD_NONE) {
+		if ((a->cmd = parse_cmd(word)) == CLI_CMD_NONE) {
+			return (usage_error("unknown command '%s'", word));
+		}
+		return (0);
+	}
+	if (a->cmd == CLI_CMD_INGEST && a->file == NULL) {
+		a->file = word;
+		return (0);
+	}
+	return (usage_error("unexpected argument '%s'", word));
+}
+
+static int
+parse_args(cli_args *a, int argc, char **argv)
+{
+	bool only_words = false;
+	int  i, rv;
+
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (!only_words && strcmp(arg, "--") == 0) {
+			only_words = true;
+			continue;
+		}
+		/* "-" alone is a file name: stdin. */
+		if (!only_words && arg[0] == '-' && arg[1] != '\0') {
+			rv = parse_option(a, argc, argv, &i);
+		} else {
+			rv = parse_word(a, arg);
+		}
+		if (rv != 0) {
+			return (rv);
+		}
+	}
+	return (0);
+}
+
+/* What the options say must hold together; checked after all are read. */
+static int
+check_args(const cli_args *a)
+{
+	if (a->cmd == CLI_CMD_NONE) {
+		return (usage_error("no command given (ingest, health or summary)"));
+	}
+	if (a->cmd == CLI_CMD_INGEST && a->mock == (a->file != NULL)) {
+		return (usage_error(a->mock ? "ingest: give --mock or FILE, not both"
+		                            : "ingest: give --mock or FILE"));
+	}
+	if (a->api_key == NULL || *a->api_key == '\0') {
+		return (usage_error("no API key: pass --api-key or set ADMIN_API_KEY"));
+	}
+	return (0);
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+/*
+ * The server reads ADMIN_API_KEY as a comma-separated list (key rotation);
+ * in the same environment the client sends the first key of it.
+ */
+static const char *
+env_api_key(char *buf, size_t bufsz)
+{
+	const char *env = getenv("ADMIN_API_KEY");
+	size_t      n;
+
+	if (env == NULL) {
+		return (NULL);
+	}
+	n = strcspn(env, ",");
+	if (env[n] == '\0') {
+		return (env);
+	}
+	if (n >= bufsz) {
+		return (NULL);
+	}
+	memcpy(buf, env, n);
+	buf[n] = '\0';
+	return (buf);
+}
+
+static void
+apply_env(cli_args *a, char *keybuf, size_t keybufsz)
+{
+	const char *url = getenv("HELIOX_URL");
+
+	if (a->api_key == NULL) {
+		a->api_key = env_api_key(keybuf, keybufsz);
+	}
+	if (a->n_urls == 0) {
+		a->urls[a->n_urls++] = (url != NULL && *url != '\0') ? url : HX_CLIENT_DEFAULT_URL;
+	}
+}
+
+/*
+ * A request id chosen here rather than by the server: nng resends a request
+ * whose connection dropped, and only an id fixed before the first send lets
+ * the server recognise the resend of an ingest and replay its result.
+ */
+static void
+make_request_id(char out[37])
+{
+	unsigned char b[16];
+	size_t        i, o = 0;
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t) sizeof(b)) {
+		out[0] = '\0'; /* the server generates one */
+		return;
+	}
+	b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40); /* UUID version 4 */
+	b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	for (i = 0; i < sizeof(b); i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			out[o++] = '-';
+		}
+		o += (size_t) snprintf(out + o, 3, "%02x", b[i]);
+	}
+	out[o] = '\0';
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+/* Reads a whole file ("-" = stdin) into memory; on failure returns -1 with
+ * errno set. */
+static int
+read_all(const char *path, char **buf, size_t *len)
+{
+	FILE  *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	size_t cap = 0, n;
+	char  *p = NULL, *np;
+	int    err = 0;
+
+	if (f == NULL) {
+		return (-1);
+	}
+	*len = 0;
+	do {
+		if (*len == cap) {
+			cap = cap != 0 ? cap * 2 : 65536;
+			if ((np = realloc(p, cap)) == NULL) {
+				err = ENOMEM;
+				break;
+			}
+			p = np;
+		}
+		n = fread(p + *len, 1, cap - *len, f);
+		*len += n;
+	} while (n > 0);
+	if (err == 0 && ferror(f)) {
+		err = errno != 0 ? errno : EIO;
+	}
+	if (f != stdin) {
+		fclose(f);
+	}
+	if (err != 0) {
+		free(p);
+		errno = err;
+		return (-1);
+	}
+	*buf = p;
+	return (0);
+}
+
+/* ---- running the command ------------------------------------------------ */
+
+static int
+exit_status(hx_status st)
+{
+	switch (st) {
+	case HX_OK:
+		return (CLI_EXIT_OK);
+	case HX_INVALID_ARGUMENT:
+		return (CLI_EXIT_INVALID);
+	case HX_UNAUTHENTICATED:
+	case HX_PERMISSION_DENIED:
+		return (CLI_EXIT_AUTH);
+	case HX_UNAVAILABLE:
+	case HX_DEADLINE_EXCEEDED:
+		return (CLI_EXIT_UNAVAILABLE);
+	default:
+		return (CLI_EXIT_OTHER);
+	}
+}
+
+static int
+run_ingest(const cli_args *a, hx_client *c, const hx_call_opts *call, hx_reply *r)
+{
+	hx_ingest_opts o = { .call = *call, .dry_run = a->dry_run, .skip_invalid = a->skip_invalid };
+	char          *buf = NULL;
+	size_t         len = 0;
+
+	if (a->mock) {
+		hx_client_ingest_mock(c, &o, r);
+		return (0);
+	}
+	/* Read before anything is sent: an unreadable file is the caller's
+	 * mistake, not the server's. */
+	if (read_all(a->file, &buf, &len) != 0) {
+		fprintf(stderr, CLI_NAME ": cannot read %s: %s\n",
+		        strcmp(a->file, "-") == 0 ? "stdin" : a->file, strerror(errno));
+		return (CLI_EXIT_USAGE);
+	}
+	hx_client_ingest_json(c, buf, len, &o, r);
+	free(buf);
+	return (0);
+}
+
+static int
+run(const cli_args *a, hx_client *c, hx_reply *r)
+{
+	hx_call_opts call = { .request_id = a->request_id, .timeout_ms = a->timeout_ms };
+	char         rid[37];
+
+	if (call.request_id == NULL) {
+		make_request_id(rid);
+		call.request_id = rid;
+	}
+	switch (a->cmd) {
+	case CLI_CMD_INGEST:
+		return (run_ingest(a, c, &call, r));
+	case CLI_CMD_HEALTH:
+		hx_client_health(c, &call, r);
+		return (0);
+	default:
+		hx_client_summary(c, &a->query, &call, r);
+		return (0);
+	}
+}
+
+static int
+open_client(const cli_args *a, hx_client **c)
+{
+	hx_client_opts o = {
+		.api_key = a->api_key,
+		.timeout_ms = a->timeout_ms,
+		.tls_ca_file = a->tls_ca,
+		.tls_server_name = a->tls_server_name,
+	};
+	char      err[512];
+	hx_status st;
+
+	if ((st = hx_client_open(c, a->urls, a->n_urls, &o, err, sizeof(err))) != HX_OK) {
+		fprintf(stderr, CLI_NAME ": %s\n", err);
+		return (st == HX_INVALID_ARGUMENT ? CLI_EXIT_USAGE : CLI_EXIT_OTHER);
+	}
+	return (0);
+}
+
+int
+main(int argc, char **argv)
+{
+	cli_args   a = { .timeout_ms = HX_CLIENT_DEFAULT_TIMEOUT_MS };
+	hx_client *c = NULL;
+	hx_reply   r = { 0 };
+	char       keybuf[1024];
+	int        rv;
+
+	if ((rv = parse_args(&a, argc, argv)) != 0) {
+		return (rv);
+	}
+	if (a.help || a.version) {
+		if (a.help) {
+			print_help(a.cmd);
+		} else {
+			printf(CLI_NAME " %s\n", HX_VERSION);
+		}
+		return (CLI_EXIT_OK);
+	}
+	apply_env(&a, keybuf, sizeof(keybuf));
+	if ((rv = check_args(&a)) != 0 || (rv = open_client(&a, &c)) != 0) {
+		return (rv);
+	}
+	if ((rv = run(&a, c, &r)) == 0) {
+		cli_print_reply(&a, &r);
+		rv = exit_status(r.code);
+	}
+	hx_reply_free(&r);
+	hx_client_close(c);
+	return (rv);
+}

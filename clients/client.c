@@ -1,0 +1,784 @@
+/*
+ * client.c - the Heliox ingest client library (see include/heliox/client.h).
+ *
+ * One req0 socket per client, one dialer per URL. Every call opens its own
+ * nng context and aio, so calls from several threads never share state: the
+ * client itself is read-only after hx_client_open().
+ *
+ * A call is: build an RpcRequest, pack it straight into an nng message, send
+ * it on a fresh context, wait for the reply within the call's timeout, unpack
+ * the RpcResponse and copy everything into an hx_reply the caller owns. The
+ * protobuf-c structures never escape this file.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "heliox/client.h"
+#include "heliox/ingest/v1/ingest.pb-c.h"
+
+#define HX_CLIENT_DEFAULT_MAX_REPLY ((size_t) 64 * 1024 * 1024)
+
+/*
+ * nng's REQ resends a request that has no answer after its resend time. The
+ * server may legitimately take the whole timeout, so the resend time is the
+ * timeout plus a margin: a slow ingest is never sent twice by the timer.
+ */
+#define HX_RESEND_MARGIN_MS 1000
+
+/* nng_duration is an int32 of milliseconds; keep room for the margin. */
+#define HX_CLIENT_MAX_TIMEOUT_MS ((uint32_t) INT32_MAX - HX_RESEND_MARGIN_MS)
+
+/*
+ * An UNAVAILABLE answer means the server could not reach its database and
+ * wrote nothing; it reconnects by itself, so a short retry often succeeds.
+ * Retries are few and bounded by the call's deadline so that a database that
+ * is really down is reported promptly, not after the whole timeout.
+ */
+#define HX_CALL_ATTEMPTS    3
+#define HX_RETRY_BACKOFF_MS 100
+
+typedef Heliox__Ingest__V1__RpcRequest  rpc_request;
+typedef Heliox__Ingest__V1__RpcResponse rpc_response;
+
+/* Read-only after hx_client_open(): that is what makes calls thread-safe.
+ * The dialers belong to the socket and close with it. */
+struct hx_client {
+	nng_socket sock;
+	char      *api_key;
+	uint32_t   timeout_ms;
+};
+
+/*
+ * Replies promise non-NULL message and request_id. When even a tiny strdup
+ * fails they point here instead, and hx_reply_free() knows not to free it.
+ */
+static char hx_empty[1];
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void
+set_err(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errsz == 0) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+}
+
+static char *
+dup_or_empty(const char *s)
+{
+	char *d;
+
+	if (s == NULL || *s == '\0') {
+		return (hx_empty);
+	}
+	if ((d = strdup(s)) == NULL) {
+		return (NULL);
+	}
+	return (d);
+}
+
+static void
+free_text(char *s)
+{
+	if (s != hx_empty) {
+		free(s);
+	}
+}
+
+/* Copies src into a fixed field, truncating: the reply's arrays are fixed
+ * size by design (header), and a cut description is better than none. */
+static void
+copy_field(char *dst, size_t dstsz, const char *src)
+{
+	snprintf(dst, dstsz, "%s", src != NULL ? src : "");
+}
+
+/* NULL means "not given" in our API; the generated structs want "". */
+static char *
+wire_str(const char *s)
+{
+	return ((char *) (uintptr_t) (s != NULL ? s : ""));
+}
+
+static hx_status
+nng_to_status(int rv)
+{
+	switch (rv) {
+	case NNG_ENOMEM:
+		return (HX_RESOURCE_EXHAUSTED);
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+	case NNG_EINVAL:
+	case NNG_ENOENT:
+	case NNG_EPERM:
+	case NNG_ECRYPTO:
+		return (HX_INVALID_ARGUMENT);
+	case NNG_ETIMEDOUT:
+		return (HX_DEADLINE_EXCEEDED);
+	default:
+		return (HX_UNAVAILABLE);
+	}
+}
+
+static uint32_t
+effective_timeout(const hx_client *c, uint32_t ms)
+{
+	if (ms == 0) {
+		ms = c->timeout_ms;
+	}
+	return (ms > HX_CLIENT_MAX_TIMEOUT_MS ? HX_CLIENT_MAX_TIMEOUT_MS : ms);
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+/*
+ * Builds the TLS configuration for one tls+tcp:// dialer. With a CA file the
+ * server's certificate must verify and name the server (the caller's name,
+ * else the URL's host); without one the link is encrypted but the peer is
+ * not verified, as the header documents (nng's client default would refuse
+ * every server instead).
+ */
+static int
+tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *err, size_t errsz)
+{
+	const char *name = o->tls_server_name;
+	nng_url    *u = NULL;
+	int         rv;
+
+	if (name == NULL && nng_url_parse(&u, url) == 0) {
+		name = u->u_hostname;
+	}
+	if (o->tls_ca_file == NULL) {
+		rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE);
+	} else if ((rv = nng_tls_config_ca_file(cfg, o->tls_ca_file)) != 0) {
+		set_err(err, errsz, "%s: %s", o->tls_ca_file, nng_strerror(rv));
+		goto out;
+	} else {
+		rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+	}
+	if (rv == 0 && name != NULL && *name != '\0') {
+		rv = nng_tls_config_server_name(cfg, name);
+	}
+	if (rv != 0) {
+		set_err(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
+	}
+out:
+	if (u != NULL) {
+		nng_url_free(u);
+	}
+	return (rv);
+}
+
+static int
+dialer_tls(nng_dialer d, const char *url, const hx_client_opts *o, char *err, size_t errsz)
+{
+	nng_tls_config *cfg;
+	int             rv;
+
+	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0) {
+		set_err(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
+		return (rv);
+	}
+	if ((rv = tls_setup(cfg, url, o, err, errsz)) == 0 &&
+	    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
+		set_err(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
+	}
+	nng_tls_config_free(cfg); /* the dialer holds its own reference */
+	return (rv);
+}
+
+static int
+add_dialer(hx_client *c, const char *url, const hx_client_opts *o, size_t maxsz, char *err,
+           size_t errsz)
+{
+	nng_dialer d;
+	int        rv;
+
+	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0) {
+		set_err(err, errsz, "%s: %s", url,
+		        rv == NNG_ENOTSUP ? "not a supported URL (tcp://, ipc://, tls+tcp://)"
+		                          : nng_strerror(rv));
+		return (rv);
+	}
+	if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, maxsz)) != 0) {
+		set_err(err, errsz, "%s: %s", url, nng_strerror(rv));
+		return (rv);
+	}
+	if (strncmp(url, "tls+", 4) == 0 && (rv = dialer_tls(d, url, o, err, errsz)) != 0) {
+		return (rv);
+	}
+	/* Non-blocking: a server that is not up yet is dialed in the background,
+	 * and requests wait for it (until their own timeout). */
+	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+		set_err(err, errsz, "%s: %s", url, nng_strerror(rv));
+	}
+	return (rv);
+}
+
+static int
+open_socket(hx_client *c, size_t maxsz, char *err, size_t errsz)
+{
+	int rv;
+
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		set_err(err, errsz, "cannot open req0 socket: %s", nng_strerror(rv));
+		return (rv);
+	}
+	if ((rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, maxsz)) != 0) {
+		set_err(err, errsz, "cannot set the reply size limit: %s", nng_strerror(rv));
+	}
+	return (rv);
+}
+
+hx_status
+hx_client_open(hx_client **out, const char *const *urls, size_t n_urls, const hx_client_opts *opts,
+               char *err, size_t errsz)
+{
+	hx_client *c;
+	size_t     maxsz, i;
+	int        rv = 0;
+
+	if (out == NULL || urls == NULL || n_urls == 0 || opts == NULL || opts->api_key == NULL) {
+		set_err(err, errsz, "hx_client_open: urls, opts and opts->api_key are required");
+		return (HX_INVALID_ARGUMENT);
+	}
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->api_key = strdup(opts->api_key)) == NULL) {
+		set_err(err, errsz, "out of memory");
+		hx_client_close(c);
+		return (HX_RESOURCE_EXHAUSTED);
+	}
+	c->timeout_ms = opts->timeout_ms != 0 ? opts->timeout_ms : HX_CLIENT_DEFAULT_TIMEOUT_MS;
+	maxsz = opts->max_reply_bytes != 0 ? opts->max_reply_bytes : HX_CLIENT_DEFAULT_MAX_REPLY;
+	rv = open_socket(c, maxsz, err, errsz);
+	for (i = 0; rv == 0 && i < n_urls; i++) {
+		rv = add_dialer(c, urls[i], opts, maxsz, err, errsz);
+	}
+	if (rv != 0) {
+		hx_client_close(c);
+		return (nng_to_status(rv));
+	}
+	*out = c;
+	return (HX_OK);
+}
+
+void
+hx_client_close(hx_client *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	/* Closing the socket closes its dialers and aborts calls in flight. */
+	if (nng_socket_id(c->sock) > 0) {
+		nng_close(c->sock);
+	}
+	if (c->api_key != NULL) {
+		/* Do not leave the key lying in freed memory; explicit_bzero is
+		 * not optimised away as a dead store the way memset may be. */
+		explicit_bzero(c->api_key, strlen(c->api_key));
+		free(c->api_key);
+	}
+	free(c);
+}
+
+/* ---- one round trip ----------------------------------------------------- */
+
+static void
+ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
+{
+	nng_time deadline = nng_clock() + timeout_ms;
+	nng_time now;
+
+	nng_aio_set_timeout(aio, (nng_duration) timeout_ms);
+	nng_aio_set_msg(aio, req);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio)); /* a failed send leaves it to us */
+		return;
+	}
+	/* The deadline covers send and receive together. */
+	if ((now = nng_clock()) >= deadline) {
+		return;
+	}
+	nng_aio_set_timeout(aio, (nng_duration) (deadline - now));
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) == 0) {
+		*rep = nng_aio_get_msg(aio);
+	}
+}
+
+/*
+ * Sends `req` (always consumed) and waits for the reply within timeout_ms.
+ * Returns 0 with *rep set, or an nng error (NNG_ETIMEDOUT for no answer).
+ */
+static int
+roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
+{
+	nng_ctx  ctx;
+	nng_aio *aio;
+	int      rv;
+
+	*rep = NULL;
+	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
+		nng_msg_free(req);
+		return (rv);
+	}
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		nng_msg_free(req);
+		nng_ctx_close(ctx);
+		return (rv);
+	}
+	rv = nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME,
+	                    (nng_duration) (timeout_ms + HX_RESEND_MARGIN_MS));
+	if (rv != 0) {
+		nng_msg_free(req);
+	} else {
+		ctx_exchange(ctx, aio, req, timeout_ms, rep);
+		rv = *rep != NULL ? 0 : nng_aio_result(aio);
+		/* Out of time between send and receive: no answer in time. */
+		if (*rep == NULL && rv == 0) {
+			rv = NNG_ETIMEDOUT;
+		}
+	}
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return (rv);
+}
+
+hx_status
+hx_client_call_raw(hx_client *c, const void *req, size_t len, uint32_t timeout_ms, void **resp,
+                   size_t *resp_len)
+{
+	nng_msg *msg, *rep;
+	int      rv;
+
+	if (c == NULL || (req == NULL && len > 0) || resp == NULL || resp_len == NULL) {
+		return (HX_INVALID_ARGUMENT);
+	}
+	*resp = NULL;
+	*resp_len = 0;
+	if ((rv = nng_msg_alloc(&msg, len)) != 0) {
+		return (HX_RESOURCE_EXHAUSTED);
+	}
+	if (len > 0) {
+		memcpy(nng_msg_body(msg), req, len);
+	}
+	if ((rv = roundtrip(c, msg, effective_timeout(c, timeout_ms), &rep)) != 0) {
+		return (nng_to_status(rv));
+	}
+	/* malloc(0) may return NULL; always hand back a freeable buffer. */
+	*resp_len = nng_msg_len(rep);
+	if ((*resp = malloc(*resp_len + 1)) == NULL) {
+		*resp_len = 0;
+		nng_msg_free(rep);
+		return (HX_RESOURCE_EXHAUSTED);
+	}
+	memcpy(*resp, nng_msg_body(rep), *resp_len);
+	nng_msg_free(rep);
+	return (HX_OK);
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+void
+hx_reply_free(hx_reply *r)
+{
+	if (r == NULL) {
+		return;
+	}
+	free_text(r->message);
+	free_text(r->request_id);
+	free(r->violations);
+	free(r->rows);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Fills a reply that carries no server answer. */
+static hx_status
+reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static hx_status
+reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
+{
+	char    buf[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	hx_reply_free(out);
+	out->code = code;
+	if ((out->message = dup_or_empty(buf)) == NULL) {
+		out->message = hx_empty;
+	}
+	out->request_id = hx_empty;
+	return (code);
+}
+
+/* Names the request we sent in a reply made here: a local reply has no
+ * server's echo, and the caller still wants to look the request up later. */
+static hx_status
+reply_set_id(hx_reply *out, const char *request_id)
+{
+	free_text(out->request_id);
+	if ((out->request_id = dup_or_empty(request_id)) == NULL) {
+		out->request_id = hx_empty;
+	}
+	return (out->code);
+}
+
+/*
+ * No answer. The reply still names the request_id that was sent, so the
+ * caller can look the request up (or retry it as a replay) later.
+ */
+static hx_status
+reply_no_answer(hx_reply *out, int rv, uint32_t timeout_ms, const char *request_id)
+{
+	if (rv == NNG_ETIMEDOUT) {
+		reply_local(out, HX_DEADLINE_EXCEEDED, "no answer from the server within %u ms",
+		            (unsigned) timeout_ms);
+	} else if (rv == NNG_ENOMEM) {
+		reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory");
+	} else {
+		reply_local(out, HX_UNAVAILABLE, "%s", nng_strerror(rv));
+	}
+	return (reply_set_id(out, request_id));
+}
+
+static int
+copy_status(hx_reply *out, const Heliox__Ingest__V1__Status *st)
+{
+	size_t i;
+
+	/* proto3: an absent status is the default one, code OK. */
+	out->code = st != NULL ? (hx_status) st->code : HX_OK;
+	if ((out->message = dup_or_empty(st != NULL ? st->message : NULL)) == NULL) {
+		return (-1);
+	}
+	if (st == NULL || st->n_violations == 0) {
+		return (0);
+	}
+	if ((out->violations = calloc(st->n_violations, sizeof(hx_violation))) == NULL) {
+		return (-1);
+	}
+	out->n_violations = st->n_violations;
+	for (i = 0; i < st->n_violations; i++) {
+		copy_field(out->violations[i].field, HX_FIELD_MAX, st->violations[i]->field);
+		copy_field(out->violations[i].description, HX_DESC_MAX,
+		           st->violations[i]->description);
+	}
+	return (0);
+}
+
+static void
+copy_ingest(hx_ingest_result *d, const Heliox__Ingest__V1__IngestResult *s)
+{
+	d->received = s->received;
+	d->inserted = s->inserted;
+	d->updated = s->updated;
+	d->unchanged = s->unchanged;
+	d->failed = s->failed;
+	d->duration_us = s->duration_us;
+	d->replayed = s->replayed != 0;
+	d->dry_run = s->dry_run != 0;
+}
+
+static void
+copy_health(hx_health_result *d, const Heliox__Ingest__V1__HealthResult *s)
+{
+	d->serving = s->serving != 0;
+	d->database_ok = s->database_ok != 0;
+	copy_field(d->version, sizeof(d->version), s->version);
+	d->uptime_s = s->uptime_s;
+}
+
+static int
+copy_rows(hx_reply *out, const Heliox__Ingest__V1__SummaryResult *s)
+{
+	hx_summary_row *r;
+	size_t          i;
+
+	if (s->n_rows == 0) {
+		return (0);
+	}
+	if ((out->rows = calloc(s->n_rows, sizeof(hx_summary_row))) == NULL) {
+		return (-1);
+	}
+	out->n_rows = s->n_rows;
+	for (i = 0; i < s->n_rows; i++) {
+		const Heliox__Ingest__V1__SummaryRow *w = s->rows[i];
+
+		r = &out->rows[i];
+		copy_field(r->date, sizeof(r->date), w->date);
+		copy_field(r->provider, sizeof(r->provider), w->provider);
+		copy_field(r->gpu_type, sizeof(r->gpu_type), w->gpu_type);
+		r->records = w->records;
+		copy_field(r->total_usd, sizeof(r->total_usd), w->total_usd);
+		copy_field(r->avg_usd, sizeof(r->avg_usd), w->avg_usd);
+		copy_field(r->min_usd, sizeof(r->min_usd), w->min_usd);
+		copy_field(r->max_usd, sizeof(r->max_usd), w->max_usd);
+	}
+	return (0);
+}
+
+static int
+copy_result(hx_reply *out, const rpc_response *rsp)
+{
+	switch (rsp->result_case) {
+	case HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST:
+		out->kind = HX_RESULT_INGEST;
+		copy_ingest(&out->ingest, rsp->ingest);
+		return (0);
+	case HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_HEALTH:
+		out->kind = HX_RESULT_HEALTH;
+		copy_health(&out->health, rsp->health);
+		return (0);
+	case HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_SUMMARY:
+		out->kind = HX_RESULT_SUMMARY;
+		return (copy_rows(out, rsp->summary));
+	default:
+		out->kind = HX_RESULT_NONE;
+		return (0);
+	}
+}
+
+/* Unpacks the reply bytes into `out`. */
+static hx_status
+decode_reply(nng_msg *rep, const char *request_id, hx_reply *out)
+{
+	rpc_response *rsp;
+	int           rv;
+
+	rsp = heliox__ingest__v1__rpc_response__unpack(NULL, nng_msg_len(rep), nng_msg_body(rep));
+	if (rsp == NULL) {
+		reply_local(out, HX_INTERNAL, "undecodable reply");
+		return (reply_set_id(out, request_id));
+	}
+	hx_reply_free(out);
+	rv = copy_status(out, rsp->status);
+	if (rv == 0 && (out->request_id = dup_or_empty(rsp->request_id)) == NULL) {
+		rv = -1;
+	}
+	if (rv == 0) {
+		rv = copy_result(out, rsp);
+	}
+	heliox__ingest__v1__rpc_response__free_unpacked(rsp, NULL);
+	if (rv != 0) {
+		return (reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory"));
+	}
+	return (out->code);
+}
+
+/* ---- typed calls -------------------------------------------------------- */
+
+/*
+ * Sends the packed request, retrying an UNAVAILABLE answer a few times with
+ * back-off while the deadline allows. The same bytes (and so the same
+ * request_id) go out every time, so the server's replay makes a retried
+ * ingest safe even if the first attempt did commit.
+ */
+static hx_status
+call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
+            const char *request_id, hx_reply *out)
+{
+	nng_time     deadline = nng_clock() + timeout_ms;
+	nng_duration backoff = HX_RETRY_BACKOFF_MS;
+	nng_msg     *msg, *rep;
+	nng_time     now;
+	int          attempt, rv;
+
+	for (attempt = 1;; attempt++) {
+		if ((now = nng_clock()) >= deadline) {
+			return (reply_no_answer(out, NNG_ETIMEDOUT, timeout_ms, request_id));
+		}
+		if ((rv = nng_msg_alloc(&msg, len)) != 0) {
+			return (reply_no_answer(out, rv, timeout_ms, request_id));
+		}
+		memcpy(nng_msg_body(msg), buf, len);
+		if ((rv = roundtrip(c, msg, (uint32_t) (deadline - now), &rep)) != 0) {
+			return (reply_no_answer(out, rv, timeout_ms, request_id));
+		}
+		decode_reply(rep, request_id, out);
+		nng_msg_free(rep);
+		if (out->code != HX_UNAVAILABLE || attempt == HX_CALL_ATTEMPTS ||
+		    nng_clock() + (nng_time) backoff >= deadline) {
+			return (out->code);
+		}
+		nng_msleep(backoff);
+		backoff *= 2;
+	}
+}
+
+/* Fills the fields every request carries and sends it. */
+static hx_status
+call(hx_client *c, rpc_request *req, const hx_call_opts *o, hx_reply *out)
+{
+	uint32_t timeout_ms = effective_timeout(c, o != NULL ? o->timeout_ms : 0);
+	uint8_t *buf;
+	size_t   len;
+	hx_status st;
+
+	req->api_key = c->api_key;
+	req->request_id = wire_str(o != NULL ? o->request_id : NULL);
+	req->timeout_ms = timeout_ms; /* the server derives its own deadline */
+	len = heliox__ingest__v1__rpc_request__get_packed_size(req);
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL) {
+		return (reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory"));
+	}
+	heliox__ingest__v1__rpc_request__pack(req, buf);
+	st = call_packed(c, buf, len, timeout_ms, req->request_id, out);
+	free(buf);
+	return (st);
+}
+
+/* Every typed call starts from a clean reply, so that `out` is always fully
+ * defined on return whatever happened. */
+static bool
+begin(hx_client *c, hx_reply *out)
+{
+	if (out == NULL) {
+		return (false);
+	}
+	memset(out, 0, sizeof(*out));
+	if (c == NULL) {
+		reply_local(out, HX_INVALID_ARGUMENT, "no client");
+		return (false);
+	}
+	return (true);
+}
+
+static hx_status
+call_ingest(hx_client *c, Heliox__Ingest__V1__IngestRequest *ing, const hx_ingest_opts *o,
+            hx_reply *out)
+{
+	rpc_request req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
+
+	ing->dry_run = o != NULL && o->dry_run;
+	ing->skip_invalid = o != NULL && o->skip_invalid;
+	req.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST;
+	req.ingest = ing;
+	return (call(c, &req, o != NULL ? &o->call : NULL, out));
+}
+
+hx_status
+hx_client_ingest_mock(hx_client *c, const hx_ingest_opts *o, hx_reply *out)
+{
+	Heliox__Ingest__V1__IngestRequest ing = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
+
+	if (!begin(c, out)) {
+		return (out != NULL ? out->code : HX_INVALID_ARGUMENT);
+	}
+	ing.source_case = HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK;
+	ing.mock = 1;
+	return (call_ingest(c, &ing, o, out));
+}
+
+hx_status
+hx_client_ingest_json(hx_client *c, const void *json, size_t len, const hx_ingest_opts *o,
+                      hx_reply *out)
+{
+	Heliox__Ingest__V1__IngestRequest ing = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
+
+	if (!begin(c, out)) {
+		return (out != NULL ? out->code : HX_INVALID_ARGUMENT);
+	}
+	if (json == NULL && len > 0) {
+		return (reply_local(out, HX_INVALID_ARGUMENT, "no export document"));
+	}
+	ing.source_case = HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON;
+	ing.export_json.len = len;
+	ing.export_json.data = (uint8_t *) (uintptr_t) json;
+	return (call_ingest(c, &ing, o, out));
+}
+
+hx_status
+hx_client_ingest_records(hx_client *c, const hx_cost_record *recs, size_t n,
+                         const hx_ingest_opts *o, hx_reply *out)
+{
+	Heliox__Ingest__V1__IngestRequest ing = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
+	Heliox__Ingest__V1__RecordBatch   batch = HELIOX__INGEST__V1__RECORD_BATCH__INIT;
+	Heliox__Ingest__V1__CostRecord   *wire = NULL, **ptrs = NULL;
+	hx_status                         st;
+	size_t                            i;
+
+	if (!begin(c, out)) {
+		return (out != NULL ? out->code : HX_INVALID_ARGUMENT);
+	}
+	if (recs == NULL && n > 0) {
+		return (reply_local(out, HX_INVALID_ARGUMENT, "no records"));
+	}
+	if (n > 0 && ((wire = calloc(n, sizeof(*wire))) == NULL ||
+	              (ptrs = calloc(n, sizeof(*ptrs))) == NULL)) {
+		free(wire);
+		return (reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory"));
+	}
+	for (i = 0; i < n; i++) {
+		heliox__ingest__v1__cost_record__init(&wire[i]);
+		wire[i].date = wire_str(recs[i].date);
+		wire[i].provider = wire_str(recs[i].provider);
+		wire[i].gpu_type = wire_str(recs[i].gpu_type);
+		wire[i].cost_usd = wire_str(recs[i].cost_usd);
+		ptrs[i] = &wire[i];
+	}
+	batch.n_records = n;
+	batch.records = ptrs;
+	ing.source_case = HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS;
+	ing.records = &batch;
+	st = call_ingest(c, &ing, o, out);
+	free(ptrs);
+	free(wire);
+	return (st);
+}
+
+hx_status
+hx_client_health(hx_client *c, const hx_call_opts *o, hx_reply *out)
+{
+	rpc_request                       req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
+	Heliox__Ingest__V1__HealthRequest h = HELIOX__INGEST__V1__HEALTH_REQUEST__INIT;
+
+	if (!begin(c, out)) {
+		return (out != NULL ? out->code : HX_INVALID_ARGUMENT);
+	}
+	req.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_HEALTH;
+	req.health = &h;
+	return (call(c, &req, o, out));
+}
+
+hx_status
+hx_client_summary(hx_client *c, const hx_summary_query *q, const hx_call_opts *o, hx_reply *out)
+{
+	rpc_request                        req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
+	Heliox__Ingest__V1__SummaryRequest s = HELIOX__INGEST__V1__SUMMARY_REQUEST__INIT;
+
+	if (!begin(c, out)) {
+		return (out != NULL ? out->code : HX_INVALID_ARGUMENT);
+	}
+	if (q != NULL) {
+		s.from_date = wire_str(q->from_date);
+		s.to_date = wire_str(q->to_date);
+		s.provider = wire_str(q->provider);
+		s.gpu_type = wire_str(q->gpu_type);
+		s.group_by = (Heliox__Ingest__V1__GroupBy) q->group_by;
+	}
+	req.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_SUMMARY;
+	req.summary = &s;
+	return (call(c, &req, o, out));
+}
