@@ -1,0 +1,1171 @@
+/*
+ * store.c - everything Heliox keeps in PostgreSQL (contract in store.h).
+ *
+ * One hx_store wraps one libpq connection. Its statements are prepared once
+ * per connection, right after connecting. Every call that finds the
+ * connection missing or broken reconnects first; a call that loses it
+ * answers HX_UNAVAILABLE and the next one reconnects.
+ *
+ * An ingest is one transaction and a fixed number of round trips whatever the
+ * batch size: the records travel as four bound array parameters and one
+ * set-based upsert writes them all and returns the counts.
+ */
+#include "store.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "heliox/money.h"
+
+#define APP_NAME "heliox-ingestd"
+
+/* Serialises migrations of all servers sharing a database: 0x48656c696f780001,
+ * "Heliox" then 0x0001. Ingest locks live in the same bigint space but are
+ * hashes of request ids; a collision would only make one wait for the other. */
+#define MIGRATE_LOCK_KEY "5216694943476088833"
+
+struct hx_store {
+	char   *conninfo; /* NULL = libpq's environment */
+	PGconn *conn;     /* NULL while disconnected */
+};
+
+/* ---- error text ----------------------------------------------------------- */
+
+static void set_err(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* err goes to one log line: libpq's multi-line messages are flattened. */
+static void
+set_err(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+	size_t  i, len;
+
+	if (err == NULL || errsz == 0) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	for (i = 0; err[i] != '\0'; i++) {
+		if (err[i] == '\n' || err[i] == '\r' || err[i] == '\t') {
+			err[i] = ' ';
+		}
+	}
+	len = i;
+	while (len > 0 && err[len - 1] == ' ') {
+		err[--len] = '\0';
+	}
+}
+
+/* ---- statements ------------------------------------------------------------ */
+
+enum stmt {
+	ST_TIMEOUT,
+	ST_LOCK,
+	ST_LOOKUP,
+	ST_DRYRUN,
+	ST_UPSERT,
+	ST_RUN,
+	ST_SUM_NONE, /* ST_SUM_NONE + hx_group_by, in the enum's order */
+	ST_SUM_PROVIDER,
+	ST_SUM_GPU_TYPE,
+	ST_SUM_DATE,
+	ST_SUM_PROVIDER_GPU_TYPE,
+	ST_COUNT
+};
+_Static_assert(ST_SUM_PROVIDER_GPU_TYPE - ST_SUM_NONE == (int) HX_GROUP_PROVIDER_GPU_TYPE,
+               "summary statements follow hx_group_by");
+
+/* The batch as rows. ORDER BY makes every request take its row locks in the
+ * same order, so two overlapping batches cannot deadlock each other. The
+ * typmod makes a dry run compare costs exactly as the upsert would store
+ * them. */
+#define INPUT_CTE                                                                      \
+	"WITH input AS (SELECT * FROM unnest($1::date[], $2::text[], $3::text[], "     \
+	"$4::numeric(18,6)[]) AS t(date, provider, gpu_type, cost_usd) ORDER BY 1, 2, 3)"
+
+/* Shared by the five summaries. A filter is NULL when absent; the texts are
+ * fixed, so user input never reaches SQL text. */
+#define SUM_COLS                                                                       \
+	"count(*), sum(s.cost_usd), round(avg(s.cost_usd), 2), min(s.cost_usd), "      \
+	"max(s.cost_usd) FROM cost_snapshots s "                                       \
+	"WHERE ($1::date IS NULL OR s.date >= $1::date) "                              \
+	"AND ($2::date IS NULL OR s.date <= $2::date) "                                \
+	"AND ($3::text IS NULL OR s.provider = $3::text) "                             \
+	"AND ($4::text IS NULL OR s.gpu_type = $4::text)"
+
+static const struct {
+	const char *name;
+	const char *sql;
+} stmts[ST_COUNT] = {
+	[ST_TIMEOUT] = {"hx_timeout", "SELECT set_config('statement_timeout', $1, true)"},
+	/* A second copy of a request (an nng resend, a client retry) waits here
+	 * for the first to finish, then finds its result and replays it. */
+	[ST_LOCK] = {"hx_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"},
+	/* The predicate matches ingestion_runs_idempotency, the partial index. */
+	[ST_LOOKUP] = {"hx_lookup",
+	               "SELECT fingerprint IS NOT DISTINCT FROM $2::bytea, received, inserted, "
+	               "updated, unchanged, failed FROM ingestion_runs "
+	               "WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed"},
+	[ST_DRYRUN] = {"hx_dryrun",
+	               INPUT_CTE " SELECT count(*) FILTER (WHERE c.id IS NULL), "
+	                         "count(*) FILTER (WHERE c.id IS NOT NULL "
+	                         "AND c.cost_usd IS DISTINCT FROM i.cost_usd) "
+	                         "FROM input i LEFT JOIN cost_snapshots c ON c.date = i.date "
+	                         "AND c.provider = i.provider AND c.gpu_type = i.gpu_type"},
+	/* Rows whose cost is unchanged fail the DO UPDATE's WHERE: not rewritten
+	 * and not returned. Of those returned, xmax = 0 marks a fresh insert. */
+	[ST_UPSERT] = {"hx_upsert",
+	               INPUT_CTE ", up AS (INSERT INTO cost_snapshots AS c "
+	                         "(date, provider, gpu_type, cost_usd) "
+	                         "SELECT date, provider, gpu_type, cost_usd FROM input "
+	                         "ON CONFLICT (date, provider, gpu_type) DO UPDATE "
+	                         "SET cost_usd = EXCLUDED.cost_usd, updated_at = now() "
+	                         "WHERE c.cost_usd IS DISTINCT FROM EXCLUDED.cost_usd "
+	                         "RETURNING (c.xmax = 0) AS ins) "
+	                         "SELECT count(*) FILTER (WHERE ins), "
+	                         "count(*) FILTER (WHERE NOT ins) FROM up"},
+	[ST_RUN] = {"hx_run",
+	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
+	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
+	            "duration_us) VALUES ($1, $2, $3::bytea, $4::bool, $5::bool, $6::int, $7, "
+	            "$8::int, $9::int, $10::int, $11::int, $12::int, $13::bigint)"},
+	/* Without GROUP BY an aggregate returns its one row even over no rows. */
+	[ST_SUM_NONE] = {"hx_sum_none", "SELECT '', '', '', " SUM_COLS},
+	[ST_SUM_PROVIDER] = {"hx_sum_provider",
+	                     "SELECT '', s.provider, '', " SUM_COLS
+	                     " GROUP BY s.provider ORDER BY s.provider"},
+	[ST_SUM_GPU_TYPE] = {"hx_sum_gpu_type",
+	                     "SELECT '', '', s.gpu_type, " SUM_COLS
+	                     " GROUP BY s.gpu_type ORDER BY s.gpu_type"},
+	/* to_char, not ::text: the latter follows the server's DateStyle. */
+	[ST_SUM_DATE] = {"hx_sum_date",
+	                 "SELECT to_char(s.date, 'YYYY-MM-DD'), '', '', " SUM_COLS
+	                 " GROUP BY s.date ORDER BY s.date"},
+	[ST_SUM_PROVIDER_GPU_TYPE] = {"hx_sum_provider_gpu_type",
+	                              "SELECT '', s.provider, s.gpu_type, " SUM_COLS
+	                              " GROUP BY s.provider, s.gpu_type "
+	                              "ORDER BY s.provider, s.gpu_type"},
+};
+
+/* ---- connection ------------------------------------------------------------ */
+
+/* Our notices come from fixed SQL ("already exists, skipping"); libpq would
+ * print them on stderr, outside the log format. */
+static void
+ignore_notice(void *arg, const char *message)
+{
+	(void) arg;
+	(void) message;
+}
+
+/*
+ * Our settings come first and the caller's conninfo last (as dbname with
+ * expand_dbname), so the caller's own values win. Returns NULL only when out
+ * of memory; otherwise check PQstatus().
+ */
+static PGconn *
+pg_connect(const char *conninfo)
+{
+	const char *keys[5], *vals[5];
+	int         i = 0;
+	PGconn     *conn;
+
+	keys[i] = "connect_timeout", vals[i++] = "5";
+	keys[i] = "application_name", vals[i++] = APP_NAME;
+	keys[i] = "client_encoding", vals[i++] = "UTF8"; /* names are UTF-8 */
+	if (conninfo != NULL && conninfo[0] != '\0') {
+		keys[i] = "dbname", vals[i++] = conninfo;
+	}
+	keys[i] = NULL, vals[i] = NULL;
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (conn != NULL) {
+		PQsetNoticeProcessor(conn, ignore_notice, NULL);
+	}
+	return conn;
+}
+
+static void
+store_drop(hx_store *s)
+{
+	PQfinish(s->conn); /* NULL-safe */
+	s->conn = NULL;
+}
+
+static hx_status
+classify(const char *state, bool conn_bad)
+{
+	if (conn_bad) {
+		return HX_UNAVAILABLE;
+	}
+	if (state == NULL || strlen(state) != 5) {
+		return HX_INTERNAL;
+	}
+	/* 08: connection exceptions; 57P0x: shutdown, crash, starting up;
+	 * 25006: a read-only standby, as right after a failover. */
+	if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+	    strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
+	    strcmp(state, "25006") == 0) {
+		return HX_UNAVAILABLE;
+	}
+	if (strcmp(state, "57014") == 0) { /* query_canceled: statement_timeout */
+		return HX_DEADLINE_EXCEEDED;
+	}
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
+		return HX_ABORTED; /* serialization failure, deadlock: retryable */
+	}
+	return HX_INTERNAL;
+}
+
+/*
+ * Turns a failed result (or a missing one) into a status, puts the server's
+ * words in err, clears r, and forgets a connection that is gone so the next
+ * call reconnects.
+ */
+static hx_status
+pg_fail(hx_store *s, PGresult *r, const char *what, char *err, size_t errsz)
+{
+	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	bool        bad = s->conn == NULL || PQstatus(s->conn) == CONNECTION_BAD;
+	hx_status   st = classify(state, bad);
+
+	if (msg == NULL && r != NULL && PQresultStatus(r) != PGRES_FATAL_ERROR) {
+		msg = PQresStatus(PQresultStatus(r)); /* e.g. an unexpected COPY */
+	}
+	if (msg == NULL) {
+		msg = s->conn != NULL ? PQerrorMessage(s->conn) : "not connected";
+	}
+	set_err(err, errsz, "%s: %s%s%s", what, state != NULL ? state : "",
+	        state != NULL ? " " : "", msg);
+	PQclear(r);
+	if (st == HX_UNAVAILABLE) {
+		store_drop(s);
+	}
+	return st;
+}
+
+/* Takes ownership of r: returns it when it succeeded, else NULL and *st. */
+static PGresult *
+pg_check(hx_store *s, PGresult *r, const char *what, hx_status *st, char *err,
+         size_t errsz)
+{
+	ExecStatusType rs = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
+		*st = HX_OK;
+		return r;
+	}
+	*st = pg_fail(s, r, what, err, errsz);
+	return NULL;
+}
+
+/* Runs a prepared statement; text parameters unless fmts says otherwise. */
+static PGresult *
+pg_prepared(hx_store *s, enum stmt id, int nparams, const char *const *vals,
+            const int *lens, const int *fmts, hx_status *st, char *err, size_t errsz)
+{
+	if (s->conn == NULL) {
+		*st = pg_fail(s, NULL, stmts[id].name, err, errsz);
+		return NULL;
+	}
+	return pg_check(s, PQexecPrepared(s->conn, stmts[id].name, nparams, vals, lens, fmts, 0),
+	                stmts[id].name, st, err, errsz);
+}
+
+/* Runs fixed SQL text with text parameters (extended protocol throughout). */
+static PGresult *
+pg_sql(hx_store *s, const char *sql, int nparams, const char *const *vals, const char *what,
+       hx_status *st, char *err, size_t errsz)
+{
+	if (s->conn == NULL) {
+		*st = pg_fail(s, NULL, what, err, errsz);
+		return NULL;
+	}
+	return pg_check(s, PQexecParams(s->conn, sql, nparams, NULL, vals, NULL, NULL, 0), what,
+	                st, err, errsz);
+}
+
+static hx_status
+pg_cmd(hx_store *s, const char *sql, const char *what, char *err, size_t errsz)
+{
+	hx_status st;
+
+	PQclear(pg_sql(s, sql, 0, NULL, what, &st, err, errsz));
+	return st;
+}
+
+/* Ends a failed transaction, if the connection still lives; one that cannot
+ * even roll back is dropped, so the next call starts clean. */
+static void
+tx_rollback(hx_store *s)
+{
+	PGresult *r;
+
+	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
+		store_drop(s);
+		return;
+	}
+	if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
+		return;
+	}
+	r = PQexecParams(s->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
+	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		store_drop(s);
+	}
+	PQclear(r);
+}
+
+/* Connects without preparing anything (migrations run before the tables
+ * the statements name exist). */
+static hx_status
+store_connect_bare(hx_store *s, char *err, size_t errsz)
+{
+	s->conn = pg_connect(s->conninfo);
+	if (s->conn == NULL) {
+		set_err(err, errsz, "connect: out of memory");
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		set_err(err, errsz, "connect: %s", PQerrorMessage(s->conn));
+		store_drop(s);
+		return HX_UNAVAILABLE;
+	}
+	return HX_OK;
+}
+
+static hx_status
+store_connect(hx_store *s, char *err, size_t errsz)
+{
+	hx_status st = store_connect_bare(s, err, errsz);
+	int       i;
+
+	for (i = 0; i < ST_COUNT && st == HX_OK; i++) {
+		PQclear(pg_check(s, PQprepare(s->conn, stmts[i].name, stmts[i].sql, 0, NULL),
+		                 stmts[i].name, &st, err, errsz));
+	}
+	if (st != HX_OK) {
+		store_drop(s); /* half-prepared is useless: try again next call */
+	}
+	return st;
+}
+
+/* Makes sure there is a usable connection, outside any transaction. *fresh
+ * tells whether it was made just now. */
+static hx_status
+store_ensure(hx_store *s, bool *fresh, char *err, size_t errsz)
+{
+	*fresh = false;
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
+		tx_rollback(s); /* never inherit a transaction an earlier call left open */
+	} else {
+		store_drop(s);
+	}
+	if (s->conn != NULL) {
+		return HX_OK;
+	}
+	*fresh = true;
+	return store_connect(s, err, errsz);
+}
+
+/*
+ * Runs the first statement of a call, which must have no effect of its own
+ * (BEGIN, SELECT 1). A connection the server dropped while we were idle
+ * (restart, terminated backend, failover) is only found out here; since
+ * nothing has run yet, reconnecting and trying once more is safe and spares
+ * the caller an UNAVAILABLE.
+ */
+static hx_status
+exec_first(hx_store *s, const char *sql, const char *what, char *err, size_t errsz)
+{
+	bool      fresh;
+	hx_status st;
+	int       attempt;
+
+	for (attempt = 0;; attempt++) {
+		st = store_ensure(s, &fresh, err, errsz);
+		if (st != HX_OK) {
+			return st;
+		}
+		st = pg_cmd(s, sql, what, err, errsz);
+		if (st != HX_UNAVAILABLE || fresh || attempt > 0) {
+			return st;
+		}
+	}
+}
+
+/*
+ * BEGIN, then statement_timeout for this transaction only (0 leaves the
+ * server's). READ COMMITTED is explicit: the request-id check after the
+ * advisory lock must see what the request we waited for committed, which a
+ * snapshot taken before the wait (REPEATABLE READ as a database default)
+ * would not.
+ */
+static hx_status
+tx_begin(hx_store *s, bool read_only, uint32_t timeout_ms, char *err, size_t errsz)
+{
+	char        ms[16];
+	const char *vals[1] = {ms};
+	hx_status   st;
+
+	st = exec_first(s,
+	                read_only ? "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
+	                          : "BEGIN ISOLATION LEVEL READ COMMITTED",
+	                "begin", err, errsz);
+	if (st != HX_OK || timeout_ms == 0) {
+		return st;
+	}
+	snprintf(ms, sizeof(ms), "%" PRIu32, timeout_ms);
+	PQclear(pg_prepared(s, ST_TIMEOUT, 1, vals, NULL, NULL, &st, err, errsz));
+	return st;
+}
+
+hx_status
+hx_store_open(hx_store **out, const char *conninfo)
+{
+	hx_store *s;
+	bool      fresh;
+
+	if (out == NULL) {
+		return HX_INVALID_ARGUMENT;
+	}
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	if (conninfo != NULL && conninfo[0] != '\0') {
+		s->conninfo = strdup(conninfo);
+		if (s->conninfo == NULL) {
+			free(s);
+			return HX_RESOURCE_EXHAUSTED;
+		}
+	}
+	/* A database that is down now is the next call's business. */
+	(void) store_ensure(s, &fresh, NULL, 0);
+	*out = s;
+	return HX_OK;
+}
+
+void
+hx_store_close(hx_store *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	store_drop(s);
+	free(s->conninfo);
+	free(s);
+}
+
+hx_status
+hx_store_ping(hx_store *s)
+{
+	if (s == NULL) {
+		return HX_UNAVAILABLE;
+	}
+	return exec_first(s, "SELECT 1", "ping", NULL, 0) == HX_OK ? HX_OK : HX_UNAVAILABLE;
+}
+
+/* ---- result cells -------------------------------------------------------- */
+
+static bool
+cell_u64(const PGresult *r, int row, int col, uint64_t *out)
+{
+	const char        *v = PQgetvalue(r, row, col);
+	char              *end;
+	unsigned long long x;
+
+	if (PQgetisnull(r, row, col) || v[0] < '0' || v[0] > '9') {
+		return false;
+	}
+	x = strtoull(v, &end, 10);
+	*out = x;
+	return *end == '\0';
+}
+
+static bool
+cell_u32(const PGresult *r, int row, int col, uint32_t *out)
+{
+	uint64_t x;
+
+	if (!cell_u64(r, row, col, &x) || x > UINT32_MAX) {
+		return false;
+	}
+	*out = (uint32_t) x;
+	return true;
+}
+
+/* Copies a text cell (NULL as ""); false when it does not fit. */
+static bool
+cell_text(const PGresult *r, int row, int col, char *dst, size_t dstsz)
+{
+	int len = PQgetlength(r, row, col);
+
+	if ((size_t) len >= dstsz) {
+		return false;
+	}
+	memcpy(dst, PQgetvalue(r, row, col), (size_t) len);
+	dst[len] = '\0';
+	return true;
+}
+
+/* A numeric cell as money text ("51185.190000" -> "51185.19"); NULL as
+ * if_null. */
+static bool
+cell_money(const PGresult *r, int row, int col, const char *if_null, char *dst)
+{
+	if (PQgetisnull(r, row, col)) {
+		snprintf(dst, HX_MONEY_TEXT_MAX, "%s", if_null);
+		return true;
+	}
+	return hx_money_normalize_text(PQgetvalue(r, row, col), dst, HX_MONEY_TEXT_MAX) == 0;
+}
+
+/* ---- the batch as array parameters -------------------------------------- */
+
+typedef struct sbuf {
+	char  *p;
+	size_t len, cap;
+	bool   oom;
+} sbuf;
+
+static void
+sb_put(sbuf *b, const char *s, size_t n)
+{
+	size_t cap;
+	char  *p;
+
+	if (b->oom) {
+		return;
+	}
+	if (b->len + n + 1 > b->cap) {
+		for (cap = b->cap ? b->cap : 256; cap < b->len + n + 1; cap *= 2) {
+		}
+		p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/*
+ * Appends one array element. Every element is double-quoted, with " and \
+ * escaped, so names holding commas, braces, quotes, spaces or the word NULL
+ * arrive exactly as written.
+ */
+static void
+sb_elem(sbuf *b, const char *s)
+{
+	const char *run = s;
+
+	sb_put(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\') {
+			sb_put(b, run, (size_t) (s - run));
+			sb_put(b, "\\", 1);
+			run = s;
+		}
+	}
+	sb_put(b, run, (size_t) (s - run));
+	sb_put(b, "\"", 1);
+}
+
+enum { ARR_DATE, ARR_PROVIDER, ARR_GPU_TYPE, ARR_COST, ARR_N };
+
+typedef struct rec_arrays {
+	sbuf a[ARR_N];
+} rec_arrays;
+
+static void
+arrays_free(rec_arrays *ra)
+{
+	int i;
+
+	for (i = 0; i < ARR_N; i++) {
+		free(ra->a[i].p);
+	}
+}
+
+static hx_status
+arrays_build(rec_arrays *ra, const hx_record *recs, size_t n)
+{
+	char   cost[HX_MONEY_TEXT_MAX];
+	size_t i;
+	int    k;
+
+	memset(ra, 0, sizeof(*ra));
+	for (k = 0; k < ARR_N; k++) {
+		sb_put(&ra->a[k], "{", 1);
+	}
+	for (i = 0; i < n; i++) {
+		hx_money_format(recs[i].cost, cost);
+		sb_elem(&ra->a[ARR_DATE], recs[i].date);
+		sb_elem(&ra->a[ARR_PROVIDER], recs[i].provider);
+		sb_elem(&ra->a[ARR_GPU_TYPE], recs[i].gpu_type);
+		sb_elem(&ra->a[ARR_COST], cost);
+	}
+	for (k = 0; k < ARR_N; k++) {
+		sb_put(&ra->a[k], "}", 1);
+		if (ra->a[k].oom) {
+			arrays_free(ra);
+			return HX_RESOURCE_EXHAUSTED;
+		}
+	}
+	return HX_OK;
+}
+
+/* ---- ingest ---------------------------------------------------------------- */
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* An all-zero fingerprint means none was computed: stored as NULL. */
+static bool
+fingerprint_set(const hx_ingest_job *job)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(job->fingerprint); i++) {
+		if (job->fingerprint[i] != 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static hx_status
+write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest_counts *c,
+          char *err, size_t errsz)
+{
+	char        num[6][24], dur[24];
+	const char *vals[13];
+	int         lens[13] = {0}, fmts[13] = {0};
+	uint64_t    now = mono_us();
+	hx_status   st;
+
+	snprintf(num[0], sizeof(num[0]), "%d", (int) code);
+	snprintf(num[1], sizeof(num[1]), "%" PRIu32, c->received);
+	snprintf(num[2], sizeof(num[2]), "%" PRIu32, c->inserted);
+	snprintf(num[3], sizeof(num[3]), "%" PRIu32, c->updated);
+	snprintf(num[4], sizeof(num[4]), "%" PRIu32, c->unchanged);
+	snprintf(num[5], sizeof(num[5]), "%" PRIu32, c->failed);
+	snprintf(dur, sizeof(dur), "%" PRIu64, now > job->started_us ? now - job->started_us : 0);
+	vals[0] = job->request_id != NULL ? job->request_id : "";
+	vals[1] = job->source != NULL ? job->source : "";
+	vals[2] = fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
+	lens[2] = (int) sizeof(job->fingerprint);
+	fmts[2] = 1; /* binary: the raw 32 bytes */
+	vals[3] = job->dry_run ? "t" : "f";
+	vals[4] = c->replayed ? "t" : "f";
+	vals[5] = num[0];
+	vals[6] = hx_status_name(code);
+	vals[7] = num[1];
+	vals[8] = num[2];
+	vals[9] = num[3];
+	vals[10] = num[4];
+	vals[11] = num[5];
+	vals[12] = dur;
+	PQclear(pg_prepared(s, ST_RUN, 13, vals, lens, fmts, &st, err, errsz));
+	return st;
+}
+
+/*
+ * The earlier successful run with this request_id, if any: *found is 0 for
+ * none, 1 for the same request (its counts in *out), -1 for another request.
+ */
+static hx_status
+lookup_earlier(hx_store *s, const hx_ingest_job *job, int *found, hx_ingest_counts *out,
+               char *err, size_t errsz)
+{
+	const char *vals[2] = {job->request_id,
+	                       fingerprint_set(job) ? (const char *) job->fingerprint : NULL};
+	int         lens[2] = {0, (int) sizeof(job->fingerprint)};
+	int         fmts[2] = {0, 1};
+	hx_status   st;
+	PGresult   *r;
+
+	*found = 0;
+	PQclear(pg_prepared(s, ST_LOCK, 1, vals, NULL, NULL, &st, err, errsz));
+	if (st != HX_OK) {
+		return st;
+	}
+	/* A statement of its own, after the lock: its snapshot must be taken
+	 * after the wait to see what the request we waited for committed. */
+	r = pg_prepared(s, ST_LOOKUP, 2, vals, lens, fmts, &st, err, errsz);
+	if (r == NULL || PQntuples(r) == 0) {
+		PQclear(r);
+		return st;
+	}
+	*found = strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? 1 : -1;
+	if (!cell_u32(r, 0, 1, &out->received) || !cell_u32(r, 0, 2, &out->inserted) ||
+	    !cell_u32(r, 0, 3, &out->updated) || !cell_u32(r, 0, 4, &out->unchanged) ||
+	    !cell_u32(r, 0, 5, &out->failed)) {
+		set_err(err, errsz, "lookup: malformed ingestion_runs row");
+		st = HX_INTERNAL;
+	}
+	out->replayed = true;
+	PQclear(r);
+	return st;
+}
+
+/* Runs the dry-run count or the upsert; both answer (would-be) inserted and
+ * updated in one row. */
+static hx_status
+write_batch(hx_store *s, const hx_ingest_job *job, const rec_arrays *ra, hx_ingest_counts *out,
+            char *err, size_t errsz)
+{
+	const char *vals[ARR_N];
+	hx_status   st;
+	PGresult   *r;
+	int         k;
+
+	for (k = 0; k < ARR_N; k++) {
+		vals[k] = ra->a[k].p;
+	}
+	r = pg_prepared(s, job->dry_run ? ST_DRYRUN : ST_UPSERT, ARR_N, vals, NULL, NULL, &st, err,
+	                errsz);
+	if (r == NULL) {
+		return st;
+	}
+	if (PQntuples(r) != 1 || !cell_u32(r, 0, 0, &out->inserted) ||
+	    !cell_u32(r, 0, 1, &out->updated) || (uint64_t) out->inserted + out->updated > job->n) {
+		set_err(err, errsz, "write: unexpected counts");
+		st = HX_INTERNAL;
+	} else {
+		out->unchanged = (uint32_t) job->n - out->inserted - out->updated;
+	}
+	PQclear(r);
+	return st;
+}
+
+/* One attempt at the whole transaction; on failure the caller rolls back. */
+static hx_status
+ingest_tx(hx_store *s, const hx_ingest_job *job, const rec_arrays *ra, hx_ingest_counts *out,
+          char *err, size_t errsz)
+{
+	hx_status st;
+	int       found;
+
+	memset(out, 0, sizeof(*out));
+	st = tx_begin(s, false, job->timeout_ms, err, errsz);
+	if (st == HX_OK) {
+		st = lookup_earlier(s, job, &found, out, err, errsz);
+	}
+	if (st != HX_OK) {
+		return st;
+	}
+	if (found < 0) {
+		set_err(err, errsz, "request_id %s was used by another request", job->request_id);
+		return HX_INVALID_ARGUMENT;
+	}
+	if (found == 0) {
+		out->received = job->received;
+		out->failed = job->failed;
+		st = write_batch(s, job, ra, out, err, errsz);
+	}
+	if (st == HX_OK) {
+		st = write_run(s, job, HX_OK, out, err, errsz);
+	}
+	if (st == HX_OK) {
+		st = pg_cmd(s, "COMMIT", "commit", err, errsz);
+	}
+	return st;
+}
+
+static hx_status
+job_check(const hx_ingest_job *job, char *err, size_t errsz)
+{
+	if (job->request_id == NULL || job->request_id[0] == '\0' || job->source == NULL ||
+	    (job->n > 0 && job->recs == NULL)) {
+		set_err(err, errsz, "ingest: incomplete job");
+		return HX_INVALID_ARGUMENT;
+	}
+	/* The contract's invariant inserted+updated+unchanged+failed == received
+	 * only holds if the caller's counts add up. */
+	if (job->n > UINT32_MAX || (uint64_t) job->n + job->failed != job->received) {
+		set_err(err, errsz, "ingest: received %" PRIu32 " != %zu valid + %" PRIu32 " failed",
+		        job->received, job->n, job->failed);
+		return HX_INTERNAL;
+	}
+	return HX_OK;
+}
+
+hx_status
+hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
+                size_t errsz)
+{
+	rec_arrays ra;
+	hx_status  st;
+	int        attempt;
+
+	if (s == NULL || job == NULL || out == NULL) {
+		set_err(err, errsz, "ingest: missing argument");
+		return HX_INVALID_ARGUMENT;
+	}
+	memset(out, 0, sizeof(*out));
+	st = job_check(job, err, errsz);
+	if (st != HX_OK) {
+		return st;
+	}
+	st = arrays_build(&ra, job->recs, job->n);
+	if (st != HX_OK) {
+		set_err(err, errsz, "ingest: out of memory");
+		return st;
+	}
+	/* A deadlock or serialization failure is the database asking for the
+	 * whole transaction again: once, then ABORTED. */
+	for (attempt = 0; attempt < 2; attempt++) {
+		st = ingest_tx(s, job, &ra, out, err, errsz);
+		if (st == HX_OK) {
+			break;
+		}
+		tx_rollback(s);
+		if (st != HX_ABORTED) {
+			break;
+		}
+	}
+	if (st != HX_OK) {
+		memset(out, 0, sizeof(*out));
+	}
+	arrays_free(&ra);
+	return st;
+}
+
+hx_status
+hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code, char *err,
+                       size_t errsz)
+{
+	hx_ingest_counts c = {0};
+	hx_status        st;
+	bool             fresh;
+
+	if (s == NULL || job == NULL || code == HX_OK) {
+		/* A code-0 row would count as a successful run for replays. */
+		set_err(err, errsz, "audit: bad arguments");
+		return HX_INVALID_ARGUMENT;
+	}
+	c.received = job->received;
+	c.failed = job->failed;
+	st = store_ensure(s, &fresh, err, errsz);
+	if (st == HX_OK) {
+		/* A single INSERT is its own transaction. */
+		st = write_run(s, job, code, &c, err, errsz);
+	}
+	return st;
+}
+
+/* ---- summary --------------------------------------------------------------- */
+
+/* Filters are compared like ingested names: trimmed, ASCII lower-cased.
+ * Returns NULL (no filter) for NULL or blank text. */
+static const char *
+norm_filter(const char *in, char *buf, size_t bufsz, bool lower)
+{
+	size_t len, i;
+
+	if (in == NULL) {
+		return NULL;
+	}
+	while (*in == ' ' || *in == '\t' || *in == '\r' || *in == '\n') {
+		in++;
+	}
+	len = strlen(in);
+	while (len > 0 && (in[len - 1] == ' ' || in[len - 1] == '\t' || in[len - 1] == '\r' ||
+	                   in[len - 1] == '\n')) {
+		len--;
+	}
+	if (len == 0) {
+		return NULL;
+	}
+	if (len >= bufsz) {
+		len = bufsz - 1; /* longer than any stored name: still matches none */
+	}
+	for (i = 0; i < len; i++) {
+		buf[i] = lower && in[i] >= 'A' && in[i] <= 'Z' ? (char) (in[i] - 'A' + 'a') : in[i];
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+static hx_status
+summary_rows(const PGresult *r, hx_summary_row **rows, size_t *n, char *err, size_t errsz)
+{
+	int             nt = PQntuples(r), i;
+	hx_summary_row *out = calloc(nt > 0 ? (size_t) nt : 1, sizeof(*out));
+
+	if (out == NULL) {
+		set_err(err, errsz, "summary: out of memory");
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	for (i = 0; i < nt; i++) {
+		hx_summary_row *row = &out[i];
+
+		if (!cell_text(r, i, 0, row->date, sizeof(row->date)) ||
+		    !cell_text(r, i, 1, row->provider, sizeof(row->provider)) ||
+		    !cell_text(r, i, 2, row->gpu_type, sizeof(row->gpu_type)) ||
+		    !cell_u64(r, i, 3, &row->records) ||
+		    !cell_money(r, i, 4, "0.00", row->total_usd) ||
+		    !cell_money(r, i, 5, "", row->avg_usd) || !cell_money(r, i, 6, "", row->min_usd) ||
+		    !cell_money(r, i, 7, "", row->max_usd)) {
+			free(out);
+			set_err(err, errsz, "summary: malformed row %d", i);
+			return HX_INTERNAL;
+		}
+	}
+	*rows = out;
+	*n = (size_t) nt;
+	return HX_OK;
+}
+
+/* A filter the database cannot read as a date is the caller's mistake. */
+static bool
+is_data_error(const PGresult *r)
+{
+	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	return state != NULL && strncmp(state, "22", 2) == 0;
+}
+
+static hx_status
+summary_query(hx_store *s, const hx_summary_query *q, hx_summary_row **rows, size_t *n,
+              char *err, size_t errsz)
+{
+	char        from[HX_DATE_LEN + 8], to[HX_DATE_LEN + 8];
+	char        prov[HX_NAME_MAX + 2], gpu[HX_NAME_MAX + 2];
+	const char *vals[4];
+	enum stmt   id = (enum stmt) (ST_SUM_NONE + (int) q->group_by);
+	PGresult   *r;
+	hx_status   st;
+
+	vals[0] = norm_filter(q->from_date, from, sizeof(from), false);
+	vals[1] = norm_filter(q->to_date, to, sizeof(to), false);
+	vals[2] = norm_filter(q->provider, prov, sizeof(prov), true);
+	vals[3] = norm_filter(q->gpu_type, gpu, sizeof(gpu), true);
+	r = PQexecPrepared(s->conn, stmts[id].name, 4, vals, NULL, NULL, 0);
+	if (r != NULL && PQresultStatus(r) == PGRES_FATAL_ERROR && is_data_error(r)) {
+		set_err(err, errsz, "summary: %s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		PQclear(r);
+		return HX_INVALID_ARGUMENT;
+	}
+	r = pg_check(s, r, stmts[id].name, &st, err, errsz);
+	if (r == NULL) {
+		return st;
+	}
+	st = summary_rows(r, rows, n, err, errsz);
+	PQclear(r);
+	return st;
+}
+
+hx_status
+hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms,
+                 hx_summary_row **rows, size_t *n, char *err, size_t errsz)
+{
+	hx_status st;
+
+	if (rows != NULL) {
+		*rows = NULL;
+	}
+	if (n != NULL) {
+		*n = 0;
+	}
+	if (s == NULL || q == NULL || rows == NULL || n == NULL ||
+	    (unsigned) q->group_by > (unsigned) HX_GROUP_PROVIDER_GPU_TYPE) {
+		set_err(err, errsz, "summary: bad arguments");
+		return HX_INVALID_ARGUMENT;
+	}
+	/* A transaction only to scope statement_timeout to this query. */
+	st = tx_begin(s, true, timeout_ms, err, errsz);
+	if (st == HX_OK) {
+		st = summary_query(s, q, rows, n, err, errsz);
+	}
+	if (st == HX_OK) {
+		st = pg_cmd(s, "COMMIT", "commit", err, errsz);
+	}
+	if (st != HX_OK) {
+		tx_rollback(s);
+		free(*rows);
+		*rows = NULL;
+		*n = 0;
+	}
+	return st;
+}
+
+/* ---- migrations ------------------------------------------------------------ */
+
+static const char *const migration_1[] = {
+	"CREATE TABLE cost_snapshots ("
+	" id bigserial PRIMARY KEY,"
+	" date date NOT NULL,"
+	" provider text NOT NULL,"
+	" gpu_type text NOT NULL,"
+	" cost_usd numeric(18,6) NOT NULL CHECK (cost_usd > 0),"
+	" created_at timestamptz NOT NULL DEFAULT now(),"
+	" updated_at timestamptz NOT NULL DEFAULT now(),"
+	" UNIQUE (date, provider, gpu_type))",
+	"CREATE INDEX cost_snapshots_date_idx ON cost_snapshots (date)",
+	"CREATE TABLE ingestion_runs ("
+	" id bigserial PRIMARY KEY,"
+	" request_id text NOT NULL,"
+	" source text NOT NULL,"
+	" fingerprint bytea,"
+	" dry_run bool NOT NULL,"
+	" replayed bool NOT NULL,"
+	" code int NOT NULL,"
+	" code_name text NOT NULL,"
+	" received int NOT NULL,"
+	" inserted int NOT NULL,"
+	" updated int NOT NULL,"
+	" unchanged int NOT NULL,"
+	" failed int NOT NULL,"
+	" duration_us bigint NOT NULL,"
+	" created_at timestamptz NOT NULL DEFAULT now())",
+	/* The idempotency key: one successful real run per request_id. */
+	"CREATE UNIQUE INDEX ingestion_runs_idempotency ON ingestion_runs (request_id)"
+	" WHERE code = 0 AND NOT dry_run AND NOT replayed",
+	"CREATE INDEX ingestion_runs_created_at_idx ON ingestion_runs (created_at)",
+	NULL,
+};
+
+static const struct migration {
+	int                version;
+	const char        *name;
+	const char *const *sql; /* one statement each, NULL-terminated */
+} migrations[] = {
+	{1, "cost_snapshots and ingestion_runs", migration_1},
+};
+
+static void
+sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {(time_t) (ms / 1000), (long) (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Connects, retrying until wait_ms have passed: the database may be starting
+ * alongside us. */
+static hx_status
+migrate_connect(hx_store *s, uint32_t wait_ms, char *err, size_t errsz)
+{
+	uint64_t deadline = mono_us() + (uint64_t) wait_ms * 1000u, now, pause_ms = 50;
+
+	for (;;) {
+		hx_status st = store_connect_bare(s, err, errsz);
+
+		if (st != HX_UNAVAILABLE) {
+			return st;
+		}
+		now = mono_us();
+		if (now >= deadline) {
+			return st;
+		}
+		if (pause_ms * 1000u > deadline - now) {
+			pause_ms = (deadline - now) / 1000u + 1;
+		}
+		sleep_ms(pause_ms);
+		pause_ms = pause_ms * 2 > 1000 ? 1000 : pause_ms * 2;
+	}
+}
+
+/* The pending migrations, in order, in the caller's transaction. */
+static hx_status
+migrate_apply(hx_store *s, char *err, size_t errsz)
+{
+	char        ver[16];
+	const char *vals[2];
+	hx_status   st;
+	PGresult   *applied;
+	size_t      m;
+	int         i, j;
+	bool        have;
+
+	applied = pg_sql(s, "SELECT version FROM schema_migrations", 0, NULL, "migrations", &st,
+	                 err, errsz);
+	for (m = 0; applied != NULL && st == HX_OK && m < sizeof(migrations) / sizeof(migrations[0]);
+	     m++) {
+		snprintf(ver, sizeof(ver), "%d", migrations[m].version);
+		for (have = false, i = 0; i < PQntuples(applied) && !have; i++) {
+			have = strcmp(PQgetvalue(applied, i, 0), ver) == 0;
+		}
+		for (j = 0; !have && st == HX_OK && migrations[m].sql[j] != NULL; j++) {
+			PQclear(pg_sql(s, migrations[m].sql[j], 0, NULL, "migration", &st, err, errsz));
+		}
+		if (!have && st == HX_OK) {
+			vals[0] = ver;
+			vals[1] = migrations[m].name;
+			PQclear(pg_sql(s,
+			               "INSERT INTO schema_migrations (version, name) "
+			               "VALUES ($1::int, $2)",
+			               2, vals, "migration", &st, err, errsz));
+		}
+	}
+	PQclear(applied);
+	return st;
+}
+
+/*
+ * All servers take the same transaction-scoped advisory lock first, so on a
+ * fresh database one creates the schema while the others wait, then find
+ * every migration recorded and do nothing.
+ */
+static hx_status
+migrate_tx(hx_store *s, char *err, size_t errsz)
+{
+	const char *key[1] = {MIGRATE_LOCK_KEY};
+	hx_status   st;
+
+	st = pg_cmd(s, "BEGIN ISOLATION LEVEL READ COMMITTED", "begin", err, errsz);
+	if (st == HX_OK) {
+		PQclear(pg_sql(s, "SELECT pg_advisory_xact_lock($1::bigint)", 1, key, "migrate lock",
+		               &st, err, errsz));
+	}
+	if (st == HX_OK) {
+		st = pg_cmd(s,
+		            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+		            " version int PRIMARY KEY,"
+		            " name text NOT NULL,"
+		            " applied_at timestamptz NOT NULL DEFAULT now())",
+		            "schema_migrations", err, errsz);
+	}
+	if (st == HX_OK) {
+		st = migrate_apply(s, err, errsz);
+	}
+	if (st == HX_OK) {
+		st = pg_cmd(s, "COMMIT", "commit", err, errsz);
+	}
+	return st;
+}
+
+hx_status
+hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz)
+{
+	/* A store of its own, never prepared, for this one transaction. */
+	hx_store  s = {.conninfo = (char *) conninfo, .conn = NULL};
+	hx_status st;
+
+	st = migrate_connect(&s, wait_ms, err, errsz);
+	if (st == HX_OK) {
+		st = migrate_tx(&s, err, errsz);
+	}
+	store_drop(&s); /* closing also rolls back a failed transaction */
+	return st;
+}

@@ -1,0 +1,961 @@
+/*
+ * test_store.c - the store against a real PostgreSQL.
+ *
+ * HX_TEST_DB holds a libpq connection string (tests/run_with_pg.sh starts a
+ * throwaway cluster and sets it). Every test gets a database of its own,
+ * created empty, migrated by the fixture (except where the test migrates),
+ * and dropped afterwards. The tests read the tables back through a separate
+ * libpq connection of their own ("hx-test"), never through the store.
+ */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* cmocka needs these first. */
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store.h"
+
+#define MICROS(usd) ((hx_micros) (usd) * HX_MICROS_PER_USD)
+
+static PGconn *admin;       /* to HX_TEST_DB, creates and drops databases */
+static int     db_counter;
+
+typedef struct fx {
+	char      db[64];
+	char      conninfo[2048];
+	PGconn   *q; /* the test's own eyes on the database */
+	hx_store *s;
+} fx;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void
+exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	}
+	PQclear(r);
+}
+
+/* The first cell of a query, malloc'd ("" for NULL). */
+static char *
+q1(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static char *
+q1(PGconn *c, const char *fmt, ...)
+{
+	char      sql[4096];
+	va_list   ap;
+	PGresult *r;
+	char     *v;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	}
+	v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static long long
+q_int(PGconn *c, const char *sql)
+{
+	char     *v = q1(c, "%s", sql);
+	long long x = atoll(v);
+
+	free(v);
+	return x;
+}
+
+static void
+assert_q(PGconn *c, const char *expect, const char *sql)
+{
+	char *v = q1(c, "%s", sql);
+
+	if (strcmp(v, expect) != 0) {
+		fprintf(stderr, "query: %s\nwant: %s\ngot:  %s\n", sql, expect, v);
+	}
+	assert_string_equal(v, expect);
+	free(v);
+}
+
+/* HX_TEST_DB with dbname replaced, whatever form (key=value or URI) it has. */
+static void
+conninfo_for(const char *db, char *out, size_t outsz)
+{
+	const char        *base = getenv("HX_TEST_DB");
+	PQconninfoOption *opts, *o;
+	char              *errmsg = NULL;
+	size_t             len = 0;
+	const char        *v;
+
+	opts = PQconninfoParse(base != NULL ? base : "", &errmsg);
+	if (opts == NULL) {
+		fail_msg("HX_TEST_DB: %s", errmsg ? errmsg : "out of memory");
+	}
+	out[0] = '\0';
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || strcmp(o->keyword, "dbname") == 0) {
+			continue;
+		}
+		len += (size_t) snprintf(out + len, outsz - len, "%s='", o->keyword);
+		for (v = o->val; *v != '\0' && len + 4 < outsz; v++) {
+			if (*v == '\'' || *v == '\\') {
+				out[len++] = '\\';
+			}
+			out[len++] = *v;
+		}
+		len += (size_t) snprintf(out + len, outsz - len, "' ");
+	}
+	snprintf(out + len, outsz - len, "dbname='%s'", db);
+	PQconninfoFree(opts);
+}
+
+static int
+fx_setup_db(void **state, bool migrate)
+{
+	fx  *f = calloc(1, sizeof(*f));
+	char sql[128], app[2300], err[512] = "";
+
+	assert_non_null(f);
+	snprintf(f->db, sizeof(f->db), "hx_store_%d_%d", (int) getpid(), ++db_counter);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->db);
+	exec_ok(admin, sql);
+	conninfo_for(f->db, f->conninfo, sizeof(f->conninfo));
+	snprintf(app, sizeof(app), "%s application_name=hx-test", f->conninfo);
+	f->q = PQconnectdb(app);
+	assert_int_equal(PQstatus(f->q), CONNECTION_OK);
+	if (migrate) {
+		hx_status st = hx_store_migrate(f->conninfo, 5000, err, sizeof(err));
+
+		if (st != HX_OK) {
+			fail_msg("migrate: %s", err);
+		}
+		assert_int_equal(hx_store_open(&f->s, f->conninfo), HX_OK);
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return fx_setup_db(state, true);
+}
+
+static int
+setup_empty(void **state)
+{
+	return fx_setup_db(state, false);
+}
+
+static int
+teardown(void **state)
+{
+	fx  *f = *state;
+	char sql[128];
+
+	hx_store_close(f->s);
+	PQfinish(f->q);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", f->db);
+	exec_ok(admin, sql);
+	free(f);
+	return 0;
+}
+
+/* n records with distinct keys; cost of record i = base + i cents. */
+static hx_record *
+make_recs(size_t n, hx_micros base)
+{
+	hx_record *r = calloc(n ? n : 1, sizeof(*r));
+	size_t     i, day;
+
+	assert_non_null(r);
+	for (i = 0; i < n; i++) {
+		day = i % 336; /* 12 months x 28 days: always a real date */
+		snprintf(r[i].date, sizeof(r[i].date), "2026-%02zu-%02zu", day / 28 + 1, day % 28 + 1);
+		snprintf(r[i].provider, sizeof(r[i].provider), "prov-%zu", (i / 336) % 50);
+		snprintf(r[i].gpu_type, sizeof(r[i].gpu_type), "gpu-%zu", i / (336 * 50));
+		r[i].cost = base + (hx_micros) i * 10000;
+	}
+	return r;
+}
+
+static hx_record
+rec(const char *date, const char *provider, const char *gpu, hx_micros cost)
+{
+	hx_record r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.date, sizeof(r.date), "%s", date);
+	snprintf(r.provider, sizeof(r.provider), "%s", provider);
+	snprintf(r.gpu_type, sizeof(r.gpu_type), "%s", gpu);
+	r.cost = cost;
+	return r;
+}
+
+static hx_ingest_job
+job_for(const char *rid, const hx_record *recs, size_t n, bool dry_run, uint8_t fp)
+{
+	hx_ingest_job j;
+
+	memset(&j, 0, sizeof(j));
+	j.request_id = rid;
+	j.source = "records";
+	memset(j.fingerprint, fp, sizeof(j.fingerprint));
+	j.recs = recs;
+	j.n = n;
+	j.received = (uint32_t) n;
+	j.dry_run = dry_run;
+	j.started_us = now_us();
+	return j;
+}
+
+static hx_ingest_counts
+ingest_ok(hx_store *s, const hx_ingest_job *j)
+{
+	hx_ingest_counts c;
+	char             err[512] = "";
+	hx_status        st = hx_store_ingest(s, j, &c, err, sizeof(err));
+
+	if (st != HX_OK) {
+		fail_msg("ingest %s: %s (%s)", j->request_id, hx_status_name(st), err);
+	}
+	assert_int_equal(c.inserted + c.updated + c.unchanged + c.failed, c.received);
+	return c;
+}
+
+static void
+assert_counts(hx_ingest_counts c, uint32_t ins, uint32_t upd, uint32_t unch, bool replayed)
+{
+	assert_int_equal(c.inserted, ins);
+	assert_int_equal(c.updated, upd);
+	assert_int_equal(c.unchanged, unch);
+	assert_int_equal(c.replayed, replayed);
+}
+
+/* Every row of cost_snapshots, with its row version (xmin changes on any
+ * rewrite, even one that leaves the values as they were). */
+#define ALL_ROWS                                                                       \
+	"SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, date, "      \
+	"provider, gpu_type, cost_usd, created_at, updated_at, xmin), E'\\n' "         \
+	"ORDER BY id), '') FROM cost_snapshots"
+
+/* ---- migrations -------------------------------------------------------------- */
+
+static void
+test_migrate_idempotent(void **state)
+{
+	fx  *f = *state;
+	char err[512] = "";
+
+	assert_int_equal(hx_store_migrate(f->conninfo, 1000, err, sizeof(err)), HX_OK);
+	assert_int_equal(hx_store_migrate(f->conninfo, 1000, err, sizeof(err)), HX_OK);
+	assert_q(f->q, "1", "SELECT count(*) FROM schema_migrations");
+	assert_q(f->q, "t",
+	         "SELECT to_regclass('cost_snapshots') IS NOT NULL "
+	         "AND to_regclass('ingestion_runs') IS NOT NULL "
+	         "AND to_regclass('cost_snapshots_date_idx') IS NOT NULL");
+	/* The idempotency key is unique, and only over successful real runs. */
+	assert_q(f->q, "t",
+	         "SELECT indisunique AND indpred IS NOT NULL FROM pg_index "
+	         "WHERE indexrelid = 'ingestion_runs_idempotency'::regclass");
+	assert_q(f->q, "numeric(18,6)",
+	         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+	         "WHERE attrelid = 'cost_snapshots'::regclass AND attname = 'cost_usd'");
+}
+
+static void *
+migrate_thread(void *arg)
+{
+	fx       *f = arg;
+	char      err[512] = "";
+	hx_status st = hx_store_migrate(f->conninfo, 5000, err, sizeof(err));
+
+	if (st != HX_OK) {
+		fprintf(stderr, "migrate thread: %s\n", err);
+	}
+	return (void *) (intptr_t) st;
+}
+
+static void
+test_migrate_concurrent(void **state)
+{
+	fx       *f = *state;
+	pthread_t t[4];
+	void     *rv;
+	int       i;
+
+	assert_q(f->q, "f", "SELECT to_regclass('schema_migrations') IS NOT NULL");
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_create(&t[i], NULL, migrate_thread, f), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &rv), 0);
+		assert_int_equal((intptr_t) rv, HX_OK);
+	}
+	assert_q(f->q, "1", "SELECT count(*) FROM schema_migrations");
+	assert_q(f->q, "0", "SELECT count(*) FROM cost_snapshots");
+}
+
+static void
+test_migrate_waits_then_gives_up(void **state)
+{
+	char     err[512] = "";
+	uint64_t t0 = now_us();
+
+	(void) state;
+	assert_int_equal(hx_store_migrate("host=/nonexistent/hx port=1 dbname=x", 300, err,
+	                                  sizeof(err)),
+	                 HX_UNAVAILABLE);
+	assert_true(now_us() - t0 >= 300000);
+	assert_true(now_us() - t0 < 3000000);
+	assert_non_null(strstr(err, "connect"));
+}
+
+/* ---- ingest ---------------------------------------------------------------------- */
+
+static void
+test_insert_unchanged_update(void **state)
+{
+	fx              *f = *state;
+	const size_t     n = 500;
+	hx_record       *r = make_recs(n, MICROS(1000) + 670000);
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	char            *before, *after;
+
+	j = job_for("first", r, n, false, 1);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 500, 0, 0, false);
+	assert_int_equal(c.received, 500);
+	assert_q(f->q, "500", "SELECT count(*) FROM cost_snapshots");
+	assert_q(f->q, "1000.670000",
+	         "SELECT cost_usd FROM cost_snapshots WHERE date = '2026-01-01' "
+	         "AND provider = 'prov-0' AND gpu_type = 'gpu-0'");
+
+	/* The same export again: nothing rewritten, not even updated_at. */
+	before = q1(f->q, "%s", ALL_ROWS);
+	j = job_for("second", r, n, false, 2);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 0, 500, false);
+	after = q1(f->q, "%s", ALL_ROWS);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+
+	/* Three costs change: three updates, the rest untouched. */
+	r[7].cost += 1;
+	r[100].cost = MICROS(5);
+	r[499].cost += MICROS(1);
+	j = job_for("third", r, n, false, 3);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 3, 497, false);
+	assert_q(f->q, "3", "SELECT count(*) FROM cost_snapshots WHERE updated_at > created_at");
+	assert_q(f->q, "5.000000",
+	         "SELECT cost_usd FROM cost_snapshots WHERE date = '2026-04-17' "
+	         "AND provider = 'prov-0' AND gpu_type = 'gpu-0'");
+	assert_q(f->q, "1000.740001",
+	         "SELECT cost_usd FROM cost_snapshots WHERE date = '2026-01-08' "
+	         "AND provider = 'prov-0' AND gpu_type = 'gpu-0'");
+	assert_q(f->q, "500", "SELECT count(*) FROM cost_snapshots");
+	assert_q(f->q, "first:500/0/0,second:0/0/500,third:0/3/497",
+	         "SELECT string_agg(format('%s:%s/%s/%s', request_id, inserted, updated, "
+	         "unchanged), ',' ORDER BY id) FROM ingestion_runs");
+	free(r);
+}
+
+static void
+test_dry_run(void **state)
+{
+	fx              *f = *state;
+	hx_record       *r = make_recs(15, MICROS(100));
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	char            *before, *after;
+
+	j = job_for("seed", r, 10, false, 1);
+	ingest_ok(f->s, &j);
+	before = q1(f->q, "%s", ALL_ROWS);
+
+	/* 10 known (2 with new costs) + 5 new. */
+	r[3].cost += 1;
+	r[9].cost = MICROS(7);
+	j = job_for("dry", r, 15, true, 2);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 5, 2, 8, false);
+	after = q1(f->q, "%s", ALL_ROWS);
+	assert_string_equal(before, after);
+
+	/* A dry run is no idempotency key: it runs again, and a real run may
+	 * then use the same request_id. */
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 5, 2, 8, false);
+	j = job_for("dry", r, 15, false, 3);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 5, 2, 8, false);
+	assert_q(f->q, "15", "SELECT count(*) FROM cost_snapshots");
+	assert_q(f->q, "t/5/2/8,t/5/2/8,f/5/2/8",
+	         "SELECT string_agg(format('%s/%s/%s/%s', dry_run, inserted, updated, unchanged),"
+	         " ',' ORDER BY id) FROM ingestion_runs WHERE request_id = 'dry'");
+	free(before);
+	free(after);
+	free(r);
+}
+
+static void
+test_awkward_names_round_trip(void **state)
+{
+	static const char *names[] = {
+		"a,b", "{braces}", "\"quoted\"", "back\\slash", "\\\"", "NULL", "null",
+		"ünïcödé ☃ 日本", " spaced out ", "'single'", "}{,\"\\", "x",
+	};
+	const size_t     n = sizeof(names) / sizeof(names[0]);
+	fx              *f = *state;
+	hx_record        r[sizeof(names) / sizeof(names[0])];
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	PGresult        *res;
+	size_t           i;
+
+	for (i = 0; i < n; i++) {
+		r[i] = rec("2026-02-01", names[i], names[n - 1 - i], MICROS(1) + (hx_micros) i);
+	}
+	j = job_for("awkward", r, n, false, 1);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, (uint32_t) n, 0, 0, false);
+
+	res = PQexec(f->q, "SELECT provider, gpu_type, cost_usd, provider IS NULL "
+	                   "FROM cost_snapshots ORDER BY cost_usd");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(res), (int) n);
+	for (i = 0; i < n; i++) {
+		assert_string_equal(PQgetvalue(res, (int) i, 0), names[i]);
+		assert_string_equal(PQgetvalue(res, (int) i, 1), names[n - 1 - i]);
+		assert_string_equal(PQgetvalue(res, (int) i, 3), "f");
+	}
+	PQclear(res);
+
+	/* And they compare equal on the way back in. */
+	j = job_for("awkward-again", r, n, false, 2);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 0, (uint32_t) n, false);
+}
+
+static void
+test_replay_by_request_id(void **state)
+{
+	fx              *f = *state;
+	hx_record       *r = make_recs(8, MICROS(42));
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	char             err[512] = "";
+	char            *before, *after;
+
+	j = job_for("req-1", r, 5, false, 0xaa);
+	j.received = 6;
+	j.failed = 1;
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 5, 0, 0, false);
+	before = q1(f->q, "%s", ALL_ROWS);
+
+	/* Same id and fingerprint: the earlier answer, even though (by test
+	 * construction) the records now differ; nothing is written. */
+	j = job_for("req-1", r + 5, 3, false, 0xaa);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 5, 0, 0, true);
+	assert_int_equal(c.received, 6);
+	assert_int_equal(c.failed, 1);
+	after = q1(f->q, "%s", ALL_ROWS);
+	assert_string_equal(before, after);
+
+	/* Same id, another request. */
+	j = job_for("req-1", r, 5, false, 0xbb);
+	memset(&c, 0x55, sizeof(c));
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_INVALID_ARGUMENT);
+	assert_int_equal(c.inserted, 0);
+	assert_true(err[0] != '\0');
+	free(after);
+	after = q1(f->q, "%s", ALL_ROWS);
+	assert_string_equal(before, after);
+
+	assert_q(f->q, "f/0/5/aaaa,t/0/5/aaaa",
+	         "SELECT string_agg(format('%s/%s/%s/%s', replayed, code, inserted, "
+	         "left(encode(fingerprint, 'hex'), 4)), ',' ORDER BY id) "
+	         "FROM ingestion_runs WHERE request_id = 'req-1'");
+	free(before);
+	free(after);
+	free(r);
+}
+
+struct racer {
+	fx              *f;
+	hx_ingest_job    job;
+	hx_ingest_counts c;
+	hx_status        st;
+	char             err[512];
+};
+
+static void *
+racer_thread(void *arg)
+{
+	struct racer *rc = arg;
+	hx_store     *s;
+
+	rc->st = hx_store_open(&s, rc->f->conninfo);
+	if (rc->st == HX_OK) {
+		rc->st = hx_store_ingest(s, &rc->job, &rc->c, rc->err, sizeof(rc->err));
+		hx_store_close(s);
+	}
+	return NULL;
+}
+
+static pthread_t racers[8];
+
+static void
+race_start(fx *f, struct racer *rc, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		rc[i].f = f;
+		assert_int_equal(pthread_create(&racers[i], NULL, racer_thread, &rc[i]), 0);
+	}
+}
+
+static void
+race_join(struct racer *rc, int n)
+{
+	int i;
+
+	/* Every thread joined before any check. */
+	for (i = 0; i < n; i++) {
+		if (pthread_join(racers[i], NULL) != 0) {
+			abort();
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (rc[i].st != HX_OK) {
+			fail_msg("racer %d: %s (%s)", i, hx_status_name(rc[i].st), rc[i].err);
+		}
+	}
+}
+
+static void
+race(fx *f, struct racer *rc, int n)
+{
+	race_start(f, rc, n);
+	race_join(rc, n);
+}
+
+/* Waits until n sessions of the store wait for an advisory lock. Asked on
+ * the admin connection: pg_stat_activity is a snapshot per transaction, and
+ * f->q is inside the one that holds the lock. */
+static void
+wait_for_lock_waiters(fx *f, int n)
+{
+	char sql[256];
+	int  i;
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+	         "WHERE l.locktype = 'advisory' AND NOT l.granted "
+	         "AND a.application_name = 'heliox-ingestd' AND a.datname = '%s'",
+	         f->db);
+	for (i = 0; i < 500 && q_int(admin, sql) < n; i++) {
+		usleep(10000);
+	}
+	assert_int_equal(q_int(admin, sql), n);
+}
+
+/* A resent request arriving while the first copy still runs waits for it and
+ * replays its answer instead of running twice. */
+static void
+test_concurrent_same_request(void **state)
+{
+	fx          *f = *state;
+	hx_record          *r = make_recs(3000, MICROS(9));
+	static struct racer rc[2]; /* static: threads outlive a failed check */
+
+	/* A database default stronger than READ COMMITTED must not stop the
+	 * second copy from seeing what the first committed while it waited. */
+	exec_ok(f->q, "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET "
+	              "default_transaction_isolation = serializable', current_database()); END$$");
+	memset(rc, 0, sizeof(rc));
+	rc[0].job = rc[1].job = job_for("dup", r, 3000, false, 7);
+	/* Hold the request's lock so that both copies are queued behind it,
+	 * whatever the threads' timing. */
+	exec_ok(f->q, "BEGIN");
+	exec_ok(f->q, "SELECT pg_advisory_xact_lock(hashtextextended('dup', 0))");
+	race_start(f, rc, 2);
+	wait_for_lock_waiters(f, 2);
+	exec_ok(f->q, "COMMIT");
+	race_join(rc, 2);
+	assert_int_equal(rc[0].c.replayed + rc[1].c.replayed, 1);
+	assert_counts(rc[0].c, 3000, 0, 0, rc[0].c.replayed);
+	assert_counts(rc[1].c, 3000, 0, 0, rc[1].c.replayed);
+	assert_q(f->q, "false,true",
+	         "SELECT string_agg(replayed::text, ',' ORDER BY replayed) FROM ingestion_runs "
+	         "WHERE request_id = 'dup' AND code = 0");
+	free(r);
+}
+
+/* Overlapping batches in different orders: sorted input keeps row locks in
+ * one order, so none deadlocks or fails. */
+static void
+test_concurrent_overlapping_batches(void **state)
+{
+	enum { N = 4000, T = 4 };
+	fx          *f = *state;
+	hx_record          *r[T];
+	static struct racer rc[T]; /* static: threads outlive a failed check */
+	char         rid[T][16];
+	int          k;
+	size_t       i;
+
+	memset(rc, 0, sizeof(rc));
+	for (k = 0; k < T; k++) {
+		r[k] = make_recs(N, MICROS(10 + k));
+		for (i = 0; i < N / 2; i++) { /* reverse some, keep others */
+			if (k % 2 == 1) {
+				hx_record t = r[k][i];
+				r[k][i] = r[k][N - 1 - i];
+				r[k][N - 1 - i] = t;
+			}
+		}
+		snprintf(rid[k], sizeof(rid[k]), "overlap-%d", k);
+		rc[k].job = job_for(rid[k], r[k], N, false, (uint8_t) (k + 1));
+	}
+	race(f, rc, T);
+	for (k = 0; k < T; k++) {
+		assert_int_equal(rc[k].c.inserted + rc[k].c.updated + rc[k].c.unchanged, N);
+		free(r[k]);
+	}
+	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots"), N);
+	assert_int_equal(q_int(f->q, "SELECT sum(inserted) FROM ingestion_runs"), N);
+}
+
+static void
+test_timeout_writes_nothing(void **state)
+{
+	fx              *f = *state;
+	const size_t     n = 200000;
+	hx_record       *r = make_recs(n, MICROS(1));
+	hx_record        small[3] = {
+		rec("2026-03-01", "aws", "a100", MICROS(1)),
+		rec("2026-03-01", "aws", "h100", MICROS(2)),
+		rec("2026-03-02", "aws", "a100", MICROS(3)),
+	};
+	hx_ingest_job    j = job_for("slow", r, n, false, 1);
+	hx_ingest_counts c;
+	char             err[512] = "";
+
+	j.timeout_ms = 1;
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_DEADLINE_EXCEEDED);
+	assert_non_null(strstr(err, "57014"));
+	assert_q(f->q, "0", "SELECT count(*) FROM cost_snapshots");
+	assert_q(f->q, "0", "SELECT count(*) FROM ingestion_runs");
+
+	/* Usable afterwards. A short timeout on a call that commits must not
+	 * outlive its transaction either: the big batch, with no timeout of its
+	 * own, then takes far longer than 50 ms and still succeeds. */
+	j = job_for("after", small, 3, false, 2);
+	j.timeout_ms = 50;
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 3, 0, 0, false);
+	j = job_for("big", r, n, false, 3);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, (uint32_t) n, 0, 0, false);
+	assert_int_equal(hx_store_ping(f->s), HX_OK);
+	free(r);
+}
+
+static void
+test_empty_batch_and_bad_counts(void **state)
+{
+	fx              *f = *state;
+	hx_record        one = rec("2026-01-01", "aws", "a100", MICROS(1));
+	hx_ingest_job    j = job_for("all-skipped", NULL, 0, false, 1);
+	hx_ingest_counts c;
+	char             err[512] = "";
+
+	j.received = 3;
+	j.failed = 3;
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 0, 0, false);
+	assert_int_equal(c.failed, 3);
+	assert_q(f->q, "3/3/0", "SELECT format('%s/%s/%s', received, failed, code) "
+	                        "FROM ingestion_runs WHERE request_id = 'all-skipped'");
+
+	/* Counts that cannot add up are refused before anything is written. */
+	j = job_for("bad-counts", &one, 1, false, 2);
+	j.received = 5;
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_INTERNAL);
+	assert_q(f->q, "0", "SELECT count(*) FROM cost_snapshots");
+}
+
+/* ---- connection loss ------------------------------------------------------------ */
+
+static void
+test_terminated_backend(void **state)
+{
+	fx              *f = *state;
+	hx_record        one = rec("2026-01-01", "aws", "a100", MICROS(1));
+	hx_ingest_job    j = job_for("after-kill", &one, 1, false, 1);
+	hx_ingest_counts c;
+	char             err[512] = "";
+	char             sql[256];
+	hx_status        st;
+	int              tries;
+
+	assert_int_equal(hx_store_ping(f->s), HX_OK);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+	         "WHERE application_name = 'heliox-ingestd' AND datname = '%s'",
+	         f->db);
+	assert_int_equal(q_int(f->q, sql), 1);
+
+	/* The next call may answer UNAVAILABLE; the one after must work. */
+	st = hx_store_ingest(f->s, &j, &c, err, sizeof(err));
+	if (st != HX_OK) {
+		assert_int_equal(st, HX_UNAVAILABLE);
+		st = hx_store_ingest(f->s, &j, &c, err, sizeof(err));
+	}
+	assert_int_equal(st, HX_OK);
+	assert_counts(c, 1, 0, 0, false);
+
+	/* Killed again while idle: ping reconnects too. */
+	assert_int_equal(q_int(f->q, sql), 1);
+	for (tries = 0; tries < 2 && hx_store_ping(f->s) != HX_OK; tries++) {
+	}
+	assert_true(tries < 2);
+}
+
+static void
+test_unreachable_database(void **state)
+{
+	hx_store         *s = NULL;
+	hx_record         one = rec("2026-01-01", "aws", "a100", MICROS(1));
+	hx_ingest_job     j = job_for("nowhere", &one, 1, false, 1);
+	hx_ingest_counts  c;
+	hx_summary_query  q = {0};
+	hx_summary_row   *rows = (hx_summary_row *) 1;
+	size_t            n = 9;
+	char              err[512] = "";
+
+	(void) state;
+	assert_int_equal(hx_store_open(&s, "host=/nonexistent/hx port=1 dbname=x"), HX_OK);
+	assert_non_null(s);
+	assert_int_equal(hx_store_ping(s), HX_UNAVAILABLE);
+	assert_int_equal(hx_store_ingest(s, &j, &c, err, sizeof(err)), HX_UNAVAILABLE);
+	assert_non_null(strstr(err, "connect"));
+	assert_null(strchr(err, '\n'));
+	assert_int_equal(hx_store_summary(s, &q, 0, &rows, &n, err, sizeof(err)), HX_UNAVAILABLE);
+	assert_null(rows);
+	assert_int_equal(n, 0);
+	assert_int_equal(hx_store_audit_failure(s, &j, HX_INTERNAL, err, sizeof(err)),
+	                 HX_UNAVAILABLE);
+	hx_store_close(s);
+}
+
+/* ---- audit ---------------------------------------------------------------------- */
+
+static void
+test_audit_rows(void **state)
+{
+	fx              *f = *state;
+	hx_record        one = rec("2026-01-01", "aws", "a100", MICROS(1));
+	hx_ingest_job    j = job_for("bad-1", NULL, 0, false, 0);
+	hx_ingest_counts c;
+	char             err[512] = "";
+
+	j.source = "export_json";
+	j.received = 5;
+	j.failed = 5;
+	assert_int_equal(hx_store_audit_failure(f->s, &j, HX_INVALID_ARGUMENT, err, sizeof(err)),
+	                 HX_OK);
+	assert_q(f->q, "export_json/3/INVALID_ARGUMENT/5/0/0/0/5/f/f/t",
+	         "SELECT format('%s/%s/%s/%s/%s/%s/%s/%s/%s/%s/%s', source, code, code_name, "
+	         "received, inserted, updated, unchanged, failed, dry_run, replayed, "
+	         "fingerprint IS NULL) FROM ingestion_runs WHERE request_id = 'bad-1'");
+
+	/* A code-0 row would become an idempotency key: refused. */
+	assert_int_equal(hx_store_audit_failure(f->s, &j, HX_OK, err, sizeof(err)),
+	                 HX_INVALID_ARGUMENT);
+	assert_q(f->q, "1", "SELECT count(*) FROM ingestion_runs");
+
+	/* A failed run does not block the request from succeeding later. */
+	j = job_for("bad-1", &one, 1, false, 0x11);
+	j.started_us -= 1500; /* the request began before the store saw it */
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 1, 0, 0, false);
+	assert_q(f->q, "records/0/OK/1/t/1111111111111111111111111111111111111111111111111111111111111111",
+	         "SELECT format('%s/%s/%s/%s/%s/%s', source, code, code_name, inserted, "
+	         "duration_us >= 1500, encode(fingerprint, 'hex')) FROM ingestion_runs "
+	         "WHERE request_id = 'bad-1' AND code = 0");
+}
+
+/* ---- summary -------------------------------------------------------------------- */
+
+static void
+seed_summary(fx *f)
+{
+	hx_record     r[] = {
+		rec("2026-01-01", "aws", "a100", 1000100000),
+		rec("2026-01-01", "aws", "h100", 2000200000),
+		rec("2026-01-01", "gcp", "a100", 1500005000),
+		rec("2026-01-02", "aws", "a100", 1000300000),
+		rec("2026-01-02", "gcp", "h100", 2500000001),
+		rec("2026-01-03", "gcp", "a100", 500000),
+	};
+	hx_ingest_job j = job_for("seed", r, 6, false, 1);
+
+	ingest_ok(f->s, &j);
+}
+
+/* Rows as "date|provider|gpu|records|total|avg|min|max;..." */
+static void
+assert_summary(fx *f, hx_group_by g, const char *from, const char *to, const char *prov,
+               const char *gpu, const char *expect)
+{
+	hx_summary_query q = {from, to, prov, gpu, g};
+	hx_summary_row  *rows = NULL;
+	size_t           n = 0, i, len = 0;
+	char             got[2048] = "", err[512] = "";
+	hx_status        st = hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err));
+
+	if (st != HX_OK) {
+		fail_msg("summary: %s (%s)", hx_status_name(st), err);
+	}
+	for (i = 0; i < n; i++) {
+		len += (size_t) snprintf(got + len, sizeof(got) - len, "%s%s|%s|%s|%" PRIu64 "|%s|%s|%s|%s",
+		                         i ? ";" : "", rows[i].date, rows[i].provider, rows[i].gpu_type,
+		                         rows[i].records, rows[i].total_usd, rows[i].avg_usd,
+		                         rows[i].min_usd, rows[i].max_usd);
+	}
+	free(rows);
+	if (strcmp(got, expect) != 0) {
+		fprintf(stderr, "group %d\nwant: %s\ngot:  %s\n", (int) g, expect, got);
+	}
+	assert_string_equal(got, expect);
+}
+
+static void
+test_summary_groups(void **state)
+{
+	fx *f = *state;
+
+	seed_summary(f);
+	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL,
+	               "|||6|8001.105001|1333.52|0.50|2500.000001");
+	assert_summary(f, HX_GROUP_PROVIDER, NULL, NULL, NULL, NULL,
+	               "|aws||3|4000.60|1333.53|1000.10|2000.20;"
+	               "|gcp||3|4000.505001|1333.50|0.50|2500.000001");
+	assert_summary(f, HX_GROUP_GPU_TYPE, NULL, NULL, NULL, NULL,
+	               "||a100|4|3500.905|875.23|0.50|1500.005;"
+	               "||h100|2|4500.200001|2250.10|2000.20|2500.000001");
+	assert_summary(f, HX_GROUP_DATE, NULL, NULL, NULL, NULL,
+	               "2026-01-01|||3|4500.305|1500.10|1000.10|2000.20;"
+	               "2026-01-02|||2|3500.300001|1750.15|1000.30|2500.000001;"
+	               "2026-01-03|||1|0.50|0.50|0.50|0.50");
+	assert_summary(f, HX_GROUP_PROVIDER_GPU_TYPE, NULL, NULL, NULL, NULL,
+	               "|aws|a100|2|2000.40|1000.20|1000.10|1000.30;"
+	               "|aws|h100|1|2000.20|2000.20|2000.20|2000.20;"
+	               "|gcp|a100|2|1500.505|750.25|0.50|1500.005;"
+	               "|gcp|h100|1|2500.000001|2500.00|2500.000001|2500.000001");
+	/* Filters: inclusive dates, names normalised like ingested ones. */
+	assert_summary(f, HX_GROUP_NONE, "2026-01-02", "", " GCP\t", NULL,
+	               "|||2|2500.500001|1250.25|0.50|2500.000001");
+	assert_summary(f, HX_GROUP_PROVIDER, NULL, "2026-01-01", NULL, "A100",
+	               "|aws||1|1000.10|1000.10|1000.10|1000.10;"
+	               "|gcp||1|1500.005|1500.01|1500.005|1500.005");
+	assert_summary(f, HX_GROUP_NONE, "2026-01-04", NULL, NULL, NULL, "|||0|0.00|||");
+	assert_summary(f, HX_GROUP_DATE, NULL, NULL, "nobody", NULL, "");
+}
+
+static void
+test_summary_empty_and_bad_input(void **state)
+{
+	fx              *f = *state;
+	hx_summary_query q = {"2026-02-30", NULL, NULL, NULL, HX_GROUP_NONE};
+	hx_summary_row  *rows = NULL;
+	size_t           n = 0;
+	char             err[512] = "";
+
+	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL, "|||0|0.00|||");
+	assert_summary(f, HX_GROUP_PROVIDER_GPU_TYPE, NULL, NULL, NULL, NULL, "");
+	assert_int_equal(hx_store_summary(f->s, &q, 0, &rows, &n, err, sizeof(err)),
+	                 HX_INVALID_ARGUMENT);
+	assert_null(rows);
+	q.from_date = NULL;
+	q.group_by = (hx_group_by) 99;
+	assert_int_equal(hx_store_summary(f->s, &q, 0, &rows, &n, err, sizeof(err)),
+	                 HX_INVALID_ARGUMENT);
+	/* The store still works after a query the server refused. */
+	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL, "|||0|0.00|||");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrate_idempotent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_concurrent, setup_empty, teardown),
+		cmocka_unit_test(test_migrate_waits_then_gives_up),
+		cmocka_unit_test_setup_teardown(test_insert_unchanged_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_awkward_names_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_by_request_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_same_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_overlapping_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_batch_and_bad_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_terminated_backend, setup, teardown),
+		cmocka_unit_test(test_unreachable_database),
+		cmocka_unit_test_setup_teardown(test_audit_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_empty_and_bad_input, setup, teardown),
+	};
+	const char *db = getenv("HX_TEST_DB");
+	int         rc;
+
+	if (db == NULL || db[0] == '\0') {
+		fprintf(stderr, "HX_TEST_DB is not set; run through tests/run_with_pg.sh\n");
+		return 1;
+	}
+	admin = PQconnectdb(db);
+	if (PQstatus(admin) != CONNECTION_OK) {
+		fprintf(stderr, "HX_TEST_DB: %s", PQerrorMessage(admin));
+		PQfinish(admin);
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	PQfinish(admin);
+	return rc;
+}
