@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# deps.sh - the Debian 12 packages Heliox ingest needs, in one place.
+# Sourced by scripts/demo.sh and scripts/test.sh:
+#
+#   . scripts/deps.sh && hx_install_deps
+#
+# Installs only what is missing (checked with dpkg -s), so a machine that has
+# everything needs no network at all.
+
+HX_DEPS=(
+	# build
+	cmake pkg-config gcc make
+	# server and client libraries
+	libprotobuf-c-dev protobuf-c-compiler libnng-dev libpq-dev libcjson-dev libssl-dev
+	# tests and demo
+	postgresql libcmocka-dev protobuf-compiler python3-protobuf python3-pytest
+)
+
+hx_missing_deps() {
+	local p
+	for p in "${HX_DEPS[@]}"; do
+		dpkg -s "$p" >/dev/null 2>&1 || printf '%s\n' "$p"
+	done
+}
+
+hx_install_deps() {
+	local missing
+	missing=$(hx_missing_deps | tr '\n' ' ')
+	if [ -z "${missing// /}" ]; then
+		return 0
+	fi
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing Debian packages: $missing(run as root, or: apt-get install $missing)" >&2
+		return 1
+	fi
+	echo "installing: $missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >&2
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing >&2
+	# the postgresql package starts a cluster of its own on 5432; the demo and
+	# the tests use private ones (scripts/pgtmp.sh) and do not need it
+	missing=$(hx_missing_deps | tr '\n' ' ')
+	if [ -n "${missing// /}" ]; then
+		echo "still missing after apt-get install: $missing" >&2
+		return 1
+	fi
+}

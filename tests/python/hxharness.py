@@ -1,0 +1,595 @@
+"""hxharness - the pieces every Python test of heliox-ingestd shares.
+
+  * NngClient      a req0 socket over ctypes on Debian's libnng.so.1
+  * call()/raw()   build an RpcRequest, send it, parse the RpcResponse
+  * PgCluster      a throwaway PostgreSQL (scripts/pgtmp.sh) with psql helpers
+  * Server         a heliox-ingestd process on a free loopback port or ipc path
+  * free_port()
+
+Nothing here skips: a missing prerequisite (library, binary, generated code,
+PostgreSQL) raises, so CI goes red instead of quietly green.
+
+Environment (set by tests/CMakeLists.txt):
+  HX_SOURCE_DIR  the repository (default: two levels above this file)
+  HX_BUILD_DIR   the build tree holding heliox-ingestd and heliox-ingest
+                 (default: HX_SOURCE_DIR/build)
+  HX_PY_GEN      the folder holding heliox/ingest/v1/ingest_pb2.py (default:
+                 generated now with protoc into a temporary folder)
+"""
+
+import ctypes
+import ctypes.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.abspath(os.environ.get("HX_SOURCE_DIR") or os.path.join(HERE, "..", ".."))
+BUILD_DIR = os.path.abspath(os.environ.get("HX_BUILD_DIR") or os.path.join(SOURCE_DIR, "build"))
+DATA_DIR = os.path.join(SOURCE_DIR, "data")
+MOCK_PATH = os.path.join(DATA_DIR, "mock_cost_export.json")
+PGTMP = os.path.join(SOURCE_DIR, "scripts", "pgtmp.sh")
+SERVER_BIN = os.path.join(BUILD_DIR, "heliox-ingestd")
+CLI_BIN = os.path.join(BUILD_DIR, "heliox-ingest")
+
+
+# ---------------------------------------------------------------- protobuf --
+
+def _load_pb():
+    gen = os.environ.get("HX_PY_GEN")
+    if gen:
+        target = os.path.join(gen, "heliox", "ingest", "v1", "ingest_pb2.py")
+        if not os.path.isfile(target):
+            raise RuntimeError(f"HX_PY_GEN={gen} holds no heliox/ingest/v1/ingest_pb2.py: build the "
+                               "hx_python_proto target first")
+    else:
+        protoc = shutil.which("protoc")
+        if not protoc:
+            raise RuntimeError("HX_PY_GEN unset and no protoc on PATH (apt-get install protobuf-compiler)")
+        gen = tempfile.mkdtemp(prefix="hxpygen-")
+        proto_dir = os.path.join(SOURCE_DIR, "proto")
+        subprocess.run([protoc, f"--python_out={gen}", f"-I{proto_dir}",
+                        os.path.join(proto_dir, "heliox", "ingest", "v1", "ingest.proto")], check=True)
+    if gen not in sys.path:
+        sys.path.insert(0, gen)
+    from heliox.ingest.v1 import ingest_pb2  # noqa: E402
+    return ingest_pb2
+
+
+pb = _load_pb()
+CODE = {name: num for name, num in pb.Code.items()}
+
+
+def code_name(num):
+    return pb.Code.Name(num) if num in pb.Code.values() else str(num)
+
+
+# -------------------------------------------------------------------- nng --
+
+class _NngSocket(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint32)]
+
+
+def _load_nng():
+    for name in ("libnng.so.1", ctypes.util.find_library("nng")):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        raise RuntimeError("cannot load libnng.so.1 (apt-get install libnng1)")
+    lib.nng_req0_open.argtypes = [ctypes.POINTER(_NngSocket)]
+    lib.nng_req0_open.restype = ctypes.c_int
+    lib.nng_dial.argtypes = [_NngSocket, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+    lib.nng_dial.restype = ctypes.c_int
+    lib.nng_send.argtypes = [_NngSocket, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    lib.nng_send.restype = ctypes.c_int
+    lib.nng_recv.argtypes = [_NngSocket, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.c_int]
+    lib.nng_recv.restype = ctypes.c_int
+    lib.nng_free.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.nng_free.restype = None
+    lib.nng_socket_set_ms.argtypes = [_NngSocket, ctypes.c_char_p, ctypes.c_int32]
+    lib.nng_socket_set_ms.restype = ctypes.c_int
+    lib.nng_socket_set_size.argtypes = [_NngSocket, ctypes.c_char_p, ctypes.c_size_t]
+    lib.nng_socket_set_size.restype = ctypes.c_int
+    lib.nng_close.argtypes = [_NngSocket]
+    lib.nng_close.restype = ctypes.c_int
+    lib.nng_strerror.argtypes = [ctypes.c_int]
+    lib.nng_strerror.restype = ctypes.c_char_p
+    return lib
+
+
+_nng = _load_nng()
+NNG_FLAG_ALLOC = 1
+NNG_FLAG_NONBLOCK = 2
+NNG_ETIMEDOUT = 5
+
+
+class NngError(Exception):
+    def __init__(self, op, rv):
+        super().__init__(f"{op}: {_nng.nng_strerror(rv).decode()} ({rv})")
+        self.rv = rv
+
+
+class NngTimeout(NngError):
+    pass
+
+
+class NngClient:
+    """One req0 socket dialed (in the background) to one URL. One request at a
+    time per socket: give every thread its own NngClient."""
+
+    def __init__(self, url, timeout_ms=30000):
+        self.url = url
+        self.timeout_ms = timeout_ms
+        self._sock = _NngSocket()
+        rv = _nng.nng_req0_open(ctypes.byref(self._sock))
+        if rv:
+            raise NngError("nng_req0_open", rv)
+        self._open = True
+        # Never let nng resend behind the test's back: a resend would turn
+        # one ingest into two requests and blur what is being measured.
+        self._check(_nng.nng_socket_set_ms(self._sock, b"req:resend-time", 3600 * 1000), "resend-time")
+        self._check(_nng.nng_socket_set_size(self._sock, b"recv-size-max", 0), "recv-size-max")
+        self._check(_nng.nng_dial(self._sock, url.encode(), None, NNG_FLAG_NONBLOCK), "nng_dial " + url)
+
+    @staticmethod
+    def _check(rv, op):
+        if rv:
+            raise NngError(op, rv)
+
+    def request(self, data, timeout_ms=None):
+        """Sends `data` (bytes) and returns the reply (bytes). Raises NngTimeout
+        when no reply arrives within timeout_ms."""
+        t = self.timeout_ms if timeout_ms is None else timeout_ms
+        self._check(_nng.nng_socket_set_ms(self._sock, b"recv-timeout", int(t)), "recv-timeout")
+        # with no server connected, send waits for one: same deadline
+        self._check(_nng.nng_socket_set_ms(self._sock, b"send-timeout", int(t)), "send-timeout")
+        buf = ctypes.create_string_buffer(bytes(data), len(data)) if data else None
+        rv = _nng.nng_send(self._sock, buf, len(data), 0)
+        if rv == NNG_ETIMEDOUT:
+            raise NngTimeout("nng_send", rv)
+        self._check(rv, "nng_send")
+        ptr = ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        rv = _nng.nng_recv(self._sock, ctypes.byref(ptr), ctypes.byref(size), NNG_FLAG_ALLOC)
+        if rv == NNG_ETIMEDOUT:
+            raise NngTimeout("nng_recv", rv)
+        self._check(rv, "nng_recv")
+        try:
+            return ctypes.string_at(ptr, size.value)
+        finally:
+            _nng.nng_free(ptr, size.value)
+
+    def close(self):
+        if self._open:
+            _nng.nng_close(self._sock)
+            self._open = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+# ------------------------------------------------------------------- rpc --
+
+def raw(sock, data, timeout_ms=None):
+    """Sends raw bytes; parses the reply as an RpcResponse (the server answers
+    everything, garbage included, with a well-formed RpcResponse)."""
+    reply = sock.request(data, timeout_ms)
+    resp = pb.RpcResponse()
+    resp.ParseFromString(reply)
+    return resp
+
+
+def make_request(api_key="", request_id="", timeout_ms=0, **method):
+    """method: one of ingest=pb.IngestRequest(...), health=pb.HealthRequest(),
+    summary=pb.SummaryRequest(...), or none at all."""
+    if len(method) > 1:
+        raise ValueError("at most one method")
+    return pb.RpcRequest(api_key=api_key, request_id=request_id, timeout_ms=timeout_ms, **method)
+
+
+def call(sock, api_key="", request_id="", timeout_ms=0, recv_timeout_ms=None, **method):
+    """Builds an RpcRequest, sends it on `sock` (an NngClient) and returns the
+    parsed RpcResponse. A non-empty request_id must come back unchanged."""
+    req = make_request(api_key, request_id, timeout_ms, **method)
+    resp = raw(sock, req.SerializeToString(), recv_timeout_ms)
+    if request_id:
+        assert resp.request_id == request_id, \
+            f"request_id not echoed: sent {request_id!r}, got {resp.request_id!r}"
+    return resp
+
+
+def rid(prefix="t"):
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def ingest_mock(**kw):
+    return pb.IngestRequest(mock=True, **kw)
+
+
+def ingest_json(doc, **kw):
+    if isinstance(doc, (dict, list)):
+        doc = json.dumps(doc)
+    if isinstance(doc, str):
+        doc = doc.encode()
+    return pb.IngestRequest(export_json=doc, **kw)
+
+
+def cost_record(rec):
+    if isinstance(rec, pb.CostRecord):
+        return rec
+    if isinstance(rec, dict):
+        return pb.CostRecord(**rec)
+    d, p, g, c = rec
+    return pb.CostRecord(date=d, provider=p, gpu_type=g, cost_usd=c)
+
+
+def ingest_records(recs, **kw):
+    return pb.IngestRequest(records=pb.RecordBatch(records=[cost_record(r) for r in recs]), **kw)
+
+
+def violations(resp):
+    return [(v.field, v.description) for v in resp.status.violations]
+
+
+def violation_fields(resp):
+    return [v.field for v in resp.status.violations]
+
+
+def describe(resp):
+    """A one-line account of a reply, for assertion messages."""
+    s = resp.status
+    out = f"code={code_name(s.code)} message={s.message!r} request_id={resp.request_id!r}"
+    if s.violations:
+        out += " violations=" + repr(violations(resp)[:10])
+    which = resp.WhichOneof("result")
+    if which:
+        out += f" {which}={{{str(getattr(resp, which)).strip()}}}".replace("\n", " ")
+    return out
+
+
+def assert_code(resp, name):
+    assert resp.status.code == CODE[name], f"expected {name}, got {describe(resp)}"
+
+
+def assert_counts(resp, received=None, inserted=None, updated=None, unchanged=None, failed=None):
+    """Checks the ingest counts given and, always, the contract's invariant
+    inserted + updated + unchanged + failed == received."""
+    assert resp.WhichOneof("result") == "ingest", f"no ingest result: {describe(resp)}"
+    r = resp.ingest
+    assert r.inserted + r.updated + r.unchanged + r.failed == r.received, \
+        f"counts do not add up to received: {describe(resp)}"
+    want = dict(received=received, inserted=inserted, updated=updated, unchanged=unchanged, failed=failed)
+    got = {k: getattr(r, k) for k in want}
+    for k, v in want.items():
+        if v is not None:
+            assert got[k] == v, f"{k}: expected {v}, got {got[k]} ({describe(resp)})"
+
+
+# ------------------------------------------------------------- mock data --
+
+def load_mock():
+    with open(MOCK_PATH, "rb") as f:
+        raw_bytes = f.read()
+    return raw_bytes, json.loads(raw_bytes, parse_float=Decimal, parse_int=Decimal)
+
+
+def mock_stats():
+    """count/total/min/max/avg of the bundled mock export, computed exactly."""
+    _, doc = load_mock()
+    costs = [Decimal(r["cost_usd"]) for r in doc["cost_data"]]
+    total = sum(costs, Decimal(0))
+    return dict(records=len(costs), total=total, min=min(costs), max=max(costs),
+                avg=round2(total / len(costs)))
+
+
+def big_export(n):
+    """A valid export document of n records with distinct keys (8 providers
+    per day from 2000-01-01 on), compact, about 70 bytes a record."""
+    import datetime
+    start = datetime.date(2000, 1, 1)
+    days = [(start + datetime.timedelta(days=i)).isoformat() for i in range(n // 8 + 1)]
+    items = ['{"date":"%s","provider":"p%d","gpu_type":"g","cost_usd":"%d.25"}'
+             % (days[i // 8], i % 8, 1 + i % 997) for i in range(n)]
+    return ('{"currency":"USD","cost_data":[' + ",".join(items) + "]}").encode()
+
+
+def round2(d):
+    from decimal import ROUND_HALF_UP
+    return Decimal(d).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+# -------------------------------------------------------------- postgres --
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _which_or_fail(name):
+    path = shutil.which(name)
+    if not path:
+        raise RuntimeError(f"{name} not found on PATH")
+    return path
+
+
+class PgCluster:
+    """A private PostgreSQL cluster in a temporary folder (scripts/pgtmp.sh).
+    The folder is chmod 755 so that user postgres can reach it when we run as
+    root; fsync is off for speed."""
+
+    def __init__(self):
+        if not os.access(PGTMP, os.X_OK):
+            raise RuntimeError(f"{PGTMP} missing or not executable")
+        self.dir = tempfile.mkdtemp(prefix="hxpg-")
+        os.chmod(self.dir, 0o755)
+        self.conninfo = None
+        self.psql_bin = _which_or_fail("psql")
+
+    def _env(self):
+        env = dict(os.environ)
+        env["PGTMP_FSYNC"] = "off"
+        return env
+
+    def start(self):
+        p = subprocess.run([PGTMP, "start", self.dir], env=self._env(), capture_output=True,
+                           text=True, timeout=180)
+        if p.returncode != 0:
+            raise RuntimeError(f"pgtmp.sh start failed ({p.returncode}): {p.stderr}")
+        self.conninfo = p.stdout.strip().splitlines()[-1]
+        assert "host=" in self.conninfo, self.conninfo
+        return self.conninfo
+
+    def stop(self):
+        p = subprocess.run([PGTMP, "stop", self.dir], env=self._env(), capture_output=True,
+                           text=True, timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError(f"pgtmp.sh stop failed ({p.returncode}): {p.stderr}")
+
+    def destroy(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def psql(self, sql, check=True):
+        """Runs SQL; returns the rows of the last statement as tuples of text
+        (NULL as None)."""
+        p = subprocess.run([self.psql_bin, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+                            "-F", "\x1f", "-P", "null=\x1e", "-d", self.conninfo, "-c", sql],
+                           capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"psql failed ({p.returncode}) on {sql!r}: {p.stderr}")
+        rows = []
+        for line in p.stdout.split("\n"):
+            if line == "":
+                continue
+            rows.append(tuple(None if v == "\x1e" else v for v in line.split("\x1f")))
+        return rows
+
+    def scalar(self, sql):
+        rows = self.psql(sql)
+        assert len(rows) == 1 and len(rows[0]) == 1, f"{sql!r} gave {rows!r}"
+        return rows[0][0]
+
+    def snapshot(self):
+        """Every cost_snapshots row, every column, as one text: two snapshots
+        are equal iff the table was not written (xmin catches a rewrite that
+        changed no value)."""
+        p = subprocess.run([self.psql_bin, "-X", "-A", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.conninfo,
+                            "-c", "SELECT xmin, * FROM cost_snapshots ORDER BY id"],
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError(f"snapshot failed: {p.stderr}")
+        return p.stdout
+
+    def rows(self):
+        """(date, provider, gpu_type, Decimal cost) for every row, in key order."""
+        return [(d, p, g, Decimal(c)) for d, p, g, c in self.psql(
+            "SELECT date::text, provider, gpu_type, cost_usd::text FROM cost_snapshots "
+            "ORDER BY date, provider, gpu_type")]
+
+    def count(self, table="cost_snapshots"):
+        return int(self.scalar(f"SELECT count(*) FROM {table}"))
+
+    def truncate(self):
+        self.psql("TRUNCATE cost_snapshots, ingestion_runs")
+
+    def runs_json(self):
+        """ingestion_runs rows as dicts (column names are the store's to choose;
+        tests look for values, not names)."""
+        return [json.loads(r[0]) for r in self.psql("SELECT row_to_json(r)::text FROM ingestion_runs r")]
+
+
+# ---------------------------------------------------------------- server --
+
+def new_key():
+    return "hx-test-" + secrets.token_hex(16)
+
+
+class Server:
+    """A heliox-ingestd process. keys: list of keys put into ADMIN_API_KEY
+    (None = variable unset). listen: list of URLs (default: one tcp loopback
+    port). extra: more command-line arguments."""
+
+    def __init__(self, conninfo, keys=None, listen=None, ipc=False, workers=None,
+                 max_message_bytes=None, extra=(), env=None, log_level="debug",
+                 data_dir=DATA_DIR, key_file=None):
+        if not os.access(SERVER_BIN, os.X_OK):
+            raise RuntimeError(f"{SERVER_BIN} not built")
+        self.tmp = tempfile.mkdtemp(prefix="hxsrv-")
+        self.keys = list(keys) if keys is not None else [new_key()]
+        self.key = self.keys[0] if self.keys else None
+        if listen is None:
+            listen = [f"ipc://{self.tmp}/hx.sock"] if ipc else [f"tcp://127.0.0.1:{free_port()}"]
+        self.listen = list(listen)
+        self.url = self.listen[0]
+        args = [SERVER_BIN]
+        for u in self.listen:
+            args += ["--listen", u]
+        if conninfo is not None:
+            args += ["--db", conninfo]
+        if data_dir is not None:
+            args += ["--data-dir", data_dir]
+        if log_level is not None:
+            args += ["--log-level", log_level]
+        if workers is not None:
+            args += ["--workers", str(workers)]
+        if max_message_bytes is not None:
+            args += ["--max-message-bytes", str(max_message_bytes)]
+        if key_file is not None:
+            args += ["--api-key-file", key_file]
+        args += list(extra)
+        self.args = args
+        self.env = dict(os.environ)
+        self.env.pop("ADMIN_API_KEY", None)
+        if keys is None or self.keys:
+            self.env["ADMIN_API_KEY"] = ",".join(self.keys)
+        if env:
+            self.env.update(env)
+        self.log_path = os.path.join(self.tmp, "server.log")
+        self.proc = None
+        self._client = None
+
+    # -- process --
+    def start(self, wait=True, timeout=60):
+        self._logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self._logf,
+                                     stderr=self._logf, env=self.env)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=60):
+        """Waits until a Health call with a valid key answers OK."""
+        deadline = time.monotonic() + timeout
+        last = None
+        with NngClient(self.url) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"heliox-ingestd exited with {self.proc.returncode} while "
+                                         f"starting; log:\n{self.log()}")
+                try:
+                    resp = call(c, api_key=self.key, health=pb.HealthRequest(), recv_timeout_ms=500)
+                    if resp.status.code == 0:
+                        return
+                    last = describe(resp)
+                except NngTimeout as e:
+                    last = str(e)
+                time.sleep(0.05)
+        raise AssertionError(f"heliox-ingestd not ready after {timeout}s (last: {last}); log:\n{self.log()}")
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=60):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"heliox-ingestd did not exit within {timeout}s; log:\n{self.log()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=60, check=True):
+        """Signals the server, waits, asserts exit status 0 (when check) and
+        returns its whole log."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.proc is None:
+            return self.log()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"heliox-ingestd ignored {sig!r} for {timeout}s; log:\n{self.log()}")
+        finally:
+            self._logf.close()
+        text = self.log()
+        if check:
+            assert rc == 0, f"heliox-ingestd exited {rc} after {sig!r}; log:\n{text[-20000:]}"
+        return text
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- calls --
+    def client(self, timeout_ms=30000):
+        return NngClient(self.url, timeout_ms)
+
+    def call(self, key=..., request_id=None, **kw):
+        """A call on this server's shared client with its first key (key=...),
+        another key, or none (key=""). request_id defaults to a fresh one."""
+        if self._client is None:
+            self._client = self.client()
+        if key is ...:
+            key = self.key
+        if request_id is None:
+            request_id = rid()
+        return call(self._client, api_key=key, request_id=request_id, **kw)
+
+    def raw(self, data, timeout_ms=None):
+        if self._client is None:
+            self._client = self.client()
+        return raw(self._client, data, timeout_ms)
+
+    def health(self, **kw):
+        return self.call(health=pb.HealthRequest(), **kw)
+
+    def assert_healthy(self):
+        resp = self.health()
+        assert_code(resp, "OK")
+        assert resp.health.serving, describe(resp)
+        return resp
+
+
+def run_cli(args, key=None, env=None, stdin=None, timeout=120):
+    """Runs heliox-ingest; returns CompletedProcess (text). key: put into
+    ADMIN_API_KEY (None = unset)."""
+    if not os.access(CLI_BIN, os.X_OK):
+        raise RuntimeError(f"{CLI_BIN} not built")
+    e = dict(os.environ)
+    e.pop("ADMIN_API_KEY", None)
+    if key is not None:
+        e["ADMIN_API_KEY"] = key
+    if env:
+        e.update(env)
+    return subprocess.run([CLI_BIN] + list(args), input=stdin, capture_output=True, env=e,
+                          timeout=timeout)
