@@ -4,38 +4,68 @@
  *
  * cJSON gives back C strings and doubles, which loses two things we must
  * not lose: a NUL inside a string (it would silently cut the value short),
- * and a number's decimal text. The first is refused before parsing; the
- * second is rebuilt exactly by hx_money_from_double().
+ * and a number's decimal text. The first is rewritten before parsing into a
+ * control character validation refuses on its own field; the second is
+ * rebuilt exactly by hx_money_from_double().
  */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "heliox/export.h"
 
-/* A raw NUL, or a \u0000 escape anywhere (an escaped backslash followed by
- * "u0000" is not one, hence the walk over escapes). */
+/* A raw NUL byte: never valid JSON (control characters must be escaped). */
 static bool
 has_nul(const char *s, size_t len)
 {
+	return memchr(s, '\0', len) != NULL;
+}
+
+/* Offset of the 'u' of the next \u0000 escape at or after `from`, or len.
+ * An escaped backslash followed by "u0000" is not one, hence the walk over
+ * escapes. */
+static size_t
+next_nul_escape(const char *s, size_t len, size_t from)
+{
 	size_t i;
 
-	if (memchr(s, '\0', len) != NULL) {
-		return true;
-	}
-	for (i = 0; i + 1 < len; i++) {
+	for (i = from; i + 1 < len; i++) {
 		if (s[i] != '\\') {
 			continue;
 		}
 		i++; /* the escaped character; the loop steps past it */
 		if (s[i] == 'u' && len - i > 4 && memcmp(s + i + 1, "0000", 4) == 0) {
-			return true;
+			return i;
 		}
 	}
-	return false;
+	return len;
+}
+
+/*
+ * A copy of the document with every \u0000 escape turned into \u0001, or
+ * NULL when out of memory. cJSON would end the value's C string at the NUL
+ * and silently cut it short; \u0001 keeps the value whole and is refused by
+ * validation as the control character it stands for, on the exact field
+ * ("cost_data[1].provider: contains a control character").
+ */
+static char *
+copy_without_nul_escapes(const char *s, size_t len)
+{
+	char  *copy = malloc(len);
+	size_t i = 0;
+
+	if (copy == NULL) {
+		return NULL;
+	}
+	memcpy(copy, s, len);
+	while ((i = next_nul_escape(copy, len, i)) < len) {
+		copy[i + 4] = '1';
+	}
+	return copy;
 }
 
 static bool
@@ -50,19 +80,26 @@ static cJSON *
 parse_document(const char *json, size_t len)
 {
 	const char *end = NULL;
+	char       *copy = NULL;
 	cJSON      *root;
 
+	if (next_nul_escape(json, len, 0) < len) {
+		if ((copy = copy_without_nul_escapes(json, len)) == NULL) {
+			return NULL; /* reported as invalid JSON, like cJSON's own OOM */
+		}
+		json = copy;
+	}
 	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-	if (root == NULL) {
-		return NULL;
+	if (root != NULL) {
+		while (end < json + len && is_json_space(*end)) {
+			end++;
+		}
+		if (end != json + len) {
+			cJSON_Delete(root);
+			root = NULL;
+		}
 	}
-	while (end < json + len && is_json_space(*end)) {
-		end++;
-	}
-	if (end != json + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
+	free(copy);
 	return root;
 }
 
@@ -130,20 +167,27 @@ parse_record(const cJSON *el, size_t i, hx_batch *b, hx_violations *viol)
 	return st == HX_RESOURCE_EXHAUSTED ? st : HX_OK;
 }
 
+/* Adds the "currency" violation when `cur` is present but not "USD". */
 static hx_status
-parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
+check_currency(const cJSON *cur, hx_violations *viol)
 {
-	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(root, "currency");
-	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "cost_data");
-	const cJSON *el;
-	size_t       i = 0;
-	hx_status    st = HX_OK;
-
 	/* null counts as absent, as it does for a record's fields. */
 	if (cur != NULL && !cJSON_IsNull(cur) &&
 	    !(cJSON_IsString(cur) && strcmp(cur->valuestring, "USD") == 0)) {
-		st = hx_violations_add(viol, "currency", "must be \"USD\"");
+		return hx_violations_add(viol, "currency", "must be \"USD\"");
 	}
+	return HX_OK;
+}
+
+static hx_status
+parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "cost_data");
+	const cJSON *el;
+	size_t       i = 0;
+	hx_status    st;
+
+	st = check_currency(cJSON_GetObjectItemCaseSensitive(root, "currency"), viol);
 	if (st != HX_OK) {
 		return st;
 	}
@@ -185,6 +229,67 @@ hx_export_parse(const char *json, size_t len, hx_batch *b, hx_violations *viol)
 		st = parse_object(root, b, viol);
 	}
 	cJSON_Delete(root);
+	if (st != HX_OK) {
+		return st;
+	}
+	return viol->total > before ? HX_INVALID_ARGUMENT : HX_OK;
+}
+
+/*
+ * The streaming reader's way in (clients/): the pieces of a document it has
+ * found itself go through the same code as a whole document does above, so
+ * the rules and their wording stay in one place.
+ */
+
+/* Parses one value's text; on failure adds the violation "$" as
+ * hx_export_parse would for the whole document. */
+static hx_status
+parse_piece(const char *json, size_t len, cJSON **out, hx_violations *viol)
+{
+	*out = NULL;
+	if (json == NULL) {
+		len = 0;
+	}
+	if (len > 0 && has_nul(json, len)) {
+		return hx_violations_add(viol, "$", "contains a NUL character");
+	}
+	if ((*out = parse_document(json, len)) == NULL) {
+		return hx_violations_add(viol, "$", "is not valid JSON");
+	}
+	return HX_OK;
+}
+
+hx_status
+hx_export_parse_record(const char *json, size_t len, size_t index, hx_batch *b,
+                       hx_violations *viol)
+{
+	size_t    before = viol->total;
+	cJSON    *el;
+	hx_status st;
+
+	if ((st = parse_piece(json, len, &el, viol)) == HX_OK && el != NULL) {
+		st = parse_record(el, index, b, viol);
+	} else if (st == HX_OK) {
+		b->received++; /* not JSON: still a record offered, and refused */
+	}
+	cJSON_Delete(el);
+	if (st != HX_OK) {
+		return st;
+	}
+	return viol->total > before ? HX_INVALID_ARGUMENT : HX_OK;
+}
+
+hx_status
+hx_export_check_currency(const char *json, size_t len, hx_violations *viol)
+{
+	size_t    before = viol->total;
+	cJSON    *cur;
+	hx_status st;
+
+	if ((st = parse_piece(json, len, &cur, viol)) == HX_OK && cur != NULL) {
+		st = check_currency(cur, viol);
+	}
+	cJSON_Delete(cur);
 	if (st != HX_OK) {
 		return st;
 	}

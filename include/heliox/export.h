@@ -34,6 +34,28 @@ extern "C" {
  */
 hx_status hx_export_parse(const char *json, size_t len, hx_batch *b, hx_violations *viol);
 
+/*
+ * For readers that stream a document too big to parse whole (the CLI's
+ * `ingest FILE`) and find its pieces themselves. Each applies exactly the
+ * rules hx_export_parse applies to the same piece.
+ *
+ * hx_export_parse_record: `json` is the text of the element at position
+ * `index` of cost_data. Like one step of hx_export_parse: an object goes
+ * through hx_batch_add(b, ..., "cost_data", index, viol); anything else is
+ * the violation "cost_data[index]" "must be an object"; text that is not one
+ * JSON value (or holds a NUL) is the violation "$". b->received counts the
+ * element in every case.
+ *
+ * hx_export_check_currency: `json` is the text of the top-level "currency"
+ * value; adds the violation "currency" unless it is "USD" or null.
+ *
+ * Both return HX_OK when nothing was wrong, HX_INVALID_ARGUMENT when a
+ * violation was added, HX_RESOURCE_EXHAUSTED when memory ran out.
+ */
+hx_status hx_export_parse_record(const char *json, size_t len, size_t index, hx_batch *b,
+                                 hx_violations *viol);
+hx_status hx_export_check_currency(const char *json, size_t len, hx_violations *viol);
+
 #ifdef __cplusplus
 }
 #endif
