@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -51,15 +52,26 @@ static const char usage_global[] =
 
 static const char usage_ingest[] =
     "usage: " CLI_NAME " [options] ingest --mock | FILE [--dry-run] [--skip-invalid]\n"
+    "                     [--batch N] [--inflight K]\n"
     "\n"
     "Loads a cost export into the database. Re-ingesting the same data is\n"
     "safe: unchanged rows are counted, not written.\n"
     "\n"
     "  --mock           ingest the server's bundled mock export\n"
-    "  FILE             a cost export JSON document; \"-\" reads stdin\n"
+    "  FILE             a cost export JSON document of any size; \"-\" reads stdin\n"
     "  --dry-run        validate and count, write nothing\n"
     "  --skip-invalid   write the valid records, report the invalid ones\n"
-    "                   (default: all or nothing)\n";
+    "                   (default: all or nothing)\n"
+    "  --batch N        records a request, 1 to 50000 (default 5000)\n"
+    "  --inflight K     requests outstanding at once, 1 to 64 (default 2)\n"
+    "\n"
+    "FILE is read as a stream, twice: first every record is checked (with\n"
+    "paths into the file, keys unique across it), and only if that finds\n"
+    "nothing wrong are the records sent, in batches. Stdin that is not a\n"
+    "regular file is copied to a temporary file ($TMPDIR) for the second\n"
+    "reading. Batch k is sent as request id BASE-bk, BASE being --request-id\n"
+    "or a fresh UUID: if a run stops part way, the batches it committed stay\n"
+    "committed, and the same command with --request-id BASE resumes it.\n";
 
 static const char usage_health[] =
     "usage: " CLI_NAME " [options] health\n"
@@ -127,6 +139,8 @@ typedef enum opt_id {
 	OPT_MOCK,
 	OPT_DRY_RUN,
 	OPT_SKIP_INVALID,
+	OPT_BATCH,
+	OPT_INFLIGHT,
 	OPT_FROM,
 	OPT_TO,
 	OPT_PROVIDER,
@@ -156,6 +170,8 @@ static const opt_spec opts[] = {
 	{ "--mock", CLI_CMD_INGEST, false, OPT_MOCK },
 	{ "--dry-run", CLI_CMD_INGEST, false, OPT_DRY_RUN },
 	{ "--skip-invalid", CLI_CMD_INGEST, false, OPT_SKIP_INVALID },
+	{ "--batch", CLI_CMD_INGEST, true, OPT_BATCH },
+	{ "--inflight", CLI_CMD_INGEST, true, OPT_INFLIGHT },
 	{ "--from", CLI_CMD_SUMMARY, true, OPT_FROM },
 	{ "--to", CLI_CMD_SUMMARY, true, OPT_TO },
 	{ "--provider", CLI_CMD_SUMMARY, true, OPT_PROVIDER },
@@ -230,6 +246,48 @@ parse_timeout(const char *s, uint32_t *out)
 	return (0);
 }
 
+/* A whole number from 1 to max. */
+static int
+parse_count(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char         *end;
+
+	if (*s < '0' || *s > '9') {
+		return (-1);
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > max) {
+		return (-1);
+	}
+	*out = v;
+	return (0);
+}
+
+static int
+apply_stream_opt(cli_args *a, opt_id id, const char *val)
+{
+	unsigned long v;
+
+	if (id == OPT_BATCH) {
+		if (parse_count(val, STREAM_MAX_BATCH, &v) != 0) {
+			return (usage_error("--batch: '%s' is not a number of records from 1 to %u", val,
+			                    STREAM_MAX_BATCH));
+		}
+		a->batch = (size_t) v;
+		a->batch_set = true;
+		return (0);
+	}
+	if (parse_count(val, SEND_MAX_INFLIGHT, &v) != 0) {
+		return (usage_error("--inflight: '%s' is not a number from 1 to %u", val,
+		                    SEND_MAX_INFLIGHT));
+	}
+	a->inflight = (unsigned) v;
+	a->inflight_set = true;
+	return (0);
+}
+
 static int
 apply_global(cli_args *a, opt_id id, const char *val)
 {
@@ -285,6 +343,9 @@ apply_opt(cli_args *a, opt_id id, const char *val)
 	case OPT_SKIP_INVALID:
 		a->skip_invalid = true;
 		return (0);
+	case OPT_BATCH:
+	case OPT_INFLIGHT:
+		return (apply_stream_opt(a, id, val));
 	case OPT_FROM:
 		a->query.from_date = val;
 		return (0);
@@ -389,6 +450,24 @@ parse_args(cli_args *a, int argc, char **argv)
 	return (0);
 }
 
+/* The server's rule for a request id (printable ASCII, no space, at most
+ * 128 bytes), less room for the "-b<k>" that each batch adds. */
+static bool
+base_id_ok(const char *id)
+{
+	size_t n;
+
+	if (id == NULL) {
+		return (true); /* one is generated */
+	}
+	for (n = 0; id[n] != '\0'; n++) {
+		if ((unsigned char) id[n] <= 0x20 || (unsigned char) id[n] >= 0x7f) {
+			return (false);
+		}
+	}
+	return (n > 0 && n <= STREAM_BASE_ID_MAX);
+}
+
 /* What the options say must hold together; checked after all are read. */
 static int
 check_args(const cli_args *a)
@@ -399,6 +478,14 @@ check_args(const cli_args *a)
 	if (a->cmd == CLI_CMD_INGEST && a->mock == (a->file != NULL)) {
 		return (usage_error(a->mock ? "ingest: give --mock or FILE, not both"
 		                            : "ingest: give --mock or FILE"));
+	}
+	if (a->mock && (a->batch_set || a->inflight_set)) {
+		return (usage_error("ingest: --batch and --inflight apply to FILE, not --mock"));
+	}
+	if (a->cmd == CLI_CMD_INGEST && a->file != NULL && !base_id_ok(a->request_id)) {
+		return (usage_error("--request-id: at most %u bytes of printable ASCII without "
+		                    "spaces for ingest FILE (batch k is sent as ID-bk)",
+		                    STREAM_BASE_ID_MAX));
 	}
 	if (a->api_key == NULL || *a->api_key == '\0') {
 		return (usage_error("no API key: pass --api-key or set ADMIN_API_KEY"));
@@ -472,53 +559,10 @@ make_request_id(char out[37])
 	out[o] = '\0';
 }
 
-/* ---- input -------------------------------------------------------------- */
-
-/* Reads a whole file ("-" = stdin) into memory; on failure returns -1 with
- * errno set. */
-static int
-read_all(const char *path, char **buf, size_t *len)
-{
-	FILE  *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 0, n;
-	char  *p = NULL, *np;
-	int    err = 0;
-
-	if (f == NULL) {
-		return (-1);
-	}
-	*len = 0;
-	do {
-		if (*len == cap) {
-			cap = cap != 0 ? cap * 2 : 65536;
-			if ((np = realloc(p, cap)) == NULL) {
-				err = ENOMEM;
-				break;
-			}
-			p = np;
-		}
-		n = fread(p + *len, 1, cap - *len, f);
-		*len += n;
-	} while (n > 0);
-	if (err == 0 && ferror(f)) {
-		err = errno != 0 ? errno : EIO;
-	}
-	if (f != stdin) {
-		fclose(f);
-	}
-	if (err != 0) {
-		free(p);
-		errno = err;
-		return (-1);
-	}
-	*buf = p;
-	return (0);
-}
-
 /* ---- running the command ------------------------------------------------ */
 
-static int
-exit_status(hx_status st)
+int
+cli_exit_status(hx_status st)
 {
 	switch (st) {
 	case HX_OK:
@@ -536,26 +580,51 @@ exit_status(hx_status st)
 	}
 }
 
+/*
+ * ingest FILE, of any size: streamed and sent in batches (stream_ingest.h).
+ * Every file takes this one path, so paths in violations and the output
+ * are the same for 28 records and for 28 million.
+ */
+static int
+run_ingest_file(const cli_args *a, hx_client *c)
+{
+	stream_opts   o;
+	stream_report r;
+	char          rid[37];
+	int           rv;
+
+	if (a->request_id == NULL) {
+		make_request_id(rid);
+	}
+	memset(&o, 0, sizeof(o));
+	o.path = a->file;
+	o.base_id = a->request_id != NULL ? a->request_id : rid;
+	o.batch_size = a->batch_set ? a->batch : STREAM_DEFAULT_BATCH;
+	o.inflight = a->inflight_set ? a->inflight : STREAM_DEFAULT_INFLIGHT;
+	o.dry_run = a->dry_run;
+	o.skip_invalid = a->skip_invalid;
+	o.timeout_ms = a->timeout_ms;
+	o.progress = !a->json && isatty(STDERR_FILENO);
+	stream_report_init(&r);
+	stream_ingest(c, &o, &r);
+	if (r.usage_error) {
+		/* The caller's mistake, found before anything was sent. */
+		fprintf(stderr, CLI_NAME ": %s\n", r.message);
+		rv = CLI_EXIT_USAGE;
+	} else {
+		cli_print_stream(a, &r);
+		rv = cli_exit_status(r.code);
+	}
+	stream_report_free(&r);
+	return (rv);
+}
+
 static int
 run_ingest(const cli_args *a, hx_client *c, const hx_call_opts *call, hx_reply *r)
 {
 	hx_ingest_opts o = { .call = *call, .dry_run = a->dry_run, .skip_invalid = a->skip_invalid };
-	char          *buf = NULL;
-	size_t         len = 0;
 
-	if (a->mock) {
-		hx_client_ingest_mock(c, &o, r);
-		return (0);
-	}
-	/* Read before anything is sent: an unreadable file is the caller's
-	 * mistake, not the server's. */
-	if (read_all(a->file, &buf, &len) != 0) {
-		fprintf(stderr, CLI_NAME ": cannot read %s: %s\n",
-		        strcmp(a->file, "-") == 0 ? "stdin" : a->file, strerror(errno));
-		return (CLI_EXIT_USAGE);
-	}
-	hx_client_ingest_json(c, buf, len, &o, r);
-	free(buf);
+	hx_client_ingest_mock(c, &o, r);
 	return (0);
 }
 
@@ -624,9 +693,11 @@ main(int argc, char **argv)
 	if ((rv = check_args(&a)) != 0 || (rv = open_client(&a, &c)) != 0) {
 		return (rv);
 	}
-	if ((rv = run(&a, c, &r)) == 0) {
+	if (a.cmd == CLI_CMD_INGEST && a.file != NULL) {
+		rv = run_ingest_file(&a, c);
+	} else if ((rv = run(&a, c, &r)) == 0) {
 		cli_print_reply(&a, &r);
-		rv = exit_status(r.code);
+		rv = cli_exit_status(r.code);
 	}
 	hx_reply_free(&r);
 	hx_client_close(c);

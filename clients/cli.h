@@ -10,6 +10,8 @@
 
 #include "heliox/client.h"
 
+#include "stream_ingest.h"
+
 #define CLI_NAME     "heliox-ingest"
 #define CLI_MAX_URLS 16
 
@@ -48,12 +50,21 @@ typedef struct cli_args {
 	bool        dry_run;
 	bool        skip_invalid;
 	const char *file;
+	size_t      batch;    /* ingest FILE: records a request */
+	unsigned    inflight; /* ingest FILE: requests outstanding at once */
+	bool        batch_set, inflight_set;
 	/* summary */
 	hx_summary_query query;
 } cli_args;
 
 /* The command's name as typed ("ingest"). */
 const char *cli_cmd_name(cli_cmd cmd);
+
+/* The exit status for a call's (or a run's) status. */
+int cli_exit_status(hx_status st);
+
+/* Prints the result of `ingest FILE` (stream_print.c), text or --json. */
+void cli_print_stream(const cli_args *a, const stream_report *r);
 
 /* Prints the reply: a readable form (results to stdout, errors to stderr),
  * or with --json exactly one JSON object on stdout. */

@@ -1,0 +1,101 @@
+/*
+ * progress.c - see progress.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "progress.h"
+
+#define PROGRESS_MIN_NS 100000000LL /* 10 redraws a second at most */
+
+static int64_t
+ns_between(const struct timespec *a, const struct timespec *b)
+{
+	return ((int64_t) (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec));
+}
+
+void
+progress_init(progress *p, bool on)
+{
+	memset(p, 0, sizeof(*p));
+	p->on = on;
+}
+
+void
+progress_begin(progress *p, const char *label, uint64_t total)
+{
+	p->label = label;
+	p->total = total;
+	clock_gettime(CLOCK_MONOTONIC, &p->t0);
+	p->last = p->t0;
+	p->last.tv_sec -= 1; /* the first update draws at once */
+}
+
+/* 1234567 -> "1,234,567": large counts are read at a glance. */
+static void
+grouped(uint64_t v, char out[32])
+{
+	char   digits[24];
+	size_t n = (size_t) snprintf(digits, sizeof(digits), "%" PRIu64, v), i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0 && (n - i) % 3 == 0) {
+			out[o++] = ',';
+		}
+		out[o++] = digits[i];
+	}
+	out[o] = '\0';
+}
+
+/* " 42%  ETA 1m05s", or "" when the total is unknown or nothing moved. */
+static void
+eta_text(const progress *p, uint64_t units, double secs, char *out, size_t outsz)
+{
+	double left;
+
+	out[0] = '\0';
+	if (p->total == 0 || units == 0 || secs <= 0 || units > p->total) {
+		return;
+	}
+	left = (double) (p->total - units) * secs / (double) units;
+	snprintf(out, outsz, "  %3u%%  ETA %um%02us",
+	         (unsigned) ((double) units * 100.0 / (double) p->total),
+	         (unsigned) (left / 60), (unsigned) left % 60);
+}
+
+void
+progress_update(progress *p, uint64_t records, uint64_t units, const char *note)
+{
+	struct timespec now;
+	double          secs;
+	char            n[32], rate[32], eta[48];
+
+	if (!p->on) {
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (ns_between(&p->last, &now) < PROGRESS_MIN_NS) {
+		return;
+	}
+	p->last = now;
+	secs = (double) ns_between(&p->t0, &now) / 1e9;
+	grouped(records, n);
+	grouped(secs > 0 ? (uint64_t) ((double) records / secs) : 0, rate);
+	eta_text(p, units, secs, eta, sizeof(eta));
+	/* \033[K clears what a longer previous line left behind. */
+	fprintf(stderr, "\r%s %s records  %s rec/s%s%s%s\033[K", p->label, n, rate, eta,
+	        note != NULL ? "  " : "", note != NULL ? note : "");
+	fflush(stderr);
+	p->drawn = true;
+}
+
+void
+progress_end(progress *p)
+{
+	if (p->on && p->drawn) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		p->drawn = false;
+	}
+}
