@@ -16,16 +16,29 @@ HX_DEPS=(
 	postgresql libcmocka-dev protobuf-compiler python3-protobuf python3-pytest
 )
 
+# Tools only some scripts need, installed by those scripts alone so that the
+# quick start stays small: fuzzing (scripts/fuzz.sh), static analysis
+# (scripts/lint.sh) and memcheck (scripts/valgrind.sh).
+HX_FUZZ_DEPS=(clang libclang-rt-14-dev)
+HX_LINT_DEPS=(cppcheck clang-tidy)
+HX_VALGRIND_DEPS=(valgrind)
+
+# hx_missing_deps [PKG...]: the packages of the list (default HX_DEPS) that
+# dpkg does not know as installed, one a line.
 hx_missing_deps() {
 	local p
-	for p in "${HX_DEPS[@]}"; do
+	local want=("$@")
+	[ ${#want[@]} -gt 0 ] || want=("${HX_DEPS[@]}")
+	for p in "${want[@]}"; do
 		dpkg -s "$p" >/dev/null 2>&1 || printf '%s\n' "$p"
 	done
 }
 
+# hx_install_deps [PKG...]: installs what is missing of the list (default
+# HX_DEPS), e.g. hx_install_deps "${HX_FUZZ_DEPS[@]}".
 hx_install_deps() {
 	local missing
-	missing=$(hx_missing_deps | tr '\n' ' ')
+	missing=$(hx_missing_deps "$@" | tr '\n' ' ')
 	if [ -z "${missing// /}" ]; then
 		return 0
 	fi
@@ -40,7 +53,7 @@ hx_install_deps() {
 	apt-get install -y -q --no-install-recommends $missing >&2
 	# the postgresql package starts a cluster of its own on 5432; the demo and
 	# the tests use private ones (scripts/pgtmp.sh) and do not need it
-	missing=$(hx_missing_deps | tr '\n' ' ')
+	missing=$(hx_missing_deps "$@" | tr '\n' ' ')
 	if [ -n "${missing// /}" ]; then
 		echo "still missing after apt-get install: $missing" >&2
 		return 1

@@ -32,6 +32,9 @@ secs=${2:-60}
 [[ $secs =~ ^[0-9]+$ ]] && [ "$secs" -gt 0 ] || usage
 
 # ---- build ------------------------------------------------------------------
+# shellcheck source=scripts/deps.sh
+. "$root/scripts/deps.sh"
+hx_install_deps "${HX_DEPS[@]}" "${HX_FUZZ_DEPS[@]}"
 if [ ! -f "$build/CMakeCache.txt" ]; then
 	mkdir -p "$build"
 	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
