@@ -10,11 +10,13 @@
  * the RpcResponse and copy everything into an hx_reply the caller owns. The
  * protobuf-c structures never escape this file.
  */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -63,6 +65,9 @@ struct hx_client {
 static char hx_empty[1];
 
 /* ---- small helpers ------------------------------------------------------ */
+
+static void
+set_err(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 set_err(char *err, size_t errsz, const char *fmt, ...)
@@ -146,30 +151,69 @@ effective_timeout(const hx_client *c, uint32_t ms)
 /* ---- open / close ------------------------------------------------------- */
 
 /*
- * Builds the TLS configuration for one tls+tcp:// dialer. With a CA file the
- * server's certificate must verify and name the server (the caller's name,
- * else the URL's host); without one the link is encrypted but the peer is
- * not verified, as the header documents (nng's client default would refuse
- * every server instead).
+ * The CAs a tls+tcp:// server is verified against when the caller names
+ * none: $SSL_CERT_FILE when set (OpenSSL's convention), else the system
+ * bundle Debian's ca-certificates maintains.
+ */
+#define HX_CLIENT_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
+
+static bool
+is_ip_literal(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1);
+}
+
+static const char *
+tls_ca_path(const hx_client_opts *o)
+{
+	const char *env;
+
+	if (o->tls_ca_file != NULL) {
+		return (o->tls_ca_file);
+	}
+	env = getenv("SSL_CERT_FILE");
+	return (env != NULL && *env != '\0' ? env : HX_CLIENT_SYSTEM_CA);
+}
+
+/*
+ * Builds the TLS configuration for one tls+tcp:// dialer. The server's
+ * certificate must always verify (against tls_ca_path()) and name the server
+ * (the caller's name, else the URL's host). There is no unverified mode: the
+ * API key travels in every request, and an unverified link hands it to
+ * whoever sits in the middle. With no CA to verify against, the open fails.
  */
 static int
 tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *err, size_t errsz)
 {
 	const char *name = o->tls_server_name;
+	const char *ca = tls_ca_path(o);
 	nng_url    *u = NULL;
 	int         rv;
 
 	if (name == NULL && nng_url_parse(&u, url) == 0) {
 		name = u->u_hostname;
+		if (is_ip_literal(name)) {
+			/* nng's TLS engine (mbedTLS) matches DNS names only:
+			 * every handshake would fail, silently, until timeout. */
+			set_err(err, errsz, "%s: an IP address cannot be verified against the "
+			        "server's certificate; connect by name or give --tls-server-name", url);
+			rv = NNG_EINVAL;
+			goto out;
+		}
 	}
-	if (o->tls_ca_file == NULL) {
-		rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE);
-	} else if ((rv = nng_tls_config_ca_file(cfg, o->tls_ca_file)) != 0) {
-		set_err(err, errsz, "%s: %s", o->tls_ca_file, nng_strerror(rv));
+	if (o->tls_ca_file == NULL && access(ca, R_OK) != 0) {
+		set_err(err, errsz, "%s: no CA file given (--tls-ca) and no system CA bundle at %s: "
+		        "cannot verify the server", url, ca);
+		rv = NNG_ENOENT;
 		goto out;
-	} else {
-		rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
 	}
+	if ((rv = nng_tls_config_ca_file(cfg, ca)) != 0) {
+		set_err(err, errsz, "%s: %s", ca, nng_strerror(rv));
+		goto out;
+	}
+	rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
 	if (rv == 0 && name != NULL && *name != '\0') {
 		rv = nng_tls_config_server_name(cfg, name);
 	}

@@ -1,5 +1,5 @@
 /*
- * auth.c - API keys: loading, and constant-time checking.
+ * auth.c - API keys: loading, constant-time checking, failure throttling.
  *
  * Keys are kept in fixed HX_AUTH_MAX_KEY_LEN-byte slots, zero padded, with
  * their length beside them. A check pads the offered key the same way and
@@ -7,9 +7,14 @@
  * bitwise operations: the work done is the same whichever key matches, how
  * many bytes of it match, or whether any does. Key bytes never reach an
  * error message or the log; a refusal names the key by position.
+ *
+ * The second half counts failures per peer so that the server can slow a
+ * key guesser down (see auth.h and, for how the delay is applied without
+ * holding a worker, server.c).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -272,4 +277,148 @@ hx_auth_check(const hx_auth *a, const char *key, size_t len)
 	}
 	OPENSSL_cleanse(pad, sizeof(pad));
 	return (match & (too_long ^ 1u)) ? HX_OK : HX_UNAUTHENTICATED;
+}
+
+/* ---- throttling repeated failures --------------------------------------------- */
+
+/* Scores count thousandths of a failure, so that decay needs no floating
+ * point. A free slot has score 0. */
+#define HX_MILLI      1000u
+#define HX_SCORE_FREE ((uint32_t)(HX_THROTTLE_FREE * HX_MILLI))
+/* Room to reach the cap twice over and no more: however hard a peer
+ * hammered, it is forgiven within a bounded time once it stops. */
+#define HX_SCORE_MAX  ((uint32_t)(HX_SCORE_FREE + 2u * (HX_THROTTLE_CAP_MS / HX_THROTTLE_BASE_MS) * HX_MILLI))
+
+typedef struct hx_peer_score {
+	hx_peer_id id;
+	uint32_t   score;
+	uint64_t   at_ms; /* the time `score` is up to date with */
+} hx_peer_score;
+
+/*
+ * A plain array scanned under one lock: HX_THROTTLE_PEERS small entries are
+ * a few hundred nanoseconds to scan, nothing beside a request's decoding and
+ * logging, and a fixed array cannot be grown by an attacker.
+ */
+struct hx_throttle {
+	pthread_mutex_t lock;
+	hx_peer_score   peers[HX_THROTTLE_PEERS];
+};
+
+hx_throttle *
+hx_throttle_new(void)
+{
+	hx_throttle *t = calloc(1, sizeof(*t));
+
+	if (t != NULL && pthread_mutex_init(&t->lock, NULL) != 0) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+void
+hx_throttle_free(hx_throttle *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+/* Lets the score leak away at HX_THROTTLE_FREE failures per window. Only
+ * the time actually turned into decay is consumed, so frequent updates
+ * do not round the decay away. */
+static void
+hx_peer_decay(hx_peer_score *p, uint64_t now_ms)
+{
+	uint64_t dt, gone;
+
+	if (now_ms <= p->at_ms)
+		return;
+	dt = now_ms - p->at_ms;
+	if (dt > (uint64_t)4 * HX_THROTTLE_WINDOW_MS) /* long enough to clear any score */
+		dt = (uint64_t)4 * HX_THROTTLE_WINDOW_MS;
+	gone = dt * HX_SCORE_FREE / HX_THROTTLE_WINDOW_MS;
+	if (gone >= p->score) {
+		p->score = 0;
+		p->at_ms = now_ms;
+		return;
+	}
+	p->score -= (uint32_t)gone;
+	p->at_ms += gone * HX_THROTTLE_WINDOW_MS / HX_SCORE_FREE;
+}
+
+static hx_peer_score *
+hx_throttle_find(hx_throttle *t, const hx_peer_id *id)
+{
+	for (size_t i = 0; i < HX_THROTTLE_PEERS; i++) {
+		hx_peer_score *p = &t->peers[i];
+		if (p->score != 0 && p->id.kind == id->kind &&
+		    memcmp(p->id.bytes, id->bytes, sizeof(id->bytes)) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* A slot for a new peer: a free one, else the one with the lowest score,
+ * so that a flood of new addresses evicts the quiet, not the worst. */
+static hx_peer_score *
+hx_throttle_claim(hx_throttle *t, const hx_peer_id *id, uint64_t now_ms)
+{
+	hx_peer_score *best = &t->peers[0];
+
+	for (size_t i = 0; i < HX_THROTTLE_PEERS && best->score != 0; i++) {
+		hx_peer_score *p = &t->peers[i];
+		hx_peer_decay(p, now_ms);
+		if (p->score < best->score)
+			best = p;
+	}
+	best->id = *id;
+	best->score = 0;
+	best->at_ms = now_ms;
+	return best;
+}
+
+unsigned
+hx_throttle_failure(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms, bool *began)
+{
+	unsigned delay = 0;
+	bool first = false;
+
+	if (t != NULL && peer != NULL && peer->kind != HX_PEER_NONE) {
+		pthread_mutex_lock(&t->lock);
+		hx_peer_score *p = hx_throttle_find(t, peer);
+		if (p != NULL)
+			hx_peer_decay(p, now_ms);
+		else
+			p = hx_throttle_claim(t, peer, now_ms);
+		uint32_t before = p->score;
+		p->score = before + HX_MILLI < HX_SCORE_MAX ? before + HX_MILLI : HX_SCORE_MAX;
+		if (p->score > HX_SCORE_FREE) {
+			uint32_t over = (p->score - HX_SCORE_FREE + HX_MILLI - 1) / HX_MILLI;
+			delay = over * HX_THROTTLE_BASE_MS;
+			if (delay > HX_THROTTLE_CAP_MS)
+				delay = HX_THROTTLE_CAP_MS;
+			first = before <= HX_SCORE_FREE;
+		}
+		pthread_mutex_unlock(&t->lock);
+	}
+	if (began != NULL)
+		*began = first;
+	return delay;
+}
+
+void
+hx_throttle_success(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms)
+{
+	if (t == NULL || peer == NULL || peer->kind == HX_PEER_NONE)
+		return;
+	pthread_mutex_lock(&t->lock);
+	hx_peer_score *p = hx_throttle_find(t, peer);
+	if (p != NULL) {
+		hx_peer_decay(p, now_ms);
+		p->score = p->score > HX_MILLI ? p->score - HX_MILLI : 0;
+	}
+	pthread_mutex_unlock(&t->lock);
 }

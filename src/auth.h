@@ -1,5 +1,5 @@
 /*
- * auth.h - API keys: loading, and constant-time checking.
+ * auth.h - API keys: loading, constant-time checking, failure throttling.
  *
  * Keys come from ADMIN_API_KEY (comma-separated, for rotation) and/or a key
  * file (one per line; blank lines and lines starting with '#' ignored). Every
@@ -10,7 +10,9 @@
 #ifndef HX_AUTH_H
 #define HX_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "heliox/heliox.h"
 
@@ -33,5 +35,51 @@ size_t    hx_auth_count(const hx_auth *a);
 /* HX_OK when `key` (len bytes) equals one configured key, else
  * HX_UNAUTHENTICATED. Constant time in the configured keys. */
 hx_status hx_auth_check(const hx_auth *a, const char *key, size_t len);
+
+/*
+ * Throttling repeated failures. A key guesser's failures are counted per
+ * peer with a decaying score: HX_THROTTLE_FREE failures within
+ * HX_THROTTLE_WINDOW_MS cost nothing; each further one gets its reply
+ * delayed, HX_THROTTLE_BASE_MS more per failure over the allowance, up to
+ * HX_THROTTLE_CAP_MS. The score decays at HX_THROTTLE_FREE per window, and
+ * a success from the peer takes one failure off, so a client that fixed its
+ * key (or a guesser that gave up) is forgiven within seconds.
+ *
+ * This only computes delays; the server applies them without holding a
+ * worker (server.c), so one peer's penalty slows no one else.
+ */
+#define HX_THROTTLE_FREE      5
+#define HX_THROTTLE_WINDOW_MS 10000u
+#define HX_THROTTLE_BASE_MS   1000u
+#define HX_THROTTLE_CAP_MS    5000u
+#define HX_THROTTLE_PEERS     256 /* peers tracked at once; the quietest is forgotten first */
+
+/* Who a failure is counted against. The server chooses: an IPv4 address,
+ * an IPv6 /64 (one host usually holds a whole one), or a connection for
+ * local transports that have no address. */
+typedef enum hx_peer_kind {
+	HX_PEER_NONE = 0, /* unknown (connection gone): never throttled */
+	HX_PEER_IPV4,
+	HX_PEER_IPV6_64,
+	HX_PEER_CONN,
+} hx_peer_kind;
+
+typedef struct hx_peer_id {
+	hx_peer_kind  kind;
+	unsigned char bytes[8]; /* the address (IPv4: 4 bytes), the /64, or the pipe id */
+} hx_peer_id;
+
+typedef struct hx_throttle hx_throttle;
+
+hx_throttle *hx_throttle_new(void); /* NULL when out of memory */
+void         hx_throttle_free(hx_throttle *t);
+
+/* Counts a failure by `peer` at `now_ms` (a monotonic clock). Returns the
+ * delay its reply should get, in ms (0: none). *began, when not NULL, is
+ * set when this failure is the peer's first delayed one (worth a log line). */
+unsigned     hx_throttle_failure(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms,
+                                 bool *began);
+/* Counts a success: one failure of `peer` forgiven. */
+void         hx_throttle_success(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms);
 
 #endif /* HX_AUTH_H */

@@ -79,7 +79,7 @@ usage(FILE *f)
 	    "  --data-dir DIR            where mock_cost_export.json lives\n"
 	    "                            (default " HX_DEFAULT_DATA_DIR ")\n"
 	    "  --max-message-bytes N     largest request; k and M suffixes accepted\n"
-	    "                            (default %u)\n"
+	    "                            (default %zu)\n"
 	    "  --default-timeout-ms N    deadline for requests that set none (default %u)\n"
 	    "  --log-level LEVEL         debug, info, warn or error (default info)\n"
 	    "  --api-key-file FILE       API keys, one per line (also: ADMIN_API_KEY,\n"
@@ -132,7 +132,7 @@ parse_count(const char *s, unsigned long long min, unsigned long long max, bool 
 		mult = 1024;
 		end++;
 	} else if (suffixes && (*end == 'm' || *end == 'M')) {
-		mult = 1024 * 1024;
+		mult = 1024ULL * 1024;
 		end++;
 	}
 	if (*end != '\0' || v > max / mult || v * mult < min) {
@@ -145,7 +145,7 @@ parse_count(const char *s, unsigned long long min, unsigned long long max, bool 
 bool
 hx_config_url_is_tls(const char *url)
 {
-	return (strncmp(url, "tls+", 4) == 0);
+	return (url != NULL && strncmp(url, "tls+", 4) == 0);
 }
 
 static bool
@@ -213,7 +213,7 @@ apply_number(hx_server_config *c, int opt, const char *arg)
 		break;
 	case OPT_MAX_MESSAGE:
 		if (parse_count(arg, 1, HX_MAX_MESSAGE_CAP, true, &v) != 0) {
-			return (bad_usage("--max-message-bytes %s: expected a size from 1 to %u "
+			return (bad_usage("--max-message-bytes %s: expected a size from 1 to %llu "
 			    "(k and M suffixes allowed)", arg, HX_MAX_MESSAGE_CAP));
 		}
 		c->max_message_bytes = (size_t)v;

@@ -16,7 +16,7 @@
 #define HX_DEFAULT_LISTEN   "tcp://127.0.0.1:7407"
 #define HX_DEFAULT_WORKERS  4u
 #define HX_MAX_WORKERS      256u
-#define HX_MAX_MESSAGE_CAP  (1024u * 1024u * 1024u) /* --max-message-bytes ceiling */
+#define HX_MAX_MESSAGE_CAP  (1024ULL * 1024 * 1024) /* --max-message-bytes ceiling */
 #define HX_MAX_TIMEOUT_MS   86400000u               /* --default-timeout-ms ceiling: a day */
 
 typedef struct hx_server_config {

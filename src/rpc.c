@@ -222,8 +222,11 @@ hx_step_auth(hx_call *c, const RpcRequest *r)
 		why = "missing api_key";
 	else if (hx_auth_check(c->cfg->auth, r->api_key, strlen(r->api_key)) != HX_OK)
 		why = "invalid api_key";
-	if (why == NULL)
+	if (why == NULL) {
+		c->auth = HX_RPC_AUTH_OK;
 		return true;
+	}
+	c->auth = HX_RPC_AUTH_FAILED;
 	hx_warn(c->rid, "auth failed: method=%s peer=%s: %s", c->method, c->peer, why);
 	hx_call_fail(c, HX_UNAUTHENTICATED, "%s", why);
 	return false;
@@ -298,8 +301,11 @@ hx_wire_value(hx_wire *w, unsigned wt, const uint8_t **val, size_t *len)
  * more fields than this shares the last counter (none of ours has). */
 #define HX_WALK_FIELDS 32
 
+/* Recurses once per level of message nesting, which the schema fixes (no
+ * message contains itself): at most RpcRequest > IngestRequest >
+ * RecordBatch > CostRecord, whatever the bytes say. */
 static void
-hx_nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+hx_nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t *p, // NOLINT(misc-no-recursion)
             size_t len, const char *path)
 {
 	unsigned seen[HX_WALK_FIELDS] = {0};
@@ -345,6 +351,12 @@ hx_step_nul(hx_call *c, const uint8_t *req, size_t len)
 
 /* ---- step 6: the methods --------------------------------------------------------- */
 
+/* database_ok comes from hx_store_ping, which answers from what the
+ * database said in the last second (any statement on this worker's
+ * connection counts) instead of a round trip per call; a lost connection
+ * anywhere in the server voids that at once. So Health stays cheap, and a
+ * database that goes away shows as database_ok=false within about a
+ * second. */
 static void
 hx_rpc_health(hx_call *c)
 {
@@ -382,14 +394,16 @@ hx_summary_filter(hx_call *c, const char *field, const char *in, char *buf,
 static void
 hx_summary_result(hx_call *c, hx_summary_row *rows, size_t n)
 {
-	SummaryRow **ptrs = calloc(n ? n : 1, sizeof(*ptrs) + sizeof(SummaryRow));
-	SummaryRow *msgs = (SummaryRow *)(void *)(ptrs + n);
+	/* sizeof(*ptrs): the array of pointers, which tidy takes for a mistake. */
+	SummaryRow **ptrs = calloc(n ? n : 1, sizeof(*ptrs) + sizeof(SummaryRow)); // NOLINT(bugprone-sizeof-expression)
+	SummaryRow *msgs;
 
 	c->rows = rows;
 	if (ptrs == NULL) {
 		hx_call_fail(c, HX_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
+	msgs = (SummaryRow *)(void *)(ptrs + n); /* after the check: NULL + n is undefined */
 	for (size_t i = 0; i < n; i++) {
 		heliox__ingest__v1__summary_row__init(&msgs[i]);
 		msgs[i].date = rows[i].date;
@@ -491,7 +505,7 @@ hx_reply_pack(hx_call *c, uint8_t **out, size_t *out_len)
 	RpcResponse resp = HELIOX__INGEST__V1__RPC_RESPONSE__INIT;
 	size_t n = c->viol.len;
 	Heliox__Ingest__V1__FieldViolation *fv = calloc(n ? n : 1, sizeof(*fv));
-	Heliox__Ingest__V1__FieldViolation **fvp = calloc(n ? n : 1, sizeof(*fvp));
+	Heliox__Ingest__V1__FieldViolation **fvp = calloc(n ? n : 1, sizeof(*fvp)); // NOLINT(bugprone-sizeof-expression)
 
 	if (fv == NULL || fvp == NULL)
 		n = 0;
@@ -525,7 +539,7 @@ hx_reply_pack(hx_call *c, uint8_t **out, size_t *out_len)
 
 hx_status
 hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req, size_t len,
-              const char *peer, uint8_t **out, size_t *out_len)
+              const char *peer, hx_rpc_outcome *outcome, uint8_t **out, size_t *out_len)
 {
 	RpcRequest *r = NULL;
 	hx_call c;
@@ -545,8 +559,17 @@ hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req, siz
 		hx_uuid4(c.rid); /* undecodable: still an id to match reply and log */
 	hx_log_call(&c);
 	hx_status st = hx_reply_pack(&c, out, out_len);
-	if (r != NULL)
+	if (outcome != NULL) {
+		outcome->auth = c.auth;
+		outcome->code = c.code;
+	}
+	if (r != NULL) {
+		/* Our copy of the caller's key goes back to malloc wiped, like
+		 * the configured keys (the raw request bytes are nng's). */
+		if (r->api_key != NULL)
+			explicit_bzero(r->api_key, strlen(r->api_key));
 		heliox__ingest__v1__rpc_request__free_unpacked(r, NULL);
+	}
 	hx_call_free(&c);
 	return st;
 }

@@ -19,7 +19,7 @@
 #include "store.h"
 
 #define HX_RPC_DEFAULT_TIMEOUT_MS 30000u
-#define HX_RPC_DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
+#define HX_RPC_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
 
 typedef struct hx_rpc_config {
 	const hx_auth *auth;              /* borrowed */
@@ -30,14 +30,29 @@ typedef struct hx_rpc_config {
 	uint64_t       started_us;        /* monotonic time the server started, for uptime */
 } hx_rpc_config;
 
+/* How far a request got with auth: the server throttles peers on it. */
+typedef enum hx_rpc_auth {
+	HX_RPC_AUTH_NOT_REACHED = 0, /* refused before auth: too large, undecodable */
+	HX_RPC_AUTH_OK,
+	HX_RPC_AUTH_FAILED,          /* missing or invalid api_key */
+} hx_rpc_auth;
+
+/* What became of a request, beyond the reply bytes. */
+typedef struct hx_rpc_outcome {
+	hx_rpc_auth auth;
+	hx_status   code; /* the reply's code */
+} hx_rpc_outcome;
+
 /*
  * Handles one request message of `len` bytes from `peer` (text for logs).
  * Always builds a reply, garbage in included: *out is malloc'd (caller frees),
- * *out_len its size. Returns HX_OK, or HX_RESOURCE_EXHAUSTED when not even a
- * reply could be built (out of memory).
+ * *out_len its size. `outcome`, when not NULL, is filled in. Returns HX_OK,
+ * or HX_RESOURCE_EXHAUSTED when not even a reply could be built (out of
+ * memory).
  */
 hx_status hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req,
-                        size_t len, const char *peer, uint8_t **out, size_t *out_len);
+                        size_t len, const char *peer, hx_rpc_outcome *outcome, uint8_t **out,
+                        size_t *out_len);
 
 /* Monotonic clock in microseconds. */
 uint64_t hx_now_us(void);

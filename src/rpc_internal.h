@@ -26,6 +26,7 @@ typedef struct hx_call {
 	hx_store            *store;       /* NULL: no database */
 	const char          *peer;
 	const char          *method;      /* "ingest", "health", "summary" or "-" */
+	hx_rpc_auth          auth;        /* how far auth got */
 	char                 rid[HX_REQUEST_ID_MAX + 1];
 	uint64_t             started_us;
 	uint32_t             timeout_ms;  /* the request's, or the server default; 0 = none */

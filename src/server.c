@@ -12,7 +12,15 @@
  *
  * Each of the --workers N threads owns one nng context, one aio and one
  * database connection, so workers share nothing but the read-only
- * hx_rpc_config; one slow ingest holds one worker, not the server.
+ * hx_rpc_config and the auth-failure throttle; one slow ingest holds one
+ * worker, not the server.
+ *
+ * A peer that keeps failing auth gets its failure replies late (auth.h says
+ * how late). A worker never sleeps for that, which would slow everyone: it
+ * hands the reply, with the context the request came on, to a deferred slot
+ * (an aio that sleeps, then sends), opens a fresh context and goes back to
+ * work. The slots are few and fixed; with none free the reply is dropped
+ * and the guesser's client times out.
  *
  * Startup: flags (config.c) -> API keys -> mock export -> migrations ->
  * signals blocked -> socket + listeners -> workers -> main thread sigwait()s.
@@ -51,6 +59,7 @@
 #define SEND_TIMEOUT_MS  10000 /* a reply queued behind others on one connection */
 #define DRAIN_MS         150   /* see server_shutdown() */
 #define PEER_MAX         160
+#define DEFER_SLOTS      64    /* delayed auth-failure replies at once; more are dropped */
 
 /* Exit statuses (SERVICE.md section 7). */
 #define EXIT_CLEAN   0
@@ -58,6 +67,17 @@
 #define EXIT_CONFIG  2
 
 struct server;
+
+/* One delayed reply: sleeps on its aio, then sends on the context the
+ * request came on, then closes that context. */
+enum defer_state { DEFER_FREE, DEFER_SLEEPING, DEFER_SENDING };
+
+struct deferred {
+	struct server   *srv;
+	nng_aio         *aio;
+	nng_ctx          ctx;
+	enum defer_state state;
+};
 
 struct worker {
 	struct server *srv;
@@ -85,6 +105,12 @@ struct server {
 	struct worker   *workers;
 	unsigned         n_workers;
 	atomic_bool      stopping;
+	hx_throttle     *throttle;
+	struct deferred  deferred[DEFER_SLOTS];
+	struct deferred *defer_free[DEFER_SLOTS]; /* a stack of the free slots */
+	size_t           n_defer_free;
+	pthread_mutex_t  defer_lk;
+	bool             defer_lk_ok;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -138,19 +164,13 @@ free_secret(char *p)
 	}
 }
 
-/* "ip:port", "[ip6]:port" or the ipc path of the connection msg came on;
- * "-" when nng cannot say (the connection may already be gone). */
+/* "ip:port", "[ip6]:port" or the ipc path of a peer's address. */
 static void
-peer_text(nng_msg *msg, char *buf, size_t sz)
+peer_text(const nng_sockaddr *a, char *buf, size_t sz)
 {
-	nng_sockaddr sa;
+	const nng_sockaddr sa = *a;
 	char ip[INET6_ADDRSTRLEN];
-	nng_pipe p = nng_msg_get_pipe(msg);
 
-	snprintf(buf, sz, "-");
-	if (nng_pipe_id(p) <= 0 || nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
-		return;
-	}
 	switch (sa.s_family) {
 	case NNG_AF_INET:
 		if (inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip)) != NULL) {
@@ -174,6 +194,163 @@ peer_text(nng_msg *msg, char *buf, size_t sz)
 	}
 }
 
+/*
+ * Whom an auth failure counts against: the address without the port (a
+ * guesser reconnecting from a new port is the same guesser), an IPv6 /64
+ * (one host usually owns a whole one), or, for ipc:// and abstract://,
+ * which carry no address, the connection itself.
+ */
+static void
+peer_id(const nng_sockaddr *sa, nng_pipe p, hx_peer_id *id)
+{
+	uint32_t pid = (uint32_t)nng_pipe_id(p);
+
+	memset(id, 0, sizeof(*id));
+	switch (sa->s_family) {
+	case NNG_AF_INET:
+		id->kind = HX_PEER_IPV4;
+		memcpy(id->bytes, &sa->s_in.sa_addr, sizeof(sa->s_in.sa_addr));
+		break;
+	case NNG_AF_INET6:
+		id->kind = HX_PEER_IPV6_64;
+		memcpy(id->bytes, sa->s_in6.sa_addr, sizeof(id->bytes));
+		break;
+	case NNG_AF_IPC:
+	case NNG_AF_ABSTRACT:
+		id->kind = HX_PEER_CONN;
+		memcpy(id->bytes, &pid, sizeof(pid));
+		break;
+	default:
+		break;
+	}
+}
+
+/* Names the connection msg came on, for logs and for the throttle; "-" and
+ * HX_PEER_NONE when nng cannot say (the connection may already be gone). */
+static void
+peer_of(nng_msg *msg, char *buf, size_t sz, hx_peer_id *id)
+{
+	nng_sockaddr sa;
+	nng_pipe p = nng_msg_get_pipe(msg);
+
+	snprintf(buf, sz, "-");
+	memset(id, 0, sizeof(*id));
+	if (nng_pipe_id(p) <= 0 || nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
+		return;
+	}
+	peer_text(&sa, buf, sz);
+	peer_id(&sa, p, id);
+}
+
+/* ---- delayed replies ---------------------------------------------------------- */
+
+static struct deferred *
+defer_take(struct server *srv)
+{
+	struct deferred *d = NULL;
+
+	pthread_mutex_lock(&srv->defer_lk);
+	if (srv->n_defer_free > 0) {
+		d = srv->defer_free[--srv->n_defer_free];
+	}
+	pthread_mutex_unlock(&srv->defer_lk);
+	return (d);
+}
+
+static void
+defer_put(struct deferred *d)
+{
+	struct server *srv = d->srv;
+
+	pthread_mutex_lock(&srv->defer_lk);
+	d->state = DEFER_FREE;
+	srv->defer_free[srv->n_defer_free++] = d;
+	pthread_mutex_unlock(&srv->defer_lk);
+}
+
+/*
+ * Runs on nng's threads, once when the sleep ends and once when the send
+ * does (or when either is cancelled at shutdown). A failed sleep or send
+ * leaves the message with us.
+ */
+static void
+defer_cb(void *arg)
+{
+	struct deferred *d = arg;
+	int rv = nng_aio_result(d->aio);
+	nng_msg *msg;
+
+	if (d->state == DEFER_SLEEPING && rv == 0) {
+		d->state = DEFER_SENDING;
+		nng_aio_set_timeout(d->aio, SEND_TIMEOUT_MS);
+		nng_ctx_send(d->ctx, d->aio);
+		return;
+	}
+	if (rv != 0 && (msg = nng_aio_get_msg(d->aio)) != NULL) {
+		nng_msg_free(msg);
+	}
+	nng_aio_set_msg(d->aio, NULL);
+	nng_ctx_close(d->ctx);
+	defer_put(d);
+}
+
+static int
+defer_init(struct server *srv)
+{
+	int rv;
+
+	if ((rv = pthread_mutex_init(&srv->defer_lk, NULL)) != 0) {
+		hx_error("-", "cannot create a mutex: %s", strerror(rv));
+		return (EXIT_RUNTIME);
+	}
+	srv->defer_lk_ok = true;
+	if ((srv->throttle = hx_throttle_new()) == NULL) {
+		hx_error("-", "out of memory");
+		return (EXIT_RUNTIME);
+	}
+	for (size_t i = 0; i < DEFER_SLOTS; i++) {
+		struct deferred *d = &srv->deferred[i];
+
+		d->srv = srv;
+		if ((rv = nng_aio_alloc(&d->aio, defer_cb, d)) != 0) {
+			hx_error("-", "cannot allocate an aio: %s", nng_strerror(rv));
+			return (EXIT_RUNTIME);
+		}
+		srv->defer_free[srv->n_defer_free++] = d;
+	}
+	return (EXIT_CLEAN);
+}
+
+/* Stops every delayed reply (their messages are freed and contexts closed
+ * by defer_cb, which nng_aio_stop waits for): a guesser gets no answer at
+ * shutdown. Call with the workers joined, so that no new one starts. */
+static void
+defer_stop(struct server *srv)
+{
+	for (size_t i = 0; i < DEFER_SLOTS; i++) {
+		if (srv->deferred[i].aio != NULL) {
+			nng_aio_stop(srv->deferred[i].aio);
+		}
+	}
+}
+
+static void
+defer_free_all(struct server *srv)
+{
+	for (size_t i = 0; i < DEFER_SLOTS; i++) {
+		if (srv->deferred[i].aio != NULL) {
+			nng_aio_free(srv->deferred[i].aio);
+			srv->deferred[i].aio = NULL;
+		}
+	}
+	if (srv->defer_lk_ok) {
+		pthread_mutex_destroy(&srv->defer_lk);
+		srv->defer_lk_ok = false;
+	}
+	hx_throttle_free(srv->throttle);
+	srv->throttle = NULL;
+}
+
 /* ---- the worker loop -------------------------------------------------------- */
 
 /* Sends the reply in msg (ours until nng accepts it). */
@@ -194,19 +371,79 @@ worker_reply(struct worker *w, nng_msg *msg, const char *peer)
 	}
 }
 
+/*
+ * Sends the reply in msg after delay_ms, without waiting: the context
+ * holding the request goes with the reply to a deferred slot, and the
+ * worker carries on with a fresh one. Without a free slot or a fresh
+ * context the reply is dropped (the next receive on the worker's context
+ * abandons the request), which only the throttled peer notices.
+ */
+static void
+worker_defer(struct worker *w, nng_msg *msg, unsigned delay_ms, const char *peer)
+{
+	struct deferred *d = defer_take(w->srv);
+	nng_ctx fresh;
+	int rv;
+
+	if (d == NULL) {
+		hx_debug("-", "worker %u: no free delay slot; auth failure reply to %s dropped",
+		    w->id, peer);
+		nng_msg_free(msg);
+		return;
+	}
+	if ((rv = nng_ctx_open(&fresh, w->srv->sock)) != 0) {
+		hx_warn("-", "worker %u: auth failure reply to %s dropped: %s", w->id, peer,
+		    nng_strerror(rv));
+		defer_put(d);
+		nng_msg_free(msg);
+		return;
+	}
+	d->ctx = w->ctx;
+	w->ctx = fresh;
+	d->state = DEFER_SLEEPING;
+	nng_aio_set_msg(d->aio, msg);
+	nng_sleep_aio((nng_duration)delay_ms, d->aio);
+}
+
+/* Counts the request's auth outcome against its peer; returns how long its
+ * reply must wait (0: not at all). */
+static unsigned
+worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id,
+    const char *peer)
+{
+	uint64_t now_ms = hx_now_us() / 1000u;
+	unsigned delay = 0;
+	bool began = false;
+
+	if (oc->auth == HX_RPC_AUTH_OK) {
+		hx_throttle_success(w->srv->throttle, id, now_ms);
+	} else if (oc->auth == HX_RPC_AUTH_FAILED) {
+		delay = hx_throttle_failure(w->srv->throttle, id, now_ms, &began);
+	}
+	if (began) {
+		hx_warn("-", "peer %s: more than %d auth failures within %u s; its failed "
+		    "replies are now delayed (up to %u ms)", peer, HX_THROTTLE_FREE,
+		    HX_THROTTLE_WINDOW_MS / 1000u, HX_THROTTLE_CAP_MS);
+	}
+	return (delay);
+}
+
 /* Answers one request. Never fails the loop: a request we cannot answer is
  * dropped with a log line, and the client's REQ resends or times out. */
 static void
 worker_serve(struct worker *w, nng_msg *msg)
 {
 	char peer[PEER_MAX];
+	hx_peer_id id;
+	hx_rpc_outcome oc;
 	uint8_t *out = NULL;
 	size_t out_len = 0;
+	unsigned delay;
 	int rv;
 
-	peer_text(msg, peer, sizeof(peer));
+	peer_of(msg, peer, sizeof(peer), &id);
 	if (hx_rpc_handle(&w->srv->rpc, w->store, nng_msg_body(msg), nng_msg_len(msg), peer,
-	    &out, &out_len) != HX_OK) {
+	    &oc, &out, &out_len) != HX_OK) {
 		hx_error("-", "worker %u: out of memory answering %s; request dropped", w->id, peer);
 		nng_msg_free(msg);
 		return;
@@ -219,6 +456,10 @@ worker_serve(struct worker *w, nng_msg *msg)
 	if (rv != 0) {
 		hx_error("-", "worker %u: reply to %s dropped: %s", w->id, peer, nng_strerror(rv));
 		nng_msg_free(msg);
+		return;
+	}
+	if ((delay = worker_throttle(w, &oc, &id, peer)) > 0) {
+		worker_defer(w, msg, delay, peer);
 		return;
 	}
 	worker_reply(w, msg, peer);
@@ -423,7 +664,7 @@ on_pipe_rem(nng_pipe p, nng_pipe_ev ev, void *arg)
 static int
 open_socket(struct server *srv)
 {
-	size_t max = srv->conf.max_message_bytes, mib = 1024 * 1024;
+	size_t max = srv->conf.max_message_bytes, mib = (size_t)1024 * 1024;
 	int rv;
 
 	if (max > (SIZE_MAX - mib) / 2) {
@@ -557,7 +798,8 @@ server_start(struct server *srv)
 	int rc;
 
 	if ((rc = setup_tls(srv)) != EXIT_CLEAN || (rc = open_socket(srv)) != EXIT_CLEAN ||
-	    (rc = start_listeners(srv)) != EXIT_CLEAN || (rc = start_workers(srv)) != EXIT_CLEAN) {
+	    (rc = defer_init(srv)) != EXIT_CLEAN || (rc = start_listeners(srv)) != EXIT_CLEAN ||
+	    (rc = start_workers(srv)) != EXIT_CLEAN) {
 		return (rc);
 	}
 	hx_info("-", "heliox-ingestd %s serving: %u workers, %zu API key(s), max message %zu bytes",
@@ -603,7 +845,9 @@ free_workers(struct server *srv)
  * Stops serving in an order that loses no answer:
  *  1. the stop flag: each worker exits after answering the request it holds
  *     (idle ones within RECV_POLL_MS); no new request is picked up;
- *  2. join the workers;
+ *  2. join the workers, then stop the delayed auth-failure replies (a key
+ *     guesser is owed no answer, and waiting up to HX_THROTTLE_CAP_MS for
+ *     its sake would only slow the shutdown);
  *  3. wait DRAIN_MS: a completed nng_ctx_send means the reply was handed to
  *     the connection, not that it was written, and nng 1.5 has no linger;
  *  4. only now close the listeners and the socket. nng_listener_close()
@@ -622,6 +866,7 @@ server_shutdown(struct server *srv)
 {
 	atomic_store(&srv->stopping, true);
 	join_workers(srv);
+	defer_stop(srv);
 	if (srv->sock_open) {
 		nng_msleep(DRAIN_MS);
 		for (size_t i = 0; i < srv->n_listeners; i++) {
@@ -645,6 +890,7 @@ server_free(struct server *srv)
 	free(srv->tls_cert_pem);
 	free_secret(srv->tls_key_pem);
 	free(srv->mock);
+	defer_free_all(srv);
 	hx_auth_free(srv->auth);
 	hx_config_free(&srv->conf);
 }

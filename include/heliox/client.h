@@ -38,8 +38,11 @@ typedef struct hx_client hx_client;
 typedef struct hx_client_opts {
 	const char *api_key;         /* required; copied */
 	uint32_t    timeout_ms;      /* default per call; 0 = HX_CLIENT_DEFAULT_TIMEOUT_MS */
-	const char *tls_ca_file;     /* CA bundle for tls+tcp:// URLs; NULL = no TLS verification configured */
-	const char *tls_server_name; /* name to verify; NULL = the URL's host */
+	const char *tls_ca_file;     /* CA bundle for tls+tcp:// URLs; NULL = $SSL_CERT_FILE, else
+	                              * /etc/ssl/certs/ca-certificates.crt. The server is always
+	                              * verified: with neither, hx_client_open fails. */
+	const char *tls_server_name; /* name to verify; NULL = the URL's host, which must then
+	                              * be a name, not an IP address */
 	size_t      max_reply_bytes; /* 0 = 64 MiB */
 } hx_client_opts;
 

@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (cfg.auth == NULL)
 		setup();
-	HX_FUZZ_CHECK(hx_rpc_handle(&cfg, NULL, data, size, "fuzz", &out, &out_len) == HX_OK);
+	HX_FUZZ_CHECK(hx_rpc_handle(&cfg, NULL, data, size, "fuzz", NULL, &out, &out_len) == HX_OK);
 	HX_FUZZ_CHECK(out != NULL);
 
 	r = (Heliox__Ingest__V1__RpcResponse *)protobuf_c_message_unpack(

@@ -15,6 +15,11 @@ Environment (set by tests/CMakeLists.txt):
                  (default: HX_SOURCE_DIR/build)
   HX_PY_GEN      the folder holding heliox/ingest/v1/ingest_pb2.py (default:
                  generated now with protoc into a temporary folder)
+  HX_SERVER_WRAPPER  a command line every heliox-ingestd is started under
+                 (scripts/valgrind.sh sets a valgrind one); unset = none. With
+                 it, startup and stop waits are longer, a SIGTERM precedes the
+                 kill in cleanup() so the wrapper can report, and an exit status
+                 of WRAPPER_ERROR_EXIT always fails the test.
 """
 
 import ctypes
@@ -22,6 +27,7 @@ import ctypes.util
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -426,6 +432,35 @@ class PgCluster:
 
 # ---------------------------------------------------------------- server --
 
+# HX_SERVER_WRAPPER: see the module's docstring.
+SERVER_WRAPPER = shlex.split(os.environ.get("HX_SERVER_WRAPPER", ""))
+WRAPPER_ERROR_EXIT = 99  # valgrind --error-exitcode=99
+WRAPPER_SLOWDOWN = 5 if SERVER_WRAPPER else 1  # valgrind runs code some 20-50x slower
+
+
+def _wrapper_log(pid):
+    """The wrapper's own report for process pid, when its command line names
+    a --log-file with %p in it (as scripts/valgrind.sh does)."""
+    for arg in SERVER_WRAPPER:
+        if arg.startswith("--log-file=") and "%p" in arg:
+            path = arg[len("--log-file="):].replace("%p", str(pid))
+            try:
+                with open(path, "rb") as f:
+                    return f.read().decode("utf-8", "replace")
+            except OSError:
+                return f"(no report at {path})"
+    return "(the wrapper's report went to the server log)"
+
+
+def _check_wrapper_exit(proc):
+    """A server that exited with WRAPPER_ERROR_EXIT under a wrapper had
+    memory errors or leaks: that fails the test, whatever else it expected."""
+    if SERVER_WRAPPER and proc.returncode == WRAPPER_ERROR_EXIT:
+        raise AssertionError(f"heliox-ingestd (pid {proc.pid}) exited {WRAPPER_ERROR_EXIT} under "
+                             f"{SERVER_WRAPPER[0]}: memory errors or leaks; report:\n"
+                             f"{_wrapper_log(proc.pid)[-20000:]}")
+
+
 def new_key():
     return "hx-test-" + secrets.token_hex(16)
 
@@ -477,23 +512,25 @@ class Server:
     # -- process --
     def start(self, wait=True, timeout=60):
         self._logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self._logf,
-                                     stderr=self._logf, env=self.env)
+        self.proc = subprocess.Popen(SERVER_WRAPPER + self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self._logf, stderr=self._logf, env=self.env)
         if wait:
             self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout=60):
         """Waits until a Health call with a valid key answers OK."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * WRAPPER_SLOWDOWN
         last = None
         with NngClient(self.url) as c:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
+                    _check_wrapper_exit(self.proc)
                     raise AssertionError(f"heliox-ingestd exited with {self.proc.returncode} while "
                                          f"starting; log:\n{self.log()}")
                 try:
-                    resp = call(c, api_key=self.key, health=pb.HealthRequest(), recv_timeout_ms=500)
+                    resp = call(c, api_key=self.key, health=pb.HealthRequest(),
+                                recv_timeout_ms=500 * WRAPPER_SLOWDOWN)
                     if resp.status.code == 0:
                         return
                     last = describe(resp)
@@ -529,7 +566,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            rc = self.proc.wait(timeout)
+            rc = self.proc.wait(timeout * WRAPPER_SLOWDOWN)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -537,6 +574,7 @@ class Server:
         finally:
             self._logf.close()
         text = self.log()
+        _check_wrapper_exit(self.proc)
         if check:
             assert rc == 0, f"heliox-ingestd exited {rc} after {sig!r}; log:\n{text[-20000:]}"
         return text
@@ -547,8 +585,18 @@ class Server:
             self.proc.wait()
 
     def cleanup(self):
+        if SERVER_WRAPPER and self.proc is not None and self.proc.poll() is None:
+            # Let the wrapper (valgrind) finish and report: a SIGKILL would
+            # silence it.
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60 * WRAPPER_SLOWDOWN)
+            except subprocess.TimeoutExpired:
+                pass
         self.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.proc is not None:
+            _check_wrapper_exit(self.proc)
 
     # -- calls --
     def client(self, timeout_ms=30000):
@@ -593,3 +641,254 @@ def run_cli(args, key=None, env=None, stdin=None, timeout=120):
         e.update(env)
     return subprocess.run([CLI_BIN] + list(args), input=stdin, capture_output=True, env=e,
                           timeout=timeout)
+
+
+# ------------------------------------------- fault and load test helpers --
+# (added for test_faults.py and test_load.py; nothing above depends on them)
+
+APP_NAME = "heliox-ingestd"  # the application_name the server's connections carry
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Polls pred() until it returns something truthy; returns that value.
+    Raises AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def server_backends(pg, extra_where="TRUE"):
+    """The server's backends in pg_stat_activity: (pid, state, wait_event_type,
+    wait_event, query) tuples of text."""
+    return pg.psql("SELECT pid, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), "
+                   f"left(query, 80) FROM pg_stat_activity WHERE application_name = '{APP_NAME}' "
+                   f"AND ({extra_where}) ORDER BY pid")
+
+
+def lock_waiters(pg):
+    """The server's backends that are active and waiting for a heavyweight
+    lock (a table lock held by a LockHolder, say)."""
+    return server_backends(pg, "state = 'active' AND wait_event_type = 'Lock'")
+
+
+class LockHolder:
+    """A psql session that holds a lock inside an open transaction until
+    release(): `with LockHolder(pg, "LOCK TABLE cost_snapshots IN ACCESS
+    EXCLUSIVE MODE"): ...`. The statement has been granted when the
+    constructor returns."""
+
+    def __init__(self, pg, lock_sql="LOCK TABLE cost_snapshots IN ACCESS EXCLUSIVE MODE",
+                 timeout=30):
+        self.proc = subprocess.Popen([pg.psql_bin, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                      "-d", pg.conninfo], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.released = False
+        self.proc.stdin.write(f"BEGIN; {lock_sql}; SELECT 'hx-locked';\n")
+        self.proc.stdin.flush()
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if line.strip() != "hx-locked":
+            self.proc.kill()
+            err = self.proc.communicate()[1]
+            raise RuntimeError(f"LockHolder: {lock_sql!r} not granted: {line!r} {err}")
+
+    def release(self):
+        """Rolls the transaction back (the lock goes with it) and ends psql."""
+        if self.released:
+            return
+        self.released = True
+        try:
+            self.proc.stdin.write("ROLLBACK;\n")
+            self.proc.stdin.close()
+            self.proc.wait(30)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def set_resend_time(client, ms):
+    """Lets nng's REQ side resend a request that has had no reply for ms
+    milliseconds (NngClient disables resends by default)."""
+    NngClient._check(_nng.nng_socket_set_ms(client._sock, b"req:resend-time", int(ms)),
+                     "req:resend-time")
+
+
+def proc_rss_kib(pid):
+    """VmRSS of a process in KiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def proc_fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_has_asan(pid):
+    """True when the process runs with AddressSanitizer (its quarantine makes
+    RSS grow for a while by design)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
+def conninfo_with_db(conninfo, dbname):
+    """The same libpq connection string with another dbname."""
+    parts = [p for p in conninfo.split() if not p.startswith("dbname=")]
+    return " ".join(parts + [f"dbname={dbname}"])
+
+
+# ------------------------------------------- security test helpers --
+# (added for test_tls.py and test_auth_throttle.py; nothing above depends on them)
+
+def from_source(url, src_ip):
+    """The tcp:// URL `url` dialed from the local address src_ip (nng's
+    "tcp://SRC;HOST:PORT" form). Any 127.x.y.z is a loopback address on
+    Linux, so tests can play several peers on one machine honestly."""
+    scheme, rest = url.split("://", 1)
+    assert scheme in ("tcp", "tcp4", "tls+tcp", "tls+tcp4"), url
+    return f"{scheme}://{src_ip};{rest}"
+
+
+def percentile(values, p):
+    """The p-th percentile (nearest rank) of a non-empty list of numbers."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil without floats
+    return ordered[int(rank) - 1]
+
+
+class _ClientOpts(ctypes.Structure):
+    _fields_ = [("api_key", ctypes.c_char_p), ("timeout_ms", ctypes.c_uint32),
+                ("tls_ca_file", ctypes.c_char_p), ("tls_server_name", ctypes.c_char_p),
+                ("max_reply_bytes", ctypes.c_size_t)]
+
+
+class ClientLib:
+    """The C client library (libheliox-client.so from HX_BUILD_DIR) over
+    ctypes: hx_client_open and hx_client_health, enough to test how the
+    library itself connects (TLS verification included). hx_reply is kept
+    opaque: only its first member, the code, is read."""
+
+    _lib = None
+
+    @classmethod
+    def lib(cls):
+        if cls._lib is None:
+            path = os.path.join(BUILD_DIR, "libheliox-client.so")
+            if not os.path.exists(path):
+                raise RuntimeError(f"{path} not built")
+            lib = ctypes.CDLL(path)
+            lib.hx_client_open.argtypes = [ctypes.POINTER(ctypes.c_void_p),
+                                           ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t,
+                                           ctypes.POINTER(_ClientOpts), ctypes.c_char_p,
+                                           ctypes.c_size_t]
+            lib.hx_client_open.restype = ctypes.c_int
+            lib.hx_client_close.argtypes = [ctypes.c_void_p]
+            lib.hx_client_close.restype = None
+            lib.hx_client_health.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+            lib.hx_client_health.restype = ctypes.c_int
+            lib.hx_reply_free.argtypes = [ctypes.c_void_p]
+            lib.hx_reply_free.restype = None
+            cls._lib = lib
+        return cls._lib
+
+    def __init__(self, url, key, timeout_ms=3000, tls_ca=None, tls_server_name=None):
+        """Raises ClientLibError (code, message) when hx_client_open fails."""
+        lib = self.lib()
+        self._c = ctypes.c_void_p()
+        urls = (ctypes.c_char_p * 1)(url.encode())
+        opts = _ClientOpts(key.encode(), timeout_ms, tls_ca.encode() if tls_ca else None,
+                           tls_server_name.encode() if tls_server_name else None, 0)
+        err = ctypes.create_string_buffer(512)
+        rv = lib.hx_client_open(ctypes.byref(self._c), urls, 1, ctypes.byref(opts), err,
+                                len(err))
+        if rv != 0:
+            raise ClientLibError(rv, err.value.decode("utf-8", "replace"))
+
+    def health(self):
+        """Returns the reply's code (a number, CODE[...])."""
+        reply = ctypes.create_string_buffer(4096)  # larger than any hx_reply
+        code = self.lib().hx_client_health(self._c, None, reply)
+        self.lib().hx_reply_free(reply)
+        return code
+
+    def close(self):
+        if self._c:
+            self.lib().hx_client_close(self._c)
+            self._c = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ClientLibError(Exception):
+    def __init__(self, code, message):
+        super().__init__(f"hx_client_open: {code_name(code)}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _asan_runtime(path):
+    """The AddressSanitizer runtime a shared library was linked with, or
+    None. ASan must be the first library a process loads, which a library
+    opened by ctypes is not: it has to be preloaded."""
+    p = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30)
+    for line in p.stdout.splitlines():
+        if "libasan" in line and "=>" in line:
+            return line.split("=>")[1].split("(")[0].strip()
+    return None
+
+
+_CLIENT_LIB_CHILD = """
+import json, sys
+import hxharness as hx
+url, key, timeout_ms, ca, name, calls = json.loads(sys.argv[1])
+try:
+    with hx.ClientLib(url, key, timeout_ms, tls_ca=ca, tls_server_name=name) as c:
+        codes = [hx.code_name(c.health()) for _ in range(calls)]
+    print(json.dumps({"error": None, "codes": codes}))
+except hx.ClientLibError as e:
+    print(json.dumps({"error": e.message, "open_code": hx.code_name(e.code), "codes": []}))
+"""
+
+
+def client_lib_health(url, key, timeout_ms=3000, tls_ca=None, tls_server_name=None, calls=1,
+                      env=None):
+    """Opens the C client library on url and makes `calls` health calls, in
+    a child process (so that an ASan-built library can be preloaded, and so
+    that `env` can change what the library sees). Returns {"error": the
+    hx_client_open message or None, "codes": [code names]}."""
+    lib = os.path.join(BUILD_DIR, "libheliox-client.so")
+    e = dict(os.environ)
+    e.update(env or {})
+    asan = _asan_runtime(lib)
+    if asan:
+        e["LD_PRELOAD"] = asan
+        # The interpreter's own allocations are not ours to judge.
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+    e["PYTHONPATH"] = HERE + os.pathsep + e.get("PYTHONPATH", "")
+    arg = json.dumps([url, key, timeout_ms, tls_ca, tls_server_name, calls])
+    p = subprocess.run([sys.executable, "-c", _CLIENT_LIB_CHILD, arg], capture_output=True,
+                       text=True, env=e, timeout=60 + calls * timeout_ms / 1000)
+    if p.returncode != 0:
+        raise AssertionError(f"client library child failed ({p.returncode}): {p.stderr[-5000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])

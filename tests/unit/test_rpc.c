@@ -49,7 +49,7 @@ call_bytes(const uint8_t *req, size_t len)
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 
-	assert_int_equal(hx_rpc_handle(&cfg, NULL, req, len, "test-peer", &out, &out_len), HX_OK);
+	assert_int_equal(hx_rpc_handle(&cfg, NULL, req, len, "test-peer", NULL, &out, &out_len), HX_OK);
 	assert_non_null(out);
 	RpcResponse *r = heliox__ingest__v1__rpc_response__unpack(NULL, out_len, out);
 	free(out);
@@ -678,6 +678,140 @@ test_key_rotation(void **state)
 	hx_auth_free(a);
 }
 
+/* ---- the outcome the server throttles on, and the throttle ------------------------------ */
+
+static hx_rpc_outcome
+outcome_of(const uint8_t *req, size_t len)
+{
+	hx_rpc_outcome oc = {HX_RPC_AUTH_OK, HX_INTERNAL};
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+
+	assert_int_equal(hx_rpc_handle(&cfg, NULL, req, len, "test-peer", &oc, &out, &out_len), HX_OK);
+	free(out);
+	return oc;
+}
+
+static hx_rpc_outcome
+outcome_with_key(const char *key)
+{
+	RpcRequest rq;
+	Heliox__Ingest__V1__HealthRequest h = HELIOX__INGEST__V1__HEALTH_REQUEST__INIT;
+	size_t len;
+
+	init_request(&rq);
+	rq.api_key = (char *)key;
+	rq.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_HEALTH;
+	rq.health = &h;
+	uint8_t *buf = pack(&rq, &len);
+	hx_rpc_outcome oc = outcome_of(buf, len);
+	free(buf);
+	return oc;
+}
+
+static void
+test_outcome(void **state)
+{
+	static const uint8_t junk[] = {0x0a, 0x05, 'a', 'b'};
+	hx_rpc_outcome oc;
+
+	oc = outcome_with_key(KEY);
+	assert_int_equal(oc.auth, HX_RPC_AUTH_OK);
+	assert_int_equal(oc.code, HX_OK);
+	oc = outcome_with_key(OTHERKEY);
+	assert_int_equal(oc.auth, HX_RPC_AUTH_FAILED);
+	assert_int_equal(oc.code, HX_UNAUTHENTICATED);
+	oc = outcome_of((const uint8_t *)"", 0); /* missing api_key */
+	assert_int_equal(oc.auth, HX_RPC_AUTH_FAILED);
+	oc = outcome_of(junk, sizeof(junk));
+	assert_int_equal(oc.auth, HX_RPC_AUTH_NOT_REACHED);
+	assert_int_equal(oc.code, HX_INVALID_ARGUMENT);
+}
+
+static hx_peer_id
+peer4(unsigned char last)
+{
+	hx_peer_id id = {HX_PEER_IPV4, {127, 0, 0, last}};
+	return id;
+}
+
+static void
+test_throttle(void **state)
+{
+	hx_throttle *t = hx_throttle_new();
+	hx_peer_id a = peer4(2), b = peer4(3), none = {HX_PEER_NONE, {0}};
+	uint64_t now = 1000000;
+	bool began = true;
+
+	assert_non_null(t);
+	for (int i = 0; i < HX_THROTTLE_FREE; i++) {
+		assert_int_equal(hx_throttle_failure(t, &a, now, &began), 0);
+		assert_false(began);
+	}
+	/* Past the allowance: one more base delay per failure, up to the cap. */
+	assert_int_equal(hx_throttle_failure(t, &a, now, &began), HX_THROTTLE_BASE_MS);
+	assert_true(began);
+	assert_int_equal(hx_throttle_failure(t, &a, now, &began), 2 * HX_THROTTLE_BASE_MS);
+	assert_false(began);
+	for (int i = 0; i < 20; i++)
+		hx_throttle_failure(t, &a, now, NULL);
+	assert_int_equal(hx_throttle_failure(t, &a, now, NULL), HX_THROTTLE_CAP_MS);
+	/* Another peer, and a peer nobody can name, owe nothing. */
+	assert_int_equal(hx_throttle_failure(t, &b, now, NULL), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(hx_throttle_failure(t, &none, now, NULL), 0);
+	/* Successes forgive one failure each. */
+	for (int i = 0; i < 20; i++)
+		hx_throttle_success(t, &a, now);
+	assert_int_equal(hx_throttle_failure(t, &a, now, NULL), 0);
+	hx_throttle_free(t);
+}
+
+static void
+test_throttle_decay(void **state)
+{
+	hx_throttle *t = hx_throttle_new();
+	hx_peer_id a = peer4(2), b = peer4(3);
+	uint64_t now = 5000;
+
+	/* The count leaks away at FREE failures per window. */
+	for (int i = 0; i < HX_THROTTLE_FREE; i++)
+		hx_throttle_failure(t, &b, now, NULL);
+	assert_int_equal(hx_throttle_failure(t, &b, now, NULL), HX_THROTTLE_BASE_MS);
+	now += HX_THROTTLE_WINDOW_MS / HX_THROTTLE_FREE; /* one failure's worth */
+	assert_int_equal(hx_throttle_failure(t, &b, now, NULL), HX_THROTTLE_BASE_MS);
+	now += 2 * HX_THROTTLE_WINDOW_MS / HX_THROTTLE_FREE + 1;
+	assert_int_equal(hx_throttle_failure(t, &b, now, NULL), 0);
+
+	/* However hard it hammered, a peer is forgiven after a bounded quiet time. */
+	for (int i = 0; i < 1000; i++)
+		hx_throttle_failure(t, &a, now, NULL);
+	assert_int_equal(hx_throttle_failure(t, &a, now, NULL), HX_THROTTLE_CAP_MS);
+	now += 4 * HX_THROTTLE_WINDOW_MS;
+	assert_int_equal(hx_throttle_failure(t, &a, now, NULL), 0);
+	hx_throttle_free(t);
+}
+
+static void
+test_throttle_table_full(void **state)
+{
+	hx_throttle *t = hx_throttle_new();
+	hx_peer_id loud = peer4(1);
+	uint64_t now = 1;
+
+	for (int i = 0; i < HX_THROTTLE_FREE + 3; i++)
+		hx_throttle_failure(t, &loud, now, NULL);
+	/* A crowd of one-failure peers, more than the table holds, evicts the
+	 * quiet ones, never the peer with the highest count. */
+	for (unsigned i = 0; i < 4 * HX_THROTTLE_PEERS; i++) {
+		hx_peer_id p = {HX_PEER_IPV6_64, {0x20, 0x01, 0x0d, 0xb8, (unsigned char)(i >> 8),
+		                                  (unsigned char)i, 0, 0}};
+		assert_int_equal(hx_throttle_failure(t, &p, now, NULL), 0);
+	}
+	assert_true(hx_throttle_failure(t, &loud, now, NULL) > 0);
+	hx_throttle_free(t);
+}
+
 static void
 test_log_level_parse(void **state)
 {
@@ -740,6 +874,10 @@ main(void)
 		cmocka_unit_test(test_key_file_format),
 		cmocka_unit_test(test_key_refusals),
 		cmocka_unit_test(test_key_rotation),
+		cmocka_unit_test(test_outcome),
+		cmocka_unit_test(test_throttle),
+		cmocka_unit_test(test_throttle_decay),
+		cmocka_unit_test(test_throttle_table_full),
 		cmocka_unit_test(test_log_level_parse),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
