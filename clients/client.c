@@ -112,11 +112,28 @@ copy_field(char *dst, size_t dstsz, const char *src)
 	snprintf(dst, dstsz, "%s", src != NULL ? src : "");
 }
 
+/*
+ * protobuf-c's generated structs hold char * and uint8_t * even where packing
+ * only reads, while our API takes const. Packing never writes through them,
+ * so const is dropped here, in one place, through a union rather than a cast.
+ */
+static void *
+wire_ptr(const void *p)
+{
+	union {
+		const void *in;
+		void       *out;
+	} u;
+
+	u.in = p;
+	return (u.out);
+}
+
 /* NULL means "not given" in our API; the generated structs want "". */
 static char *
 wire_str(const char *s)
 {
-	return ((char *) (uintptr_t) (s != NULL ? s : ""));
+	return (wire_ptr(s != NULL ? s : ""));
 }
 
 static hx_status
@@ -418,7 +435,7 @@ hx_client_call_raw(hx_client *c, const void *req, size_t len, uint32_t timeout_m
 	}
 	*resp = NULL;
 	*resp_len = 0;
-	if ((rv = nng_msg_alloc(&msg, len)) != 0) {
+	if (nng_msg_alloc(&msg, len) != 0) {
 		return (HX_RESOURCE_EXHAUSTED);
 	}
 	if (len > 0) {
@@ -696,7 +713,7 @@ call(hx_client *c, rpc_request *req, const hx_call_opts *o, hx_reply *out)
 /* Every typed call starts from a clean reply, so that `out` is always fully
  * defined on return whatever happened. */
 static bool
-begin(hx_client *c, hx_reply *out)
+begin(const hx_client *c, hx_reply *out)
 {
 	if (out == NULL) {
 		return (false);
@@ -749,7 +766,7 @@ hx_client_ingest_json(hx_client *c, const void *json, size_t len, const hx_inges
 	}
 	ing.source_case = HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON;
 	ing.export_json.len = len;
-	ing.export_json.data = (uint8_t *) (uintptr_t) json;
+	ing.export_json.data = wire_ptr(json);
 	return (call_ingest(c, &ing, o, out));
 }
 
@@ -770,7 +787,7 @@ hx_client_ingest_records(hx_client *c, const hx_cost_record *recs, size_t n,
 		return (reply_local(out, HX_INVALID_ARGUMENT, "no records"));
 	}
 	if (n > 0 && ((wire = calloc(n, sizeof(*wire))) == NULL ||
-	              (ptrs = calloc(n, sizeof(*ptrs))) == NULL)) {
+	              (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__CostRecord *))) == NULL)) {
 		free(wire);
 		return (reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory"));
 	}

@@ -15,8 +15,8 @@
 
 #include "jsonstream.h"
 
-#define DOC_READER_BUFSIZE (1024u * 1024u) /* 1 MiB */
-#define DOC_READER_MAX_SPAN (64u * 1024u)  /* a cost_data element, at most */
+#define DOC_READER_BUFSIZE ((size_t) 1024 * 1024) /* 1 MiB */
+#define DOC_READER_MAX_SPAN ((size_t) 64 * 1024)  /* a cost_data element, at most */
 
 typedef struct doc_reader {
 	int      fd;

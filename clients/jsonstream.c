@@ -366,7 +366,13 @@ unit_done(jstream *s)
 		s->sub = STR_LOW_BS;
 		return (JSTREAM_MORE);
 	}
-	key_byte(s, s->unit == 0 ? '\x01' : s->unit < 0x80 ? (char) s->unit : KEY_NOT_ASCII);
+	if (s->unit == 0) {
+		key_byte(s, '\x01');
+	} else if (s->unit < 0x80) {
+		key_byte(s, (char) s->unit);
+	} else {
+		key_byte(s, KEY_NOT_ASCII);
+	}
 	s->sub = STR_CHAR;
 	return (JSTREAM_MORE);
 }

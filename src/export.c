@@ -116,9 +116,9 @@ number_text(double d, char buf[HX_MONEY_TEXT_MAX])
 		return;
 	}
 	if (!(fabs(d) < 1)) {
-		strcpy(buf, d < 0 ? "-1000000000000" : "1000000000000");
+		snprintf(buf, HX_MONEY_TEXT_MAX, "%s", d < 0 ? "-1000000000000" : "1000000000000");
 	} else {
-		strcpy(buf, d < 0 ? "-0.0000001" : "0.0000001");
+		snprintf(buf, HX_MONEY_TEXT_MAX, "%s", d < 0 ? "-0.0000001" : "0.0000001");
 	}
 }
 

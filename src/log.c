@@ -127,7 +127,7 @@ hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
 	if (len > room) {
 		/* Cut, and say so, rather than split the event over two lines. */
 		len = room;
-		memcpy(line + len - 3, "...", 3);
+		memset(line + len - 3, '.', 3);
 	}
 	hx_log_sanitize(line, len);
 	line[len++] = '\n';

@@ -7,7 +7,9 @@
  * only double ever touched is the one cJSON hands us for a JSON number, which
  * hx_money_from_double() turns back into the decimal text it came from.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -173,7 +175,11 @@ write_plain(bool neg, const char *dig, int n, int exp, char *buf, size_t bufsz)
 		*p++ = '0';
 	} else {
 		for (i = 0; i < ilen; i++) {
-			*p++ = i < n ? dig[i] : '0';
+			if (i < n) {
+				*p++ = dig[i];
+			} else {
+				*p++ = '0';
+			}
 		}
 	}
 	if (flen > 0) {
@@ -195,6 +201,8 @@ hx_money_from_double(double d, char buf[HX_MONEY_TEXT_MAX])
 	char        sci[40];
 	char        dig[20];
 	const char *p;
+	char       *end;
+	long        e10;
 	int         prec, n = 0;
 
 	buf[0] = '\0';
@@ -220,7 +228,13 @@ hx_money_from_double(double d, char buf[HX_MONEY_TEXT_MAX])
 	if (*p != 'e') {
 		return -1;
 	}
-	if (write_plain(sci[0] == '-', dig, n, atoi(p + 1), buf, HX_MONEY_TEXT_MAX) != 0) {
+	/* The exponent printf wrote: "+XX" or "-XX", to the end of sci. */
+	errno = 0;
+	e10 = strtol(p + 1, &end, 10);
+	if (errno != 0 || end == p + 1 || *end != '\0' || e10 < INT_MIN || e10 > INT_MAX) {
+		return -1;
+	}
+	if (write_plain(sci[0] == '-', dig, n, (int) e10, buf, HX_MONEY_TEXT_MAX) != 0) {
 		buf[0] = '\0';
 		return -1;
 	}

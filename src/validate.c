@@ -254,7 +254,10 @@ hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1])
 	/* ASCII only: Unicode case folding is locale business, and "AWS" vs
 	 * "aws" is the case that matters in practice. */
 	for (i = 0; i < len; i++) {
-		out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char) (s[i] - 'A' + 'a') : s[i];
+		out[i] = s[i];
+		if (s[i] >= 'A' && s[i] <= 'Z') {
+			out[i] = (char) (s[i] - 'A' + 'a');
+		}
 	}
 	out[len] = '\0';
 	return NULL;
