@@ -1,20 +1,19 @@
 /*
- * store.c - everything Heliox keeps in PostgreSQL (contract in store.h).
+ * store.c - everything Heliox keeps in PostgreSQL (contract in store.h):
+ * connections, errors, Health, the audit row of a failed request, summaries
+ * and migrations. The ingest write path is store_write.c.
  *
- * One hx_store wraps one libpq connection. Its statements are prepared once
- * per connection, right after connecting. Every call that finds the
- * connection missing or broken reconnects first; a call that loses it
- * answers HX_UNAVAILABLE and the next one reconnects.
- *
- * An ingest is one transaction and a fixed number of round trips whatever the
- * batch size: the records travel as four bound array parameters and one
- * set-based upsert writes them all and returns the counts.
+ * One hx_store wraps one libpq connection. Right after connecting, the
+ * write path's input table is created; each statement is prepared on its
+ * first use, once per connection. Every call that finds the connection missing or broken
+ * reconnects first; a call that loses it answers HX_UNAVAILABLE and the next
+ * one reconnects.
  */
-#include "store.h"
+#include "store_internal.h"
 
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +28,11 @@
  * hashes of request ids; a collision would only make one wait for the other. */
 #define MIGRATE_LOCK_KEY "5216694943476088833"
 
-struct hx_store {
-	char   *conninfo; /* NULL = libpq's environment */
-	PGconn *conn;     /* NULL while disconnected */
-};
-
 /* ---- error text ----------------------------------------------------------- */
 
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* err goes to one log line: libpq's multi-line messages are flattened. */
-static void
-set_err(char *err, size_t errsz, const char *fmt, ...)
+void
+hx_store_err(char *err, size_t errsz, const char *fmt, ...)
 {
 	va_list ap;
 	size_t  i, len;
@@ -63,14 +54,20 @@ set_err(char *err, size_t errsz, const char *fmt, ...)
 	}
 }
 
+uint64_t
+hx_store_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
 /* ---- statements ------------------------------------------------------------ */
 
+/* The write path's statements are store_write.c's; these are the rest. */
 enum stmt {
 	ST_TIMEOUT,
-	ST_LOCK,
-	ST_LOOKUP,
-	ST_DRYRUN,
-	ST_UPSERT,
 	ST_RUN,
 	ST_SUM_NONE, /* ST_SUM_NONE + hx_group_by, in the enum's order */
 	ST_SUM_PROVIDER,
@@ -81,14 +78,6 @@ enum stmt {
 };
 _Static_assert(ST_SUM_PROVIDER_GPU_TYPE - ST_SUM_NONE == (int) HX_GROUP_PROVIDER_GPU_TYPE,
                "summary statements follow hx_group_by");
-
-/* The batch as rows. ORDER BY makes every request take its row locks in the
- * same order, so two overlapping batches cannot deadlock each other. The
- * typmod makes a dry run compare costs exactly as the upsert would store
- * them. */
-#define INPUT_CTE                                                                      \
-	"WITH input AS (SELECT * FROM unnest($1::date[], $2::text[], $3::text[], "     \
-	"$4::numeric(18,6)[]) AS t(date, provider, gpu_type, cost_usd) ORDER BY 1, 2, 3)"
 
 /* Shared by the five summaries. A filter is NULL when absent; the texts are
  * fixed, so user input never reaches SQL text. */
@@ -105,32 +94,6 @@ static const struct {
 	const char *sql;
 } stmts[ST_COUNT] = {
 	[ST_TIMEOUT] = {"hx_timeout", "SELECT set_config('statement_timeout', $1, true)"},
-	/* A second copy of a request (an nng resend, a client retry) waits here
-	 * for the first to finish, then finds its result and replays it. */
-	[ST_LOCK] = {"hx_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"},
-	/* The predicate matches ingestion_runs_idempotency, the partial index. */
-	[ST_LOOKUP] = {"hx_lookup",
-	               "SELECT fingerprint IS NOT DISTINCT FROM $2::bytea, received, inserted, "
-	               "updated, unchanged, failed FROM ingestion_runs "
-	               "WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed"},
-	[ST_DRYRUN] = {"hx_dryrun",
-	               INPUT_CTE " SELECT count(*) FILTER (WHERE c.id IS NULL), "
-	                         "count(*) FILTER (WHERE c.id IS NOT NULL "
-	                         "AND c.cost_usd IS DISTINCT FROM i.cost_usd) "
-	                         "FROM input i LEFT JOIN cost_snapshots c ON c.date = i.date "
-	                         "AND c.provider = i.provider AND c.gpu_type = i.gpu_type"},
-	/* Rows whose cost is unchanged fail the DO UPDATE's WHERE: not rewritten
-	 * and not returned. Of those returned, xmax = 0 marks a fresh insert. */
-	[ST_UPSERT] = {"hx_upsert",
-	               INPUT_CTE ", up AS (INSERT INTO cost_snapshots AS c "
-	                         "(date, provider, gpu_type, cost_usd) "
-	                         "SELECT date, provider, gpu_type, cost_usd FROM input "
-	                         "ON CONFLICT (date, provider, gpu_type) DO UPDATE "
-	                         "SET cost_usd = EXCLUDED.cost_usd, updated_at = now() "
-	                         "WHERE c.cost_usd IS DISTINCT FROM EXCLUDED.cost_usd "
-	                         "RETURNING (c.xmax = 0) AS ins) "
-	                         "SELECT count(*) FILTER (WHERE ins), "
-	                         "count(*) FILTER (WHERE NOT ins) FROM up"},
 	[ST_RUN] = {"hx_run",
 	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
 	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
@@ -153,6 +116,42 @@ static const struct {
 	                              " GROUP BY s.provider, s.gpu_type "
 	                              "ORDER BY s.provider, s.gpu_type"},
 };
+
+/* ---- health -------------------------------------------------------------------- */
+
+/*
+ * Health asks hx_store_ping on every call; a database round trip each time
+ * made Health cost as much as a query (0.41x a bare nng echo). So ping
+ * trusts the database for PING_TRUST_US after it last answered on this
+ * connection - any statement counts, not only pings - and only then asks
+ * again. The price is staleness: a database that dies quietly is reported
+ * up for at most PING_TRUST_US more (then the real query fails), i.e.
+ * "database lost -> database_ok false" holds within about a second.
+ *
+ * It is shorter in practice: any store that loses its connection (or fails
+ * to make one) bumps loss_epoch, which voids what every store trusts. So
+ * once one worker's call has met the outage, every worker's Health reports
+ * it on its next call, not a second later. Failures are never cached: while
+ * the database is away each ping tries to reconnect, as before.
+ */
+#define PING_TRUST_US 1000000u
+
+static atomic_uint_fast64_t loss_epoch;
+
+void
+hx_store_alive(hx_store *s)
+{
+	s->alive_us = hx_store_now_us();
+	s->alive_epoch = (uint64_t) atomic_load_explicit(&loss_epoch, memory_order_acquire);
+}
+
+static bool
+store_trusted(const hx_store *s)
+{
+	return s->conn != NULL && s->alive_us != 0 &&
+	       hx_store_now_us() - s->alive_us < PING_TRUST_US &&
+	       s->alive_epoch == (uint64_t) atomic_load_explicit(&loss_epoch, memory_order_acquire);
+}
 
 /* ---- connection ------------------------------------------------------------ */
 
@@ -196,6 +195,16 @@ store_drop(hx_store *s)
 {
 	PQfinish(s->conn); /* NULL-safe */
 	s->conn = NULL;
+	s->alive_us = 0;
+}
+
+/* The connection is gone (or could not be made): nobody's Health should
+ * vouch for the database on old news any more. */
+static void
+store_lost(hx_store *s)
+{
+	atomic_fetch_add_explicit(&loss_epoch, 1, memory_order_acq_rel);
+	store_drop(s);
 }
 
 static hx_status
@@ -223,13 +232,8 @@ classify(const char *state, bool conn_bad)
 	return HX_INTERNAL;
 }
 
-/*
- * Turns a failed result (or a missing one) into a status, puts the server's
- * words in err, clears r, and forgets a connection that is gone so the next
- * call reconnects.
- */
-static hx_status
-pg_fail(hx_store *s, PGresult *r, const char *what, char *err, size_t errsz)
+hx_status
+hx_store_fail(hx_store *s, PGresult *r, const char *what, char *err, size_t errsz)
 {
 	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -242,11 +246,11 @@ pg_fail(hx_store *s, PGresult *r, const char *what, char *err, size_t errsz)
 	if (msg == NULL) {
 		msg = s->conn != NULL ? PQerrorMessage(s->conn) : "not connected";
 	}
-	set_err(err, errsz, "%s: %s%s%s", what, state != NULL ? state : "",
-	        state != NULL ? " " : "", msg);
+	hx_store_err(err, errsz, "%s: %s%s%s", what, state != NULL ? state : "",
+	             state != NULL ? " " : "", msg);
 	PQclear(r);
 	if (st == HX_UNAVAILABLE) {
-		store_drop(s);
+		store_lost(s);
 	}
 	return st;
 }
@@ -259,11 +263,38 @@ pg_check(hx_store *s, PGresult *r, const char *what, hx_status *st, char *err,
 	ExecStatusType rs = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
 	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
+		hx_store_alive(s);
 		*st = HX_OK;
 		return r;
 	}
-	*st = pg_fail(s, r, what, err, errsz);
+	*st = hx_store_fail(s, r, what, err, errsz);
 	return NULL;
+}
+
+/*
+ * Prepares a statement on first use on this connection. Not at connect:
+ * parsing a statement takes its tables' locks, and a reconnect that waited
+ * there (behind a LOCK TABLE, say) would do so outside any call's
+ * statement_timeout; here it runs inside the calling transaction, after
+ * its timeout is set.
+ */
+static hx_status
+stmt_ready(hx_store *s, enum stmt id, char *err, size_t errsz)
+{
+	hx_status st;
+
+	if (s->conn == NULL) {
+		return hx_store_fail(s, NULL, stmts[id].name, err, errsz);
+	}
+	if ((s->prepared & (1u << id)) != 0) {
+		return HX_OK;
+	}
+	PQclear(pg_check(s, PQprepare(s->conn, stmts[id].name, stmts[id].sql, 0, NULL),
+	                 stmts[id].name, &st, err, errsz));
+	if (st == HX_OK) {
+		s->prepared |= 1u << id;
+	}
+	return st;
 }
 
 /* Runs a prepared statement; text parameters unless fmts says otherwise. */
@@ -271,8 +302,8 @@ static PGresult *
 pg_prepared(hx_store *s, enum stmt id, int nparams, const char *const *vals,
             const int *lens, const int *fmts, hx_status *st, char *err, size_t errsz)
 {
-	if (s->conn == NULL) {
-		*st = pg_fail(s, NULL, stmts[id].name, err, errsz);
+	*st = stmt_ready(s, id, err, errsz);
+	if (*st != HX_OK) {
 		return NULL;
 	}
 	return pg_check(s, PQexecPrepared(s->conn, stmts[id].name, nparams, vals, lens, fmts, 0),
@@ -285,7 +316,7 @@ pg_sql(hx_store *s, const char *sql, int nparams, const char *const *vals, const
        hx_status *st, char *err, size_t errsz)
 {
 	if (s->conn == NULL) {
-		*st = pg_fail(s, NULL, what, err, errsz);
+		*st = hx_store_fail(s, NULL, what, err, errsz);
 		return NULL;
 	}
 	return pg_check(s, PQexecParams(s->conn, sql, nparams, NULL, vals, NULL, NULL, 0), what,
@@ -301,15 +332,13 @@ pg_cmd(hx_store *s, const char *sql, const char *what, char *err, size_t errsz)
 	return st;
 }
 
-/* Ends a failed transaction, if the connection still lives; one that cannot
- * even roll back is dropped, so the next call starts clean. */
-static void
-tx_rollback(hx_store *s)
+void
+hx_store_rollback(hx_store *s)
 {
 	PGresult *r;
 
 	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
-		store_drop(s);
+		store_lost(s);
 		return;
 	}
 	if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
@@ -317,7 +346,7 @@ tx_rollback(hx_store *s)
 	}
 	r = PQexecParams(s->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
 	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-		store_drop(s);
+		store_lost(s);
 	}
 	PQclear(r);
 }
@@ -329,43 +358,42 @@ store_connect_bare(hx_store *s, char *err, size_t errsz)
 {
 	s->conn = pg_connect(s->conninfo);
 	if (s->conn == NULL) {
-		set_err(err, errsz, "connect: out of memory");
+		hx_store_err(err, errsz, "connect: out of memory");
 		return HX_RESOURCE_EXHAUSTED;
 	}
 	if (PQstatus(s->conn) != CONNECTION_OK) {
-		set_err(err, errsz, "connect: %s", PQerrorMessage(s->conn));
-		store_drop(s);
+		hx_store_err(err, errsz, "connect: %s", PQerrorMessage(s->conn));
+		store_lost(s);
 		return HX_UNAVAILABLE;
 	}
 	return HX_OK;
 }
 
+/* A new connection: nothing prepared on it yet (see stmt_ready). */
 static hx_status
 store_connect(hx_store *s, char *err, size_t errsz)
 {
 	hx_status st = store_connect_bare(s, err, errsz);
-	int       i;
 
-	for (i = 0; i < ST_COUNT && st == HX_OK; i++) {
-		PQclear(pg_check(s, PQprepare(s->conn, stmts[i].name, stmts[i].sql, 0, NULL),
-		                 stmts[i].name, &st, err, errsz));
+	s->prepared = 0;
+	s->wprepared = 0;
+	if (st == HX_OK) {
+		st = hx_store_write_setup(s, err, errsz);
 	}
 	if (st != HX_OK) {
-		store_drop(s); /* half-prepared is useless: try again next call */
+		store_drop(s); /* half set up is useless: try again next call */
 	}
 	return st;
 }
 
-/* Makes sure there is a usable connection, outside any transaction. *fresh
- * tells whether it was made just now. */
-static hx_status
-store_ensure(hx_store *s, bool *fresh, char *err, size_t errsz)
+hx_status
+hx_store_ensure(hx_store *s, bool *fresh, char *err, size_t errsz)
 {
 	*fresh = false;
 	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
-		tx_rollback(s); /* never inherit a transaction an earlier call left open */
-	} else {
-		store_drop(s);
+		hx_store_rollback(s); /* never inherit a transaction an earlier call left open */
+	} else if (s->conn != NULL) {
+		store_lost(s);
 	}
 	if (s->conn != NULL) {
 		return HX_OK;
@@ -389,7 +417,7 @@ exec_first(hx_store *s, const char *sql, const char *what, char *err, size_t err
 	int       attempt;
 
 	for (attempt = 0;; attempt++) {
-		st = store_ensure(s, &fresh, err, errsz);
+		st = hx_store_ensure(s, &fresh, err, errsz);
 		if (st != HX_OK) {
 			return st;
 		}
@@ -402,10 +430,7 @@ exec_first(hx_store *s, const char *sql, const char *what, char *err, size_t err
 
 /*
  * BEGIN, then statement_timeout for this transaction only (0 leaves the
- * server's). READ COMMITTED is explicit: the request-id check after the
- * advisory lock must see what the request we waited for committed, which a
- * snapshot taken before the wait (REPEATABLE READ as a database default)
- * would not.
+ * server's). READ COMMITTED is explicit, as in the write path.
  */
 static hx_status
 tx_begin(hx_store *s, bool read_only, uint32_t timeout_ms, char *err, size_t errsz)
@@ -448,7 +473,7 @@ hx_store_open(hx_store **out, const char *conninfo)
 		}
 	}
 	/* A database that is down now is the next call's business. */
-	(void) store_ensure(s, &fresh, NULL, 0);
+	(void) hx_store_ensure(s, &fresh, NULL, 0);
 	*out = s;
 	return HX_OK;
 }
@@ -460,15 +485,21 @@ hx_store_close(hx_store *s)
 		return;
 	}
 	store_drop(s);
+	hx_store_write_free(s);
 	free(s->conninfo);
 	free(s);
 }
 
+/* See "health" above: a round trip only when the database has not answered
+ * on this connection for a second, or some store has lost its own since. */
 hx_status
 hx_store_ping(hx_store *s)
 {
 	if (s == NULL) {
 		return HX_UNAVAILABLE;
+	}
+	if (store_trusted(s)) {
+		return HX_OK;
 	}
 	return exec_first(s, "SELECT 1", "ping", NULL, 0) == HX_OK ? HX_OK : HX_UNAVAILABLE;
 }
@@ -490,8 +521,8 @@ cell_u64(const PGresult *r, int row, int col, uint64_t *out)
 	return *end == '\0';
 }
 
-static bool
-cell_u32(const PGresult *r, int row, int col, uint32_t *out)
+bool
+hx_store_cell_u32(const PGresult *r, int row, int col, uint32_t *out)
 {
 	uint64_t x;
 
@@ -528,119 +559,10 @@ cell_money(const PGresult *r, int row, int col, const char *if_null, char *dst)
 	return hx_money_normalize_text(PQgetvalue(r, row, col), dst, HX_MONEY_TEXT_MAX) == 0;
 }
 
-/* ---- the batch as array parameters -------------------------------------- */
+/* ---- the audit row of a failed ingest ---------------------------------------- */
 
-typedef struct sbuf {
-	char  *p;
-	size_t len, cap;
-	bool   oom;
-} sbuf;
-
-static void
-sb_put(sbuf *b, const char *s, size_t n)
-{
-	size_t cap;
-	char  *p;
-
-	if (b->oom) {
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		for (cap = b->cap ? b->cap : 256; cap < b->len + n + 1; cap *= 2) {
-		}
-		p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/*
- * Appends one array element. Every element is double-quoted, with " and \
- * escaped, so names holding commas, braces, quotes, spaces or the word NULL
- * arrive exactly as written.
- */
-static void
-sb_elem(sbuf *b, const char *s)
-{
-	const char *run = s;
-
-	sb_put(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\') {
-			sb_put(b, run, (size_t) (s - run));
-			sb_put(b, "\\", 1);
-			run = s;
-		}
-	}
-	sb_put(b, run, (size_t) (s - run));
-	sb_put(b, "\"", 1);
-}
-
-enum { ARR_DATE, ARR_PROVIDER, ARR_GPU_TYPE, ARR_COST, ARR_N };
-
-typedef struct rec_arrays {
-	sbuf a[ARR_N];
-} rec_arrays;
-
-static void
-arrays_free(rec_arrays *ra)
-{
-	int i;
-
-	for (i = 0; i < ARR_N; i++) {
-		free(ra->a[i].p);
-	}
-}
-
-static hx_status
-arrays_build(rec_arrays *ra, const hx_record *recs, size_t n)
-{
-	char   cost[HX_MONEY_TEXT_MAX];
-	size_t i;
-	int    k;
-
-	memset(ra, 0, sizeof(*ra));
-	for (k = 0; k < ARR_N; k++) {
-		sb_put(&ra->a[k], "{", 1);
-	}
-	for (i = 0; i < n; i++) {
-		hx_money_format(recs[i].cost, cost);
-		sb_elem(&ra->a[ARR_DATE], recs[i].date);
-		sb_elem(&ra->a[ARR_PROVIDER], recs[i].provider);
-		sb_elem(&ra->a[ARR_GPU_TYPE], recs[i].gpu_type);
-		sb_elem(&ra->a[ARR_COST], cost);
-	}
-	for (k = 0; k < ARR_N; k++) {
-		sb_put(&ra->a[k], "}", 1);
-		if (ra->a[k].oom) {
-			arrays_free(ra);
-			return HX_RESOURCE_EXHAUSTED;
-		}
-	}
-	return HX_OK;
-}
-
-/* ---- ingest ---------------------------------------------------------------- */
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-/* An all-zero fingerprint means none was computed: stored as NULL. */
-static bool
-fingerprint_set(const hx_ingest_job *job)
+bool
+hx_store_fingerprint_set(const hx_ingest_job *job)
 {
 	size_t i;
 
@@ -659,7 +581,7 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	char        num[6][24], dur[24];
 	const char *vals[13];
 	int         lens[13] = {0}, fmts[13] = {0};
-	uint64_t    now = mono_us();
+	uint64_t    now = hx_store_now_us();
 	hx_status   st;
 
 	snprintf(num[0], sizeof(num[0]), "%d", (int) code);
@@ -671,7 +593,7 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	snprintf(dur, sizeof(dur), "%" PRIu64, now > job->started_us ? now - job->started_us : 0);
 	vals[0] = job->request_id != NULL ? job->request_id : "";
 	vals[1] = job->source != NULL ? job->source : "";
-	vals[2] = fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
+	vals[2] = hx_store_fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
 	lens[2] = (int) sizeof(job->fingerprint);
 	fmts[2] = 1; /* binary: the raw 32 bytes */
 	vals[3] = job->dry_run ? "t" : "f";
@@ -688,168 +610,6 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	return st;
 }
 
-/*
- * The earlier successful run with this request_id, if any: *found is 0 for
- * none, 1 for the same request (its counts in *out), -1 for another request.
- */
-static hx_status
-lookup_earlier(hx_store *s, const hx_ingest_job *job, int *found, hx_ingest_counts *out,
-               char *err, size_t errsz)
-{
-	const char *vals[2] = {job->request_id,
-	                       fingerprint_set(job) ? (const char *) job->fingerprint : NULL};
-	int         lens[2] = {0, (int) sizeof(job->fingerprint)};
-	int         fmts[2] = {0, 1};
-	hx_status   st;
-	PGresult   *r;
-
-	*found = 0;
-	PQclear(pg_prepared(s, ST_LOCK, 1, vals, NULL, NULL, &st, err, errsz));
-	if (st != HX_OK) {
-		return st;
-	}
-	/* A statement of its own, after the lock: its snapshot must be taken
-	 * after the wait to see what the request we waited for committed. */
-	r = pg_prepared(s, ST_LOOKUP, 2, vals, lens, fmts, &st, err, errsz);
-	if (r == NULL || PQntuples(r) == 0) {
-		PQclear(r);
-		return st;
-	}
-	*found = strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? 1 : -1;
-	if (!cell_u32(r, 0, 1, &out->received) || !cell_u32(r, 0, 2, &out->inserted) ||
-	    !cell_u32(r, 0, 3, &out->updated) || !cell_u32(r, 0, 4, &out->unchanged) ||
-	    !cell_u32(r, 0, 5, &out->failed)) {
-		set_err(err, errsz, "lookup: malformed ingestion_runs row");
-		st = HX_INTERNAL;
-	}
-	out->replayed = true;
-	PQclear(r);
-	return st;
-}
-
-/* Runs the dry-run count or the upsert; both answer (would-be) inserted and
- * updated in one row. */
-static hx_status
-write_batch(hx_store *s, const hx_ingest_job *job, const rec_arrays *ra, hx_ingest_counts *out,
-            char *err, size_t errsz)
-{
-	const char *vals[ARR_N];
-	hx_status   st;
-	PGresult   *r;
-	int         k;
-
-	for (k = 0; k < ARR_N; k++) {
-		vals[k] = ra->a[k].p;
-	}
-	r = pg_prepared(s, job->dry_run ? ST_DRYRUN : ST_UPSERT, ARR_N, vals, NULL, NULL, &st, err,
-	                errsz);
-	if (r == NULL) {
-		return st;
-	}
-	if (PQntuples(r) != 1 || !cell_u32(r, 0, 0, &out->inserted) ||
-	    !cell_u32(r, 0, 1, &out->updated) || (uint64_t) out->inserted + out->updated > job->n) {
-		set_err(err, errsz, "write: unexpected counts");
-		st = HX_INTERNAL;
-	} else {
-		out->unchanged = (uint32_t) job->n - out->inserted - out->updated;
-	}
-	PQclear(r);
-	return st;
-}
-
-/* One attempt at the whole transaction; on failure the caller rolls back. */
-static hx_status
-ingest_tx(hx_store *s, const hx_ingest_job *job, const rec_arrays *ra, hx_ingest_counts *out,
-          char *err, size_t errsz)
-{
-	hx_status st;
-	int       found;
-
-	memset(out, 0, sizeof(*out));
-	st = tx_begin(s, false, job->timeout_ms, err, errsz);
-	if (st == HX_OK) {
-		st = lookup_earlier(s, job, &found, out, err, errsz);
-	}
-	if (st != HX_OK) {
-		return st;
-	}
-	if (found < 0) {
-		set_err(err, errsz, "request_id %s was used by another request", job->request_id);
-		return HX_INVALID_ARGUMENT;
-	}
-	if (found == 0) {
-		out->received = job->received;
-		out->failed = job->failed;
-		st = write_batch(s, job, ra, out, err, errsz);
-	}
-	if (st == HX_OK) {
-		st = write_run(s, job, HX_OK, out, err, errsz);
-	}
-	if (st == HX_OK) {
-		st = pg_cmd(s, "COMMIT", "commit", err, errsz);
-	}
-	return st;
-}
-
-static hx_status
-job_check(const hx_ingest_job *job, char *err, size_t errsz)
-{
-	if (job->request_id == NULL || job->request_id[0] == '\0' || job->source == NULL ||
-	    (job->n > 0 && job->recs == NULL)) {
-		set_err(err, errsz, "ingest: incomplete job");
-		return HX_INVALID_ARGUMENT;
-	}
-	/* The contract's invariant inserted+updated+unchanged+failed == received
-	 * only holds if the caller's counts add up. */
-	if (job->n > UINT32_MAX || (uint64_t) job->n + job->failed != job->received) {
-		set_err(err, errsz, "ingest: received %" PRIu32 " != %zu valid + %" PRIu32 " failed",
-		        job->received, job->n, job->failed);
-		return HX_INTERNAL;
-	}
-	return HX_OK;
-}
-
-hx_status
-hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
-                size_t errsz)
-{
-	rec_arrays ra;
-	hx_status  st;
-	int        attempt;
-
-	if (s == NULL || job == NULL || out == NULL) {
-		set_err(err, errsz, "ingest: missing argument");
-		return HX_INVALID_ARGUMENT;
-	}
-	memset(out, 0, sizeof(*out));
-	st = job_check(job, err, errsz);
-	if (st != HX_OK) {
-		return st;
-	}
-	st = arrays_build(&ra, job->recs, job->n);
-	if (st != HX_OK) {
-		set_err(err, errsz, "ingest: out of memory");
-		return st;
-	}
-	/* A deadlock or serialization failure is the database asking for the
-	 * whole transaction again: once, then ABORTED. */
-	for (attempt = 0; attempt < 2; attempt++) {
-		st = ingest_tx(s, job, &ra, out, err, errsz);
-		if (st == HX_OK) {
-			break;
-		}
-		tx_rollback(s);
-		if (st != HX_ABORTED) {
-			break;
-		}
-	}
-	if (st != HX_OK) {
-		memset(out, 0, sizeof(*out));
-	}
-	arrays_free(&ra);
-	return st;
-}
-
 hx_status
 hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code, char *err,
                        size_t errsz)
@@ -860,12 +620,12 @@ hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code, ch
 
 	if (s == NULL || job == NULL || code == HX_OK) {
 		/* A code-0 row would count as a successful run for replays. */
-		set_err(err, errsz, "audit: bad arguments");
+		hx_store_err(err, errsz, "audit: bad arguments");
 		return HX_INVALID_ARGUMENT;
 	}
 	c.received = job->received;
 	c.failed = job->failed;
-	st = store_ensure(s, &fresh, err, errsz);
+	st = hx_store_ensure(s, &fresh, err, errsz);
 	if (st == HX_OK) {
 		/* A single INSERT is its own transaction. */
 		st = write_run(s, job, code, &c, err, errsz);
@@ -899,8 +659,11 @@ norm_filter(const char *in, char *buf, size_t bufsz, bool lower)
 	if (len >= bufsz) {
 		len = bufsz - 1; /* longer than any stored name: still matches none */
 	}
-	for (i = 0; i < len; i++) {
-		buf[i] = lower && in[i] >= 'A' && in[i] <= 'Z' ? (char) (in[i] - 'A' + 'a') : in[i];
+	memcpy(buf, in, len);
+	for (i = 0; lower && i < len; i++) {
+		if (buf[i] >= 'A' && buf[i] <= 'Z') {
+			buf[i] = (char) (buf[i] - 'A' + 'a');
+		}
 	}
 	buf[len] = '\0';
 	return buf;
@@ -913,7 +676,7 @@ summary_rows(const PGresult *r, hx_summary_row **rows, size_t *n, char *err, siz
 	hx_summary_row *out = calloc(nt > 0 ? (size_t) nt : 1, sizeof(*out));
 
 	if (out == NULL) {
-		set_err(err, errsz, "summary: out of memory");
+		hx_store_err(err, errsz, "summary: out of memory");
 		return HX_RESOURCE_EXHAUSTED;
 	}
 	for (i = 0; i < nt; i++) {
@@ -927,7 +690,7 @@ summary_rows(const PGresult *r, hx_summary_row **rows, size_t *n, char *err, siz
 		    !cell_money(r, i, 5, "", row->avg_usd) || !cell_money(r, i, 6, "", row->min_usd) ||
 		    !cell_money(r, i, 7, "", row->max_usd)) {
 			free(out);
-			set_err(err, errsz, "summary: malformed row %d", i);
+			hx_store_err(err, errsz, "summary: malformed row %d", i);
 			return HX_INTERNAL;
 		}
 	}
@@ -960,9 +723,13 @@ summary_query(hx_store *s, const hx_summary_query *q, hx_summary_row **rows, siz
 	vals[1] = norm_filter(q->to_date, to, sizeof(to), false);
 	vals[2] = norm_filter(q->provider, prov, sizeof(prov), true);
 	vals[3] = norm_filter(q->gpu_type, gpu, sizeof(gpu), true);
+	st = stmt_ready(s, id, err, errsz);
+	if (st != HX_OK) {
+		return st;
+	}
 	r = PQexecPrepared(s->conn, stmts[id].name, 4, vals, NULL, NULL, 0);
 	if (r != NULL && PQresultStatus(r) == PGRES_FATAL_ERROR && is_data_error(r)) {
-		set_err(err, errsz, "summary: %s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		hx_store_err(err, errsz, "summary: %s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
 		PQclear(r);
 		return HX_INVALID_ARGUMENT;
 	}
@@ -989,7 +756,7 @@ hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms,
 	}
 	if (s == NULL || q == NULL || rows == NULL || n == NULL ||
 	    (unsigned) q->group_by > (unsigned) HX_GROUP_PROVIDER_GPU_TYPE) {
-		set_err(err, errsz, "summary: bad arguments");
+		hx_store_err(err, errsz, "summary: bad arguments");
 		return HX_INVALID_ARGUMENT;
 	}
 	/* A transaction only to scope statement_timeout to this query. */
@@ -1001,7 +768,7 @@ hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms,
 		st = pg_cmd(s, "COMMIT", "commit", err, errsz);
 	}
 	if (st != HX_OK) {
-		tx_rollback(s);
+		hx_store_rollback(s);
 		free(*rows);
 		*rows = NULL;
 		*n = 0;
@@ -1066,7 +833,7 @@ sleep_ms(uint64_t ms)
 static hx_status
 migrate_connect(hx_store *s, uint32_t wait_ms, char *err, size_t errsz)
 {
-	uint64_t deadline = mono_us() + (uint64_t) wait_ms * 1000u, now, pause_ms = 50;
+	uint64_t deadline = hx_store_now_us() + (uint64_t) wait_ms * 1000u, now, pause_ms = 50;
 
 	for (;;) {
 		hx_status st = store_connect_bare(s, err, errsz);
@@ -1074,7 +841,7 @@ migrate_connect(hx_store *s, uint32_t wait_ms, char *err, size_t errsz)
 		if (st != HX_UNAVAILABLE) {
 			return st;
 		}
-		now = mono_us();
+		now = hx_store_now_us();
 		if (now >= deadline) {
 			return st;
 		}

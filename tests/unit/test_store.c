@@ -574,20 +574,20 @@ race(fx *f, struct racer *rc, int n)
 	race_join(rc, n);
 }
 
-/* Waits until n sessions of the store wait for an advisory lock. Asked on
- * the admin connection: pg_stat_activity is a snapshot per transaction, and
- * f->q is inside the one that holds the lock. */
+/* Waits until n sessions of the store wait for a lock of the given type.
+ * Asked on the admin connection: pg_stat_activity is a snapshot per
+ * transaction, and f->q is inside the one that holds the lock. */
 static void
-wait_for_lock_waiters(fx *f, int n)
+wait_for_waiters(fx *f, const char *locktype, int n)
 {
-	char sql[256];
+	char sql[320];
 	int  i;
 
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-	         "WHERE l.locktype = 'advisory' AND NOT l.granted "
+	         "WHERE l.locktype = '%s' AND NOT l.granted "
 	         "AND a.application_name = 'heliox-ingestd' AND a.datname = '%s'",
-	         f->db);
+	         locktype, f->db);
 	for (i = 0; i < 500 && q_int(admin, sql) < n; i++) {
 		usleep(10000);
 	}
@@ -614,7 +614,7 @@ test_concurrent_same_request(void **state)
 	exec_ok(f->q, "BEGIN");
 	exec_ok(f->q, "SELECT pg_advisory_xact_lock(hashtextextended('dup', 0))");
 	race_start(f, rc, 2);
-	wait_for_lock_waiters(f, 2);
+	wait_for_waiters(f, "advisory", 2);
 	exec_ok(f->q, "COMMIT");
 	race_join(rc, 2);
 	assert_int_equal(rc[0].c.replayed + rc[1].c.replayed, 1);
@@ -750,11 +750,14 @@ test_terminated_backend(void **state)
 	assert_int_equal(st, HX_OK);
 	assert_counts(c, 1, 0, 0, false);
 
-	/* Killed again while idle: ping reconnects too. */
+	/* Killed again while idle: once the database's last answer is over a
+	 * second old, ping asks it again, and reconnects. */
 	assert_int_equal(q_int(f->q, sql), 1);
+	usleep(1100 * 1000);
 	for (tries = 0; tries < 2 && hx_store_ping(f->s) != HX_OK; tries++) {
 	}
 	assert_true(tries < 2);
+	assert_int_equal(q_int(f->q, sql), 1); /* a live backend again */
 }
 
 static void
@@ -921,6 +924,402 @@ test_summary_empty_and_bad_input(void **state)
 	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL, "|||0|0.00|||");
 }
 
+
+/* ---- the large (COPY) path ------------------------------------------------------ */
+
+/* Above the store's COPY threshold (10000 records). */
+#define BIG 100000
+
+/* A digest of every row version: equal digests mean nothing was rewritten. */
+#define ROWS_DIGEST                                                                    \
+	"SELECT md5(coalesce(string_agg(format('%s|%s|%s|%s', id, cost_usd, updated_at, " \
+	"xmin), ',' ORDER BY id), '')) FROM cost_snapshots"
+
+static void
+test_large_batch_counts_exact(void **state)
+{
+	fx              *f = *state;
+	hx_record       *r = make_recs(BIG, MICROS(1000));
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	char            *before, *after;
+	size_t           i;
+
+	j = job_for("big-fresh", r, BIG, false, 1);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, BIG, 0, 0, false);
+	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots"), BIG);
+	assert_q(f->q, "1000.000000|1999.990000",
+	         "SELECT min(cost_usd) || '|' || max(cost_usd) FROM cost_snapshots");
+
+	before = q1(f->q, "%s", ROWS_DIGEST);
+	j = job_for("big-same", r, BIG, false, 2);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 0, BIG, false);
+	after = q1(f->q, "%s", ROWS_DIGEST);
+	assert_string_equal(before, after);
+
+	for (i = 0; i < BIG; i += 100) { /* 1000 changed costs */
+		r[i].cost += 1;
+	}
+	j = job_for("big-dry", r, BIG, true, 3);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 1000, BIG - 1000, false);
+	free(after);
+	after = q1(f->q, "%s", ROWS_DIGEST);
+	assert_string_equal(before, after);
+	j = job_for("big-changed", r, BIG, false, 4);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 1000, BIG - 1000, false);
+	assert_q(f->q, "1000", "SELECT count(*) FROM cost_snapshots WHERE updated_at > created_at");
+	assert_q(f->q, "1000.000001", "SELECT cost_usd FROM cost_snapshots WHERE id = 1");
+
+	/* A resent copy is answered from ingestion_runs, not run again. */
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 1000, BIG - 1000, true);
+	free(before);
+	free(after);
+	free(r);
+}
+
+/* The names that need escaping in any text format, through COPY. */
+static void
+test_large_batch_awkward_names(void **state)
+{
+	static const char *names[] = {"a\tb", "back\\slash", "\\N", "new\nline", "cr\r", "é☃"};
+	const size_t       k = sizeof(names) / sizeof(names[0]);
+	fx                *f = *state;
+	hx_record         *r = make_recs(12000, MICROS(3));
+	hx_ingest_job      j;
+	hx_ingest_counts   c;
+	size_t             i;
+	char               sql[256];
+
+	for (i = 0; i < k; i++) {
+		snprintf(r[i].provider, sizeof(r[i].provider), "%s", names[i]);
+	}
+	j = job_for("awkward-big", r, 12000, false, 1);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 12000, 0, 0, false);
+	for (i = 0; i < k; i++) {
+		PGresult   *res;
+		const char *v[1] = {names[i]};
+
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM cost_snapshots WHERE provider = $1");
+		res = PQexecParams(f->q, sql, 1, NULL, v, NULL, NULL, 0);
+		assert_string_equal(PQgetvalue(res, 0, 0), "1");
+		PQclear(res);
+	}
+	j = job_for("awkward-big-2", r, 12000, false, 2);
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 0, 12000, false);
+	free(r);
+}
+
+/* The store's input table, as "oid" (one per store connection). */
+static char *
+input_table(fx *f)
+{
+	return q1(f->q, "SELECT coalesce(string_agg(c.oid::text, ','), '') FROM pg_class c "
+	                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+	                "WHERE c.relname = 'hx_input' AND n.nspname LIKE 'pg_temp%%'");
+}
+
+static void
+terminate_store_backends(fx *f, int expect)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+	         "WHERE application_name = 'heliox-ingestd' AND datname = '%s'",
+	         f->db);
+	assert_int_equal(q_int(f->q, sql), expect);
+}
+
+/* Ingests n records from r and checks the counts. */
+static void
+ingest_expect(fx *f, const char *rid, hx_record *r, size_t n, uint32_t ins, uint32_t upd)
+{
+	hx_ingest_job    j = job_for(rid, r, n, false, 9);
+	hx_ingest_counts c = ingest_ok(f->s, &j);
+
+	assert_counts(c, ins, upd, (uint32_t) n - ins - upd, false);
+}
+
+/* Created once per connection, reused by every request on it, made anew
+ * with the connection. */
+static void
+test_input_table_per_connection(void **state)
+{
+	fx        *f = *state;
+	hx_record *r = make_recs(30000, MICROS(5));
+	char      *first, *again, *after;
+
+	first = input_table(f);
+	assert_true(first[0] != '\0' && strchr(first, ',') == NULL);
+	ingest_expect(f, "t-1", r, 15000, 15000, 0);
+	ingest_expect(f, "t-2", r + 15000, 15000, 15000, 0);
+	ingest_expect(f, "t-3", r, 30000, 0, 0);
+	again = input_table(f);
+	assert_string_equal(first, again);
+
+	terminate_store_backends(f, 1);
+	r[0].cost += 1;
+	ingest_expect(f, "t-4", r, 30000, 0, 1); /* reconnects, then works */
+	after = input_table(f);
+	assert_true(after[0] != '\0' && strcmp(after, first) != 0);
+	free(first);
+	free(again);
+	free(after);
+	free(r);
+}
+
+/* Whatever a failed request put in the input table, the next request on
+ * the same connection neither sees nor writes it. */
+static void
+test_failed_request_leaves_input_empty(void **state)
+{
+	fx              *f = *state;
+	hx_record       *r = make_recs(2 * BIG, MICROS(7));
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	char             err[512] = "";
+
+	/* Fails in the statement after COPY: statement_timeout. */
+	j = job_for("slow", r + BIG, BIG, false, 1);
+	j.timeout_ms = 1;
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_DEADLINE_EXCEEDED);
+	/* Fails in COPY itself: text the database refuses (not UTF-8). */
+	r[BIG + 5].provider[0] = (char) 0xff;
+	j = job_for("bad-utf8", r + BIG, 20000, false, 2);
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_INTERNAL);
+	/* Ends after COPY and commits: request_id of another request. */
+	ingest_expect(f, "used", r + BIG + 30000, 10000, 10000, 0);
+	j = job_for("used", r + BIG + 40000, 20000, false, 0x77);
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_INVALID_ARGUMENT);
+
+	ingest_expect(f, "next", r, 10000, 10000, 0);
+	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots"), 20000);
+	assert_q(f->q, "1|1", "SELECT count(*) FILTER (WHERE request_id = 'used') || '|' || "
+	                      "count(*) FILTER (WHERE request_id = 'next') FROM ingestion_runs");
+	free(r);
+}
+
+/* A role that may not create temporary tables (or a read-only standby)
+ * still gets a working store: large batches then go as arrays. */
+static void
+test_without_temp_privilege(void **state)
+{
+	fx              *f = *state;
+	hx_record       *r = make_recs(12000, MICROS(2));
+	hx_store        *s = NULL;
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	char             role[64], sql[512], conninfo[2200];
+	char            *before, *after;
+
+	snprintf(role, sizeof(role), "hx_notemp_%d", (int) getpid());
+	snprintf(sql, sizeof(sql),
+	         "CREATE ROLE %s LOGIN; REVOKE TEMPORARY ON DATABASE %s FROM PUBLIC; "
+	         "GRANT SELECT, INSERT, UPDATE ON cost_snapshots, ingestion_runs TO %s; "
+	         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO %s",
+	         role, f->db, role, role);
+	exec_ok(f->q, sql);
+	snprintf(conninfo, sizeof(conninfo), "%s user=%s", f->conninfo, role);
+	before = input_table(f); /* the fixture's store's */
+	assert_int_equal(hx_store_open(&s, conninfo), HX_OK);
+	after = input_table(f);
+	assert_string_equal(before, after);
+	j = job_for("no-temp", r, 12000, false, 1);
+	c = ingest_ok(s, &j);
+	assert_counts(c, 12000, 0, 0, false);
+	j = job_for("no-temp-2", r, 12000, false, 2);
+	c = ingest_ok(s, &j);
+	assert_counts(c, 0, 0, 12000, false);
+	hx_store_close(s);
+	snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", role, role);
+	exec_ok(f->q, sql);
+	free(before);
+	free(after);
+	free(r);
+}
+
+/* A reconnect while someone holds cost_snapshots locked: nothing on the
+ * way (connecting, preparing) waits for that lock outside the call's
+ * statement_timeout, and what does not need the table does not wait. */
+static void
+test_reconnect_under_table_lock(void **state)
+{
+	fx              *f = *state;
+	hx_record        one = rec("2026-01-01", "aws", "a100", MICROS(1));
+	hx_ingest_job    j = job_for("locked", &one, 1, false, 1);
+	hx_ingest_counts c;
+	char             err[512] = "";
+	uint64_t         t0;
+
+	ingest_expect(f, "warm", &one, 1, 1, 0);
+	terminate_store_backends(f, 1);
+	exec_ok(f->q, "BEGIN");
+	exec_ok(f->q, "LOCK TABLE cost_snapshots IN ACCESS EXCLUSIVE MODE");
+	t0 = now_us();
+	/* The first call meets the dead connection (best effort: no retry);
+	 * the next reconnects, and writes its row to the unlocked table. */
+	if (hx_store_audit_failure(f->s, &j, HX_UNAVAILABLE, err, sizeof(err)) != HX_OK) {
+		assert_int_equal(hx_store_audit_failure(f->s, &j, HX_UNAVAILABLE, err, sizeof(err)),
+		                 HX_OK);
+	}
+	one.cost += 1;
+	j.timeout_ms = 300;
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_DEADLINE_EXCEEDED);
+	assert_true(now_us() - t0 < 3000000);
+	exec_ok(f->q, "COMMIT");
+	j.timeout_ms = 0;
+	c = ingest_ok(f->s, &j);
+	assert_counts(c, 0, 1, 0, false);
+}
+
+/* ---- the fast form's race --------------------------------------------------------- */
+
+struct late {
+	fx              *f;
+	hx_record       *r;
+	size_t           n;
+	hx_ingest_counts c;
+	hx_status        st;
+	char             err[512];
+};
+
+static void *
+late_thread(void *arg)
+{
+	struct late  *l = arg;
+	hx_ingest_job j = job_for("late", l->r, l->n, false, 1);
+
+	l->st = hx_store_ingest(l->f->s, &j, &l->c, l->err, sizeof(l->err));
+	return NULL;
+}
+
+/* A key absent when the request looked, inserted by another transaction
+ * before it could: the plain INSERT meets the unique index, and the whole
+ * request runs again through ON CONFLICT - one answer, exact counts. */
+static void
+race_new_key(fx *f, size_t n)
+{
+	static struct late l; /* static: the thread outlives a failed check */
+	hx_record         *r = make_recs(n, MICROS(11));
+	pthread_t          t;
+
+	memset(&l, 0, sizeof(l));
+	l.f = f;
+	l.r = r;
+	l.n = n;
+	exec_ok(f->q, "BEGIN");
+	exec_ok(f->q, "INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd) "
+	              "VALUES ('2026-01-05', 'prov-0', 'gpu-0', 1)"); /* key of r[4] */
+	assert_int_equal(pthread_create(&t, NULL, late_thread, &l), 0);
+	wait_for_waiters(f, "transactionid", 1);
+	exec_ok(f->q, "COMMIT");
+	if (pthread_join(t, NULL) != 0) {
+		abort();
+	}
+	if (l.st != HX_OK) {
+		fail_msg("late: %s (%s)", hx_status_name(l.st), l.err);
+	}
+	assert_counts(l.c, (uint32_t) n - 1, 1, 0, false);
+	assert_q(f->q, "11.040000",
+	         "SELECT cost_usd FROM cost_snapshots WHERE date = '2026-01-05' "
+	         "AND provider = 'prov-0' AND gpu_type = 'gpu-0'");
+	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots"), (long long) n);
+	assert_q(f->q, "1", "SELECT count(*) FROM ingestion_runs WHERE request_id = 'late'");
+	free(r);
+}
+
+static void
+test_race_new_key_small(void **state)
+{
+	race_new_key(*state, 28);
+}
+
+static void
+test_race_new_key_large(void **state)
+{
+	race_new_key(*state, 12000);
+}
+
+/* ---- records the store refuses ---------------------------------------------------- */
+
+static void
+test_refused_records(void **state)
+{
+	fx              *f = *state;
+	hx_record        r[3] = {
+		rec("2026-01-01", "aws", "a100", MICROS(1)),
+		rec("2026-02-30", "aws", "a100", MICROS(1)), /* no such day */
+		rec("2026-01-01", "aws", "a100", MICROS(2)), /* the key of r[0] again */
+	};
+	hx_ingest_job    j;
+	hx_ingest_counts c;
+	char             err[512] = "";
+
+	/* Binary input would store Feb 30th as March 2nd without a word. */
+	j = job_for("bad-date", r, 2, false, 1);
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_INTERNAL);
+	assert_non_null(strstr(err, "2026-02-30"));
+	/* Validation drops repeated keys upstream; the store says so too. */
+	r[1] = r[2];
+	j = job_for("dup-key", r, 2, false, 2);
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_INTERNAL);
+	assert_non_null(strstr(err, "twice"));
+	r[1].cost = MICROS(-5); /* below zero: the table's CHECK refuses it */
+	snprintf(r[1].gpu_type, sizeof(r[1].gpu_type), "h100");
+	j = job_for("negative", r, 2, false, 3);
+	assert_int_equal(hx_store_ingest(f->s, &j, &c, err, sizeof(err)), HX_INTERNAL);
+	assert_q(f->q, "0", "SELECT count(*) FROM cost_snapshots");
+	assert_q(f->q, "0", "SELECT count(*) FROM ingestion_runs");
+	assert_int_equal(hx_store_ping(f->s), HX_OK);
+}
+
+/* ---- Health ------------------------------------------------------------------------- */
+
+static char *
+store_backends(fx *f)
+{
+	return q1(f->q,
+	          "SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') "
+	          "FROM pg_stat_activity WHERE application_name = 'heliox-ingestd' "
+	          "AND datname = current_database()");
+}
+
+/* Ping trusts an answer under a second old, unless some store has lost its
+ * connection since: then it asks the database again. */
+static void
+test_ping_trusts_recent_answers(void **state)
+{
+	fx       *f = *state;
+	hx_store *b = NULL;
+	char     *pids, *now;
+
+	assert_int_equal(hx_store_open(&b, f->conninfo), HX_OK);
+	assert_int_equal(hx_store_ping(f->s), HX_OK);
+	assert_int_equal(hx_store_ping(b), HX_OK);
+	terminate_store_backends(f, 2);
+	/* Within the second: the documented staleness, no round trip. */
+	assert_int_equal(hx_store_ping(b), HX_OK);
+	pids = store_backends(f);
+	assert_string_equal(pids, "");
+	/* A real call on f->s meets the loss (and reconnects); b no longer
+	 * trusts its own last answer, asks, finds its connection gone and
+	 * makes a new one. */
+	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL, "|||0|0.00|||");
+	assert_int_equal(hx_store_ping(b), HX_OK);
+	now = store_backends(f);
+	assert_non_null(strchr(now, ','));
+	hx_store_close(b);
+	free(pids);
+	free(now);
+}
+
 int
 main(void)
 {
@@ -941,6 +1340,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_empty_and_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_batch_counts_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_batch_awkward_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_table_per_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_request_leaves_input_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_without_temp_privilege, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_under_table_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_new_key_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_new_key_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
 	};
 	const char *db = getenv("HX_TEST_DB");
 	int         rc;

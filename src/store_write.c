@@ -1,0 +1,1092 @@
+/*
+ * store_write.c - the ingest write path: one request, one transaction.
+ *
+ * The request goes out as one pipeline - BEGIN, statement_timeout, the
+ * advisory lock on its request_id, one statement that looks up an earlier
+ * run, writes the batch, counts from RETURNING and writes the audit row,
+ * COMMIT - so a request costs one round trip, not seven. The batch travels
+ * in binary (no text formatting here, no text parsing in Postgres), sorted
+ * by key here rather than by ORDER BY in the database:
+ *
+ *   < COPY_MIN_RECORDS  four binary array parameters, unnested
+ *   >= COPY_MIN_RECORDS COPY BINARY into a temporary table made once per
+ *                       connection (ON COMMIT DELETE ROWS), then the same
+ *                       statement over it (two more round trips)
+ *
+ * Why, as measured on the 2-core bench machine (PostgreSQL 15, fsync on;
+ * other work ran at the same time, so rows/s moved +-30% between runs
+ * while CPU per row and WAL per row held):
+ *
+ *  - Postgres CPU per row, arrays vs COPY, by records per request
+ *    (fresh / unchanged, us):  500: 5.9/4.7 vs 7.0/6.0;  5000: 5.4/2.5 vs
+ *    5.9/2.9;  20000: 6.5/2.5 vs 5.4/2.4;  100000: 10.8/6.4 vs 5.5/2.5.
+ *    Arrays win small (and save the round trips a 28-record request
+ *    feels), COPY wins large (the unnested arrays spill past work_mem).
+ *  - Unchanged rows filtered out before the upsert (OLD_COST below): WAL
+ *    for an unchanged re-ingest 59 -> 0 B/row, Postgres CPU ~4.9 -> ~2.5
+ *    us/row. ON CONFLICT DO UPDATE ... WHERE had locked every row first.
+ *  - Fresh rows by plain INSERT (FAST_CTE): WAL 373 -> 324 B/row in the
+ *    bench (COPY into the table itself: 267) and ~20% less time than
+ *    through ON CONFLICT, whose pre-check probe and speculative insertion
+ *    it skips.
+ *  - Changed rows still go through ON CONFLICT (~474 B/row, as before): a
+ *    join-based UPDATE saved 12% WAL but only by forcing the planner.
+ *  - End to end (bench/run.sh --records 200000, batch 5000, 8 workers,
+ *    inflight 2; medians of 4-8 runs, x = ratio to COPY in the same run):
+ *    fresh 0.58-0.66x -> 0.71-0.84x, unchanged 1.03-1.19x -> 1.52-1.65x,
+ *    changed 0.52-0.54x -> 0.39-0.45x (one more index probe per row).
+ */
+#include "store_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heliox/money.h"
+
+/* Built-in type OIDs, fixed in Postgres's catalog (pg_type.dat). */
+#define OID_DATE    1082u
+#define OID_TEXT    25u
+#define OID_NUMERIC 1700u
+
+/* Days from 1970-01-01 to 2000-01-01, Postgres's date epoch. */
+#define PG_EPOCH_DAYS 10957
+
+/* Scratch buffers above this size are freed after the request: one huge
+ * batch must not pin its memory in every worker for good. */
+#define KEEP_BYTES ((size_t) 1 << 20)
+
+/* COPY data goes out in messages of this size. */
+#define COPY_CHUNK ((size_t) 64 << 10)
+
+/* ---- statements ------------------------------------------------------------ */
+
+/*
+ * One statement does the whole request once the advisory lock is held, so
+ * that its snapshot is taken after the wait and sees what the request we
+ * waited for committed:
+ *
+ *   prior  the earlier successful real run with this request_id, if any
+ *   input  the batch - nothing when there is a prior run
+ *   up     the upsert (w counts what it returned)
+ *   res    this run's counts, or the prior run's (replayed)
+ *   run    the ingestion_runs row, unless the request_id belongs to another
+ *          request (same = false: the caller answers INVALID_ARGUMENT and
+ *          nothing at all was written)
+ *
+ * $1 request_id, $2 fingerprint (binary), $3 source, $4 received,
+ * $5 failed, $6 records in the batch, $7 microseconds spent before this
+ * statement; the array form adds $8..$11, the batch's columns.
+ */
+#define PRIOR_CTE                                                                      \
+	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, "   \
+	"received, inserted, updated, unchanged, failed FROM ingestion_runs "          \
+	"WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed), "
+
+#define INPUT_ARRAYS                                                                   \
+	"input AS (SELECT unnest($8::date[]) AS date, unnest($9::text[]) AS provider, " \
+	"unnest($10::text[]) AS gpu_type, unnest($11::numeric[]) AS cost_usd "         \
+	"WHERE NOT EXISTS (SELECT FROM prior)), "
+
+#define INPUT_TABLE                                                                    \
+	"input AS (SELECT * FROM pg_temp.hx_input WHERE NOT EXISTS (SELECT FROM prior)), "
+
+/* The stored cost of an input row's key, or NULL. A scalar subquery is
+ * always run as one index probe per row; the same test written as a join
+ * was planned as a hash join over the whole table whenever its statistics
+ * were stale (after a bulk load, before autovacuum had analyzed it). */
+#define OLD_COST                                                                       \
+	"(SELECT o.cost_usd FROM cost_snapshots o WHERE o.date = i.date "              \
+	"AND o.provider = i.provider AND o.gpu_type = i.gpu_type)"
+
+/* Each row of the batch with the cost stored under its key (NULL: none),
+ * looked up once. Unchanged rows go no further: ON CONFLICT DO UPDATE
+ * ... WHERE would lock each of them, and write WAL for the lock, only to
+ * leave it alone. */
+#define CLASSIFY_CTE "cls AS (SELECT i.*, " OLD_COST " AS old FROM input i), "
+
+/* The upsert proper, with the RETURNING it counts from: of the rows it
+ * returns, xmax = 0 marks a fresh insert. The batch arrives in key order,
+ * so every request takes its row locks in the same order and two
+ * overlapping batches cannot deadlock each other. */
+#define UPSERT_FROM(src)                                                               \
+	"up AS (INSERT INTO cost_snapshots AS c (date, provider, gpu_type, cost_usd) " \
+	"SELECT date, provider, gpu_type, cost_usd FROM " src " "                      \
+	"ON CONFLICT (date, provider, gpu_type) DO UPDATE "                            \
+	"SET cost_usd = EXCLUDED.cost_usd, updated_at = now() "                        \
+	"WHERE c.cost_usd IS DISTINCT FROM EXCLUDED.cost_usd "                         \
+	"RETURNING (c.xmax = 0) AS ins), "
+
+/*
+ * The fast form. Keys absent at the statement's snapshot are inserted by a
+ * plain INSERT: ON CONFLICT's extra index probe and its speculative
+ * insertion (a second WAL record per row) made fresh rows cost 20% more
+ * time and 48 more WAL bytes each. Should another transaction insert one of
+ * those keys meanwhile, the unique index says so (23505) and the request
+ * runs again in the safe form.
+ */
+#define FAST_CTE                                                                       \
+	CLASSIFY_CTE                                                                   \
+	"fr AS (INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd) "      \
+	"SELECT date, provider, gpu_type, cost_usd FROM cls WHERE old IS NULL "        \
+	"RETURNING 1), "                                                               \
+	UPSERT_FROM("cls WHERE old <> cost_usd")                                       \
+	"w AS (SELECT (SELECT count(*) FROM fr)::int + "                               \
+	"count(*) FILTER (WHERE ins)::int AS ins, "                                    \
+	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
+
+/* The safe form: every row that is not unchanged through ON CONFLICT,
+ * whatever other transactions insert meanwhile. */
+#define SAFE_CTE                                                                       \
+	CLASSIFY_CTE UPSERT_FROM("cls WHERE old IS DISTINCT FROM cost_usd")            \
+	"w AS (SELECT count(*) FILTER (WHERE ins)::int AS ins, "                       \
+	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
+
+#define DRY_CTE                                                                        \
+	CLASSIFY_CTE "w AS (SELECT count(*) FILTER (WHERE old IS NULL)::int AS ins, "  \
+	"count(*) FILTER (WHERE old <> cost_usd)::int AS upd FROM cls), "
+
+#define RESULT_CTE(dry)                                                                \
+	"res AS (SELECT false AS replayed, true AS same, $4::int AS received, "        \
+	"w.ins AS inserted, w.upd AS updated, $6::int - w.ins - w.upd AS unchanged, "  \
+	"$5::int AS failed FROM w WHERE NOT EXISTS (SELECT FROM prior) "               \
+	"UNION ALL SELECT true, same, received, inserted, updated, unchanged, failed " \
+	"FROM prior), "                                                                \
+	"run AS (INSERT INTO ingestion_runs (request_id, source, fingerprint, "        \
+	"dry_run, replayed, code, code_name, received, inserted, updated, unchanged, " \
+	"failed, duration_us) SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', "  \
+	"received, inserted, updated, unchanged, failed, $7::bigint + "                \
+	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"    \
+	"::bigint FROM res WHERE same) "                                               \
+	"SELECT same, replayed, received, inserted, updated, unchanged, failed FROM res"
+
+/* Per input form, three statements in the order of enum form. */
+enum form { FORM_FAST, FORM_SAFE, FORM_DRY };
+
+enum wstmt {
+	WS_TIMEOUT,
+	WS_LOCK,
+	WS_ARRAYS, /* WS_ARRAYS + enum form */
+	WS_ARRAYS_SAFE,
+	WS_ARRAYS_DRY,
+	WS_TABLE, /* WS_TABLE + enum form */
+	WS_TABLE_SAFE,
+	WS_TABLE_DRY,
+	WS_COUNT
+};
+
+static const struct {
+	const char *name;
+	const char *sql;
+} wstmts[WS_COUNT] = {
+	[WS_TIMEOUT] = {"hx_w_timeout", "SELECT set_config('statement_timeout', $1, true)"},
+	/* A second copy of a request (an nng resend, a client retry) waits here
+	 * for the first to finish, then finds its result and replays it. */
+	[WS_LOCK] = {"hx_w_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"},
+	[WS_ARRAYS] = {"hx_w_arrays", PRIOR_CTE INPUT_ARRAYS FAST_CTE RESULT_CTE("false")},
+	[WS_ARRAYS_SAFE] = {"hx_w_arrays_safe", PRIOR_CTE INPUT_ARRAYS SAFE_CTE RESULT_CTE("false")},
+	[WS_ARRAYS_DRY] = {"hx_w_arrays_dry", PRIOR_CTE INPUT_ARRAYS DRY_CTE RESULT_CTE("true")},
+	[WS_TABLE] = {"hx_w_table", PRIOR_CTE INPUT_TABLE FAST_CTE RESULT_CTE("false")},
+	[WS_TABLE_SAFE] = {"hx_w_table_safe", PRIOR_CTE INPUT_TABLE SAFE_CTE RESULT_CTE("false")},
+	[WS_TABLE_DRY] = {"hx_w_table_dry", PRIOR_CTE INPUT_TABLE DRY_CTE RESULT_CTE("true")},
+};
+
+/* The COPY target, once per connection. ON COMMIT DELETE ROWS empties it
+ * at every commit; rows of a request that failed are dead with their
+ * transaction, so the next request never sees them either. A temporary
+ * table writes no WAL. */
+#define CREATE_INPUT                                                                   \
+	"CREATE TEMP TABLE hx_input (date date NOT NULL, provider text NOT NULL, "     \
+	"gpu_type text NOT NULL, cost_usd numeric NOT NULL) ON COMMIT DELETE ROWS"
+
+#define COPY_INPUT "COPY pg_temp.hx_input FROM STDIN (FORMAT binary)"
+
+/*
+ * A database that refuses the temporary table (a role without TEMPORARY, a
+ * read-only standby) still gets a working store: every batch then goes as
+ * arrays, and reads and Health work as before. Only a lost connection
+ * fails the setup.
+ */
+static bool
+create_input(hx_store *s)
+{
+	PGresult *r = PQexec(s->conn, CREATE_INPUT);
+	bool      ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	PQclear(r);
+	return ok;
+}
+
+hx_status
+hx_store_write_setup(hx_store *s, char *err, size_t errsz)
+{
+	s->has_input = create_input(s);
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		return hx_store_fail(s, NULL, "create hx_input", err, errsz);
+	}
+	hx_store_alive(s);
+	return HX_OK;
+}
+
+/* ---- scratch buffers ----------------------------------------------------------- */
+
+static void
+buf_free(hx_store_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Empties b with room for `need` bytes (libpq takes lengths as int). */
+static bool
+buf_reset(hx_store_buf *b, size_t need)
+{
+	uint8_t *p;
+
+	b->len = 0;
+	if (need > INT32_MAX) {
+		return false;
+	}
+	if (b->cap >= need) {
+		return true;
+	}
+	p = realloc(b->p, need);
+	if (p == NULL) {
+		return false;
+	}
+	b->p = p;
+	b->cap = need;
+	return true;
+}
+
+static void
+buf_trim(hx_store_buf *b)
+{
+	if (b->cap > KEEP_BYTES) {
+		buf_free(b);
+	}
+}
+
+void
+hx_store_write_free(hx_store *s)
+{
+	int k;
+
+	for (k = 0; k < HX_STORE_NCOL; k++) {
+		buf_free(&s->col[k]);
+	}
+	buf_free(&s->copy);
+	free(s->order);
+	s->order = NULL;
+	s->order_cap = 0;
+}
+
+static void
+scratch_trim(hx_store *s)
+{
+	int k;
+
+	for (k = 0; k < HX_STORE_NCOL; k++) {
+		buf_trim(&s->col[k]);
+	}
+	buf_trim(&s->copy);
+	if (s->order_cap * sizeof(hx_store_rec) > KEEP_BYTES) {
+		free(s->order);
+		s->order = NULL;
+		s->order_cap = 0;
+	}
+}
+
+/* ---- the batch in key order ------------------------------------------------------ */
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	const hx_record *x = *(const hx_store_rec *) a;
+	const hx_record *y = *(const hx_store_rec *) b;
+	int              c = memcmp(x->date, y->date, HX_DATE_LEN);
+
+	if (c == 0) {
+		c = strcmp(x->provider, y->provider);
+	}
+	return c != 0 ? c : strcmp(x->gpu_type, y->gpu_type);
+}
+
+/*
+ * Sorts the batch by key (bytewise) into s->order. Sorting here rather than
+ * with ORDER BY keeps the work off the database, which is the bottleneck;
+ * any fixed order serves to take row locks in one order. A repeated key
+ * (validation rejects them upstream) would make ON CONFLICT fail, so it is
+ * refused here with a clear message.
+ */
+static hx_status
+order_batch(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
+{
+	size_t i;
+
+	if (job->n > s->order_cap) {
+		hx_store_rec *p = realloc(s->order, job->n * sizeof(hx_store_rec));
+
+		if (p == NULL) {
+			hx_store_err(err, errsz, "ingest: out of memory");
+			return HX_RESOURCE_EXHAUSTED;
+		}
+		s->order = p;
+		s->order_cap = job->n;
+	}
+	for (i = 0; i < job->n; i++) {
+		s->order[i] = &job->recs[i];
+	}
+	if (job->n > 1) { /* qsort() of an empty (NULL) array is undefined */
+		qsort(s->order, job->n, sizeof(hx_store_rec), key_cmp);
+	}
+	for (i = 1; i < job->n; i++) {
+		if (key_cmp(&s->order[i - 1], &s->order[i]) == 0) {
+			hx_store_err(err, errsz, "ingest: key %s|%s|%s twice in one batch",
+			             s->order[i]->date, s->order[i]->provider, s->order[i]->gpu_type);
+			return HX_INTERNAL;
+		}
+	}
+	return HX_OK;
+}
+
+/* ---- binary encodings (network byte order throughout) ---------------------------- */
+
+static uint8_t *
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t) (v >> 8);
+	p[1] = (uint8_t) v;
+	return p + 2;
+}
+
+static uint8_t *
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) (v >> 24);
+	p[1] = (uint8_t) (v >> 16);
+	p[2] = (uint8_t) (v >> 8);
+	p[3] = (uint8_t) v;
+	return p + 4;
+}
+
+/* Encoded sizes at most: a date, a numeric (three integer and two
+ * fractional base-10000 digits), a name beyond its bytes - each with its
+ * length word - and a COPY tuple's field count. */
+#define DATE_BYTES    (4 + 4)
+#define NUMERIC_BYTES (4 + 8 + 5 * 2)
+#define NAME_BYTES    4
+#define TUPLE_BYTES   (2 + DATE_BYTES + 2 * NAME_BYTES + NUMERIC_BYTES)
+#define HEAD_BYTES    32 /* an array's or a COPY stream's header, and more */
+
+static int
+digits(const char *s, int n)
+{
+	int v = 0;
+
+	while (n-- > 0) {
+		v = v * 10 + (*s++ - '0');
+	}
+	return v;
+}
+
+/* "YYYY-MM-DD" as days since 2000-01-01 (Howard Hinnant's days_from_civil);
+ * false when it is not a calendar date (binary input, unlike text, would
+ * take 2026-02-30 as March 2nd without a word). */
+static bool
+pg_date(const char *t, int32_t *out)
+{
+	static const unsigned char mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int                        i, y, era;
+	unsigned                   m, d, yoe, doy, doe;
+	bool                       leap;
+
+	for (i = 0; i < HX_DATE_LEN; i++) {
+		if ((i == 4 || i == 7) ? t[i] != '-' : (t[i] < '0' || t[i] > '9')) {
+			return false;
+		}
+	}
+	y = digits(t, 4);
+	m = (unsigned) digits(t + 5, 2);
+	d = (unsigned) digits(t + 8, 2);
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (unsigned) (m == 2 && leap)) {
+		return false;
+	}
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned) (y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	*out = era * 146097 + (int32_t) doe - 719468 - PG_EPOCH_DAYS;
+	return true;
+}
+
+static uint8_t *
+put_date(uint8_t *p, int32_t days)
+{
+	return put32(put32(p, 4), (uint32_t) days);
+}
+
+static uint8_t *
+put_text(uint8_t *p, const char *s)
+{
+	size_t len = strlen(s);
+
+	p = put32(p, (uint32_t) len);
+	memcpy(p, s, len); /* NOLINT(bugprone-not-null-terminated-result): length-prefixed */
+	return p + len;
+}
+
+/*
+ * numeric's binary form of v micro-dollars: base-10000 digits without
+ * leading or trailing zero groups, the weight of the first, the sign and a
+ * display scale of 6. |v| < 10^18, so three integer groups and two
+ * fractional ones hold it.
+ */
+static uint8_t *
+put_numeric(uint8_t *p, hx_micros v)
+{
+	uint64_t a = v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+	uint64_t ip = a / 1000000u, fr = a % 1000000u;
+	uint16_t g[5] = {(uint16_t) (ip / 100000000u), (uint16_t) (ip / 10000u % 10000u),
+	                 (uint16_t) (ip % 10000u), (uint16_t) (fr / 100u),
+	                 (uint16_t) (fr % 100u * 100u)};
+	int      first = 0, last = 4, i;
+
+	while (first <= last && g[first] == 0) {
+		first++;
+	}
+	while (last >= first && g[last] == 0) {
+		last--;
+	}
+	p = put32(p, (uint32_t) (8 + 2 * (last - first + 1)));
+	p = put16(p, (uint16_t) (last - first + 1));
+	p = put16(p, (uint16_t) (int16_t) (first <= last ? 2 - first : 0));
+	p = put16(p, v < 0 ? 0x4000 : 0x0000);
+	p = put16(p, 6);
+	for (i = first; i <= last; i++) {
+		p = put16(p, g[i]);
+	}
+	return p;
+}
+
+/* A record the encoders can take: a date of the right shape, a cost in the
+ * contract's range (validated upstream; checked so that a bad caller gets
+ * an error, not a wrong value). */
+static hx_status
+rec_check(const hx_record *r, int32_t *days, char *err, size_t errsz)
+{
+	if (!pg_date(r->date, days) || r->cost <= -HX_MONEY_LIMIT_MICROS ||
+	    r->cost >= HX_MONEY_LIMIT_MICROS) {
+		hx_store_err(err, errsz, "ingest: record %s|%s|%s cannot be stored", r->date,
+		             r->provider, r->gpu_type);
+		return HX_INTERNAL;
+	}
+	return HX_OK;
+}
+
+/* The bytes of the batch's providers and GPU types, to size the buffers
+ * once. */
+static void
+names_bytes(const hx_ingest_job *job, size_t *prov, size_t *gpu)
+{
+	size_t i;
+
+	*prov = *gpu = 0;
+	for (i = 0; i < job->n; i++) {
+		*prov += strlen(job->recs[i].provider);
+		*gpu += strlen(job->recs[i].gpu_type);
+	}
+}
+
+/* ---- the batch as four binary array parameters ------------------------------------ */
+
+static uint8_t *
+put_array_head(uint8_t *p, uint32_t oid, size_t n)
+{
+	p = put32(p, n > 0 ? 1 : 0); /* dimensions */
+	p = put32(p, 0);             /* no NULLs */
+	p = put32(p, oid);
+	if (n > 0) {
+		p = put32(p, (uint32_t) n);
+		p = put32(p, 1); /* lower bound */
+	}
+	return p;
+}
+
+static hx_status
+encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
+{
+	static const uint32_t oids[HX_STORE_NCOL] = {OID_DATE, OID_TEXT, OID_TEXT, OID_NUMERIC};
+	size_t                size[HX_STORE_NCOL], i;
+	uint8_t              *p[HX_STORE_NCOL];
+	int32_t               days;
+	hx_status             st = HX_OK;
+	int                   k;
+
+	names_bytes(job, &size[1], &size[2]);
+	size[0] = HEAD_BYTES + job->n * DATE_BYTES;
+	size[1] += HEAD_BYTES + job->n * NAME_BYTES;
+	size[2] += HEAD_BYTES + job->n * NAME_BYTES;
+	size[3] = HEAD_BYTES + job->n * NUMERIC_BYTES;
+	for (k = 0; k < HX_STORE_NCOL; k++) {
+		if (!buf_reset(&s->col[k], size[k])) {
+			hx_store_err(err, errsz, "ingest: out of memory");
+			return HX_RESOURCE_EXHAUSTED;
+		}
+		p[k] = put_array_head(s->col[k].p, oids[k], job->n);
+	}
+	for (i = 0; i < job->n; i++) {
+		const hx_record *r = s->order[i];
+
+		if ((st = rec_check(r, &days, err, errsz)) != HX_OK) {
+			break;
+		}
+		p[0] = put_date(p[0], days);
+		p[1] = put_text(p[1], r->provider);
+		p[2] = put_text(p[2], r->gpu_type);
+		p[3] = put_numeric(p[3], r->cost);
+	}
+	for (k = 0; k < HX_STORE_NCOL; k++) {
+		s->col[k].len = (size_t) (p[k] - s->col[k].p);
+	}
+	return st;
+}
+
+/* ---- the batch as a COPY BINARY stream ----------------------------------------- */
+
+static hx_status
+encode_copy(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
+{
+	static const uint8_t sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+	size_t               prov, gpu, i;
+	uint8_t             *p;
+	int32_t              days;
+	hx_status            st = HX_OK;
+
+	names_bytes(job, &prov, &gpu);
+	if (!buf_reset(&s->copy, HEAD_BYTES + job->n * TUPLE_BYTES + prov + gpu)) {
+		hx_store_err(err, errsz, "ingest: out of memory");
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	p = s->copy.p;
+	memcpy(p, sig, sizeof(sig));
+	p = put32(put32(p + sizeof(sig), 0), 0); /* flags, header extension */
+	for (i = 0; i < job->n; i++) {
+		const hx_record *r = s->order[i];
+
+		if ((st = rec_check(r, &days, err, errsz)) != HX_OK) {
+			break;
+		}
+		p = put16(p, HX_STORE_NCOL);
+		p = put_date(p, days);
+		p = put_text(p, r->provider);
+		p = put_text(p, r->gpu_type);
+		p = put_numeric(p, r->cost);
+	}
+	p = put16(p, 0xffff); /* trailer */
+	s->copy.len = (size_t) (p - s->copy.p);
+	return st;
+}
+
+/* ---- pipelines ------------------------------------------------------------------ */
+
+/* One message of a pipeline: fixed SQL (ws < 0), the execution of a write
+ * statement, or (parse) its preparation. */
+typedef struct pl_query {
+	int                ws;
+	bool               parse;
+	const char        *sql;
+	int                nparams;
+	const char *const *vals;
+	const int         *lens, *fmts;
+} pl_query;
+
+enum { PL_MAX = 10 };
+
+typedef struct pipeline {
+	pl_query  q[PL_MAX];
+	int       n;
+	int       keep_at; /* the statement whose result the caller wants, or -1 */
+	PGresult *keep;
+	PGresult *bad; /* the first failure */
+	int       bad_at;
+} pipeline;
+
+static void
+pl_init(pipeline *pl)
+{
+	memset(pl, 0, sizeof(*pl));
+	pl->keep_at = pl->bad_at = -1;
+}
+
+static void
+pl_sql(pipeline *pl, const char *sql)
+{
+	pl->q[pl->n++] = (pl_query){.ws = -1, .sql = sql};
+}
+
+/*
+ * Appends the execution of write statement ws, preceded by its preparation
+ * when this connection has not got it yet. Statements are prepared on first
+ * use inside the request's transaction, after its statement_timeout: parsing
+ * takes the tables' locks, and a reconnect that prepared everything up
+ * front waited behind a LOCK TABLE with no deadline at all. Returns the
+ * index of the execution.
+ */
+static int
+pl_stmt(pipeline *pl, const hx_store *s, enum wstmt ws, int nparams, const char *const *vals,
+        const int *lens, const int *fmts)
+{
+	if ((s->wprepared & (1u << ws)) == 0) {
+		pl->q[pl->n++] = (pl_query){.ws = (int) ws, .parse = true};
+	}
+	pl->q[pl->n] = (pl_query){.ws = (int) ws, .nparams = nparams, .vals = vals, .lens = lens,
+	                          .fmts = fmts};
+	return pl->n++;
+}
+
+static const char *
+sqlstate(const PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	return state != NULL ? state : "";
+}
+
+static const char *
+pl_name(const pl_query *q)
+{
+	return q->ws >= 0 ? wstmts[q->ws].name : q->sql;
+}
+
+static bool
+pl_send(PGconn *c, const pl_query *q)
+{
+	if (q->ws < 0) {
+		return PQsendQueryParams(c, q->sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	}
+	if (q->parse) {
+		return PQsendPrepare(c, wstmts[q->ws].name, wstmts[q->ws].sql, 0, NULL) == 1;
+	}
+	return PQsendQueryPrepared(c, wstmts[q->ws].name, q->nparams, q->vals, q->lens, q->fmts,
+	                           0) == 1;
+}
+
+/* Reads the results of message i: notes a preparation that took, keeps the
+ * wanted result and the first failure, clears the rest. False when the
+ * connection broke or the pipeline went out of step. */
+static bool
+pl_read_one(hx_store *s, pipeline *pl, int i)
+{
+	PGresult      *r = PQgetResult(s->conn);
+	ExecStatusType rs;
+
+	if (r == NULL) {
+		return false;
+	}
+	rs = PQresultStatus(r);
+	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
+		if (pl->q[i].parse) {
+			s->wprepared |= 1u << pl->q[i].ws;
+		}
+		if (i == pl->keep_at) {
+			pl->keep = r;
+			r = NULL;
+		}
+	} else if (pl->bad == NULL) {
+		pl->bad = r;
+		pl->bad_at = i;
+		r = NULL;
+	}
+	PQclear(r); /* after the first error: PIPELINE_ABORTED, skipped */
+	while ((r = PQgetResult(s->conn)) != NULL) { /* NULL ends each message's */
+		PQclear(r);
+	}
+	return PQstatus(s->conn) == CONNECTION_OK;
+}
+
+/* Sends every message and one Sync; false when the connection broke.
+ * *sent counts what went. */
+static bool
+pl_send_all(PGconn *c, const pipeline *pl, int *sent)
+{
+	bool ok = c != NULL && PQenterPipelineMode(c) == 1;
+
+	for (*sent = 0; ok && *sent < pl->n; ++*sent) {
+		ok = pl_send(c, &pl->q[*sent]);
+	}
+	return ok && PQpipelineSync(c) == 1;
+}
+
+/* Reads every result, then the Sync's, and leaves pipeline mode. *read
+ * counts the messages whose results came. */
+static bool
+pl_read_all(hx_store *s, pipeline *pl, int *read)
+{
+	PGresult *r;
+	bool      ok = true;
+
+	for (*read = 0; ok && *read < pl->n; ++*read) {
+		ok = pl_read_one(s, pl, *read);
+	}
+	if (ok) {
+		r = PQgetResult(s->conn);
+		ok = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+	}
+	return ok && PQexitPipelineMode(s->conn) == 1;
+}
+
+/*
+ * Sends the messages and one Sync in a single write, then reads all the
+ * results: one round trip for all of them. After the first error the server
+ * skips the rest up to the Sync. Returns HX_OK or the first failure's
+ * status (HX_ALREADY_EXISTS for a unique violation: a key inserted
+ * meanwhile by another transaction). *failed_at is the index of the message
+ * that failed, could not be sent or whose result never came; -1 when none.
+ * On HX_OK, pl->keep holds the result of message pl->keep_at (the caller
+ * clears it).
+ */
+static hx_status
+pl_run(hx_store *s, pipeline *pl, int *failed_at, char *err, size_t errsz)
+{
+	int       sent = 0, read = 0;
+	bool      ok = pl_send_all(s->conn, pl, &sent) && pl_read_all(s, pl, &read), raced;
+	hx_status st;
+
+	*failed_at = pl->bad != NULL ? pl->bad_at : !ok ? (sent < pl->n ? sent : read) : -1;
+	if (*failed_at < 0) {
+		hx_store_alive(s);
+		return HX_OK;
+	}
+	PQclear(pl->keep);
+	pl->keep = NULL;
+	if (!ok && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
+		/* Out of step with the server: only a new connection is safe. */
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+	raced = pl->bad != NULL && strcmp(sqlstate(pl->bad), "23505") == 0;
+	st = hx_store_fail(s, pl->bad, pl_name(&pl->q[*failed_at < pl->n ? *failed_at : pl->n - 1]),
+	                   err, errsz);
+	pl->bad = NULL;
+	return raced ? HX_ALREADY_EXISTS : st;
+}
+
+/* ---- the transaction ------------------------------------------------------------- */
+
+/* Text forms of the request's scalars, for the statements' parameters. */
+typedef struct job_params {
+	char        timeout[16], received[16], failed[16], n[24], spent[24];
+	const char *tvals[1]; /* statement_timeout */
+	const char *vals[11]; /* the write statement's */
+	int         lens[11], fmts[11];
+} job_params;
+
+/* The request's time so far: the audit row adds the write's own. */
+static void
+params_spent(job_params *jp, const hx_ingest_job *job)
+{
+	uint64_t now = hx_store_now_us();
+
+	snprintf(jp->spent, sizeof(jp->spent), "%" PRIu64,
+	         now > job->started_us ? now - job->started_us : 0);
+}
+
+static void
+params_init(job_params *jp, hx_store *s, const hx_ingest_job *job, bool arrays)
+{
+	int k;
+
+	memset(jp, 0, sizeof(*jp));
+	snprintf(jp->timeout, sizeof(jp->timeout), "%" PRIu32, job->timeout_ms);
+	jp->tvals[0] = jp->timeout;
+	snprintf(jp->received, sizeof(jp->received), "%" PRIu32, job->received);
+	snprintf(jp->failed, sizeof(jp->failed), "%" PRIu32, job->failed);
+	snprintf(jp->n, sizeof(jp->n), "%zu", job->n);
+	params_spent(jp, job);
+	jp->vals[0] = job->request_id;
+	jp->vals[1] = hx_store_fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
+	jp->lens[1] = (int) sizeof(job->fingerprint);
+	jp->fmts[1] = 1; /* the raw 32 bytes */
+	jp->vals[2] = job->source;
+	jp->vals[3] = jp->received;
+	jp->vals[4] = jp->failed;
+	jp->vals[5] = jp->n;
+	jp->vals[6] = jp->spent;
+	for (k = 0; arrays && k < HX_STORE_NCOL; k++) {
+		jp->vals[7 + k] = (const char *) s->col[k].p;
+		jp->lens[7 + k] = (int) s->col[k].len;
+		jp->fmts[7 + k] = 1;
+	}
+}
+
+/* BEGIN and statement_timeout for this transaction only (0 leaves the
+ * server's), then the advisory lock on the request_id. READ COMMITTED is
+ * explicit: the statement after the lock must see what the request we
+ * waited for committed, which a snapshot taken before the wait (REPEATABLE
+ * READ as a database default) would not. */
+static void
+pl_head(pipeline *pl, const hx_store *s, const hx_ingest_job *job, const job_params *jp)
+{
+	pl_sql(pl, "BEGIN ISOLATION LEVEL READ COMMITTED");
+	if (job->timeout_ms != 0) {
+		pl_stmt(pl, s, WS_TIMEOUT, 1, jp->tvals, NULL, NULL);
+	}
+	pl_stmt(pl, s, WS_LOCK, 1, jp->vals, NULL, NULL);
+}
+
+/* Reads the one row of the write statement into out. */
+static hx_status
+read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
+            size_t errsz)
+{
+	if (PQntuples(r) != 1 || PQnfields(r) != 7) {
+		hx_store_err(err, errsz, "write: unexpected result shape");
+		return HX_INTERNAL;
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		hx_store_err(err, errsz, "request_id %s was used by another request", job->request_id);
+		return HX_INVALID_ARGUMENT;
+	}
+	out->replayed = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+	if (!hx_store_cell_u32(r, 0, 2, &out->received) ||
+	    !hx_store_cell_u32(r, 0, 3, &out->inserted) ||
+	    !hx_store_cell_u32(r, 0, 4, &out->updated) ||
+	    !hx_store_cell_u32(r, 0, 5, &out->unchanged) || !hx_store_cell_u32(r, 0, 6, &out->failed) ||
+	    (!out->replayed && (uint64_t) out->inserted + out->updated > job->n)) {
+		hx_store_err(err, errsz, "write: unexpected counts");
+		return HX_INTERNAL;
+	}
+	return HX_OK;
+}
+
+/* Runs the pipeline and reads its kept result, the write's, into out. */
+static hx_status
+pl_finish(hx_store *s, pipeline *pl, const hx_ingest_job *job, hx_ingest_counts *out,
+          int *failed_at, char *err, size_t errsz)
+{
+	hx_status st = pl_run(s, pl, failed_at, err, errsz);
+
+	if (st == HX_OK) {
+		st = read_counts(pl->keep, job, out, err, errsz);
+		PQclear(pl->keep);
+		pl->keep = NULL;
+	}
+	return st;
+}
+
+/* The whole transaction in one round trip, the batch as arrays. */
+static hx_status
+tx_arrays(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts *out,
+          int *failed_at, char *err, size_t errsz)
+{
+	job_params jp;
+	pipeline   pl;
+
+	params_init(&jp, s, job, true);
+	pl_init(&pl);
+	pl_head(&pl, s, job, &jp);
+	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_ARRAYS + form), 11, jp.vals, jp.lens, jp.fmts);
+	pl_sql(&pl, "COMMIT");
+	return pl_finish(s, &pl, job, out, failed_at, err, errsz);
+}
+
+/* Streams s->copy into hx_input. */
+static hx_status
+copy_in(hx_store *s, char *err, size_t errsz)
+{
+	PGresult *r = PQexec(s->conn, COPY_INPUT);
+	size_t    off, len;
+	bool      ok;
+
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		return hx_store_fail(s, r, "copy", err, errsz);
+	}
+	PQclear(r);
+	for (ok = true, off = 0; ok && off < s->copy.len; off += len) {
+		len = s->copy.len - off < COPY_CHUNK ? s->copy.len - off : COPY_CHUNK;
+		ok = PQputCopyData(s->conn, (const char *) s->copy.p + off, (int) len) == 1;
+	}
+	if (PQputCopyEnd(s->conn, ok ? NULL : "send failed") != 1) {
+		return hx_store_fail(s, NULL, "copy", err, errsz);
+	}
+	r = PQgetResult(s->conn);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		hx_status st = hx_store_fail(s, r, "copy", err, errsz);
+
+		while (s->conn != NULL && (r = PQgetResult(s->conn)) != NULL) {
+			PQclear(r);
+		}
+		return st;
+	}
+	PQclear(r);
+	while ((r = PQgetResult(s->conn)) != NULL) {
+		PQclear(r);
+	}
+	return HX_OK;
+}
+
+/* The batch through COPY: BEGIN + lock, COPY, then the write and COMMIT. */
+static hx_status
+tx_copy(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts *out,
+        int *failed_at, char *err, size_t errsz)
+{
+	job_params jp;
+	pipeline   pl;
+	hx_status  st;
+	int        later;
+
+	params_init(&jp, s, job, false);
+	pl_init(&pl);
+	pl_head(&pl, s, job, &jp);
+	st = pl_run(s, &pl, failed_at, err, errsz);
+	if (st == HX_OK) {
+		st = copy_in(s, err, errsz);
+	}
+	if (st != HX_OK) {
+		return st;
+	}
+	params_spent(&jp, job);
+	pl_init(&pl);
+	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_TABLE + form), 7, jp.vals, jp.lens, jp.fmts);
+	pl_sql(&pl, "COMMIT");
+	return pl_finish(s, &pl, job, out, &later, err, errsz);
+}
+
+/* ---- the choice of path ----------------------------------------------------------- */
+
+/* Batches of at least this many records go through COPY, smaller ones as
+ * array parameters (figures at the top of this file). */
+#define COPY_MIN_RECORDS 10000
+
+static bool
+use_copy(const hx_store *s, const hx_ingest_job *job)
+{
+	return job->n >= COPY_MIN_RECORDS && s->has_input;
+}
+
+/*
+ * One attempt at the transaction. A connection the server dropped while we
+ * were idle is only found out by the first statement (BEGIN); nothing has
+ * run then, so reconnecting and trying once more is safe and spares the
+ * caller an UNAVAILABLE.
+ */
+static hx_status
+ingest_attempt(hx_store *s, const hx_ingest_job *job, bool *copy, enum form form,
+               hx_ingest_counts *out, char *err, size_t errsz)
+{
+	hx_status st;
+	bool      fresh;
+	int       attempt, failed_at;
+
+	for (attempt = 0;; attempt++) {
+		memset(out, 0, sizeof(*out));
+		st = hx_store_ensure(s, &fresh, err, errsz);
+		if (st == HX_OK && *copy && !s->has_input) {
+			*copy = false; /* a new connection without its COPY target */
+			st = encode_arrays(s, job, err, errsz);
+		}
+		if (st != HX_OK) {
+			return st;
+		}
+		st = *copy ? tx_copy(s, job, form, out, &failed_at, err, errsz)
+		           : tx_arrays(s, job, form, out, &failed_at, err, errsz);
+		if (st != HX_UNAVAILABLE || failed_at != 0 || fresh || attempt > 0) {
+			return st;
+		}
+	}
+}
+
+static hx_status
+job_check(const hx_ingest_job *job, char *err, size_t errsz)
+{
+	if (job->request_id == NULL || job->request_id[0] == '\0' || job->source == NULL ||
+	    (job->n > 0 && job->recs == NULL)) {
+		hx_store_err(err, errsz, "ingest: incomplete job");
+		return HX_INVALID_ARGUMENT;
+	}
+	/* The contract's invariant inserted+updated+unchanged+failed == received
+	 * only holds if the caller's counts add up. */
+	if (job->n > UINT32_MAX || (uint64_t) job->n + job->failed != job->received) {
+		hx_store_err(err, errsz,
+		             "ingest: received %" PRIu32 " != %zu valid + %" PRIu32 " failed",
+		             job->received, job->n, job->failed);
+		return HX_INTERNAL;
+	}
+	return HX_OK;
+}
+
+/* Checks the job, puts the batch in key order and encodes it for the path
+ * its size calls for. */
+static hx_status
+ingest_prepare(hx_store *s, const hx_ingest_job *job, bool copy, char *err, size_t errsz)
+{
+	hx_status st = job_check(job, err, errsz);
+
+	if (st == HX_OK) {
+		st = order_batch(s, job, err, errsz);
+	}
+	if (st == HX_OK) {
+		st = copy ? encode_copy(s, job, err, errsz) : encode_arrays(s, job, err, errsz);
+	}
+	return st;
+}
+
+/*
+ * Runs the transaction until it sticks. A deadlock or serialization failure
+ * is the database asking for the whole transaction again: once, then
+ * ABORTED. A key another transaction inserted under the fast form's feet
+ * (HX_ALREADY_EXISTS) sends the request round again in the safe form, on
+ * top of that. Retries use the safe form, whose single sorted upsert takes
+ * its row locks in one order.
+ */
+static hx_status
+ingest_run(hx_store *s, const hx_ingest_job *job, bool *copy, hx_ingest_counts *out,
+           char *err, size_t errsz)
+{
+	enum form form = job->dry_run ? FORM_DRY : FORM_FAST;
+	int       retries = 1;
+	hx_status st;
+
+	for (;;) {
+		st = ingest_attempt(s, job, copy, form, out, err, errsz);
+		if (st == HX_OK) {
+			return st;
+		}
+		hx_store_rollback(s);
+		if (!(st == HX_ALREADY_EXISTS && form == FORM_FAST) &&
+		    !(st == HX_ABORTED && retries-- > 0)) {
+			break;
+		}
+		form = job->dry_run ? FORM_DRY : FORM_SAFE;
+	}
+	return st == HX_ALREADY_EXISTS ? HX_INTERNAL : st; /* not a race, then */
+}
+
+hx_status
+hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
+                size_t errsz)
+{
+	hx_status st;
+	bool      copy;
+
+	if (s == NULL || job == NULL || out == NULL) {
+		hx_store_err(err, errsz, "ingest: missing argument");
+		return HX_INVALID_ARGUMENT;
+	}
+	memset(out, 0, sizeof(*out));
+	copy = use_copy(s, job);
+	st = ingest_prepare(s, job, copy, err, errsz);
+	if (st == HX_OK) {
+		st = ingest_run(s, job, &copy, out, err, errsz);
+	}
+	if (st != HX_OK) {
+		memset(out, 0, sizeof(*out));
+	}
+	scratch_trim(s);
+	return st;
+}
