@@ -515,19 +515,25 @@ def sanitized(binary):
 
 
 def test_memory_bounded_for_a_million_records(clean, server, tmp_path):
+    # The bound is the plain build's (the 64 MiB for 1M records).
+    # Under ASan the server runs several times slower and every byte is
+    # shadowed, so the sanitized run checks the same path on 200k records
+    # (its point there is memory errors, not the RSS figure).
+    san = sanitized(hx.CLI_BIN) or sanitized(hx.SERVER_BIN)
+    n = 200000 if san else 1000000
     f = tmp_path / "big.json"
-    total = write_export(f, 1000000)
-    assert f.stat().st_size > 70 * 1024 * 1024
+    total = write_export(f, n)
+    assert f.stat().st_size > n * 70
     env = dict(os.environ, ADMIN_API_KEY=server.key)
     t0 = time.monotonic()
     rc, rss, out, err = peak_rss_kib([hx.CLI_BIN, "--url", server.url, "--json", "ingest", str(f)], env)
     secs = time.monotonic() - t0
-    assert rc == 0, err
+    assert rc == 0, f"exit {rc}; stdout: {out[-2000:]}; stderr: {err[-2000:]}"
     j = json.loads(out)
-    assert (j["received"], j["inserted"], j["batches"]["total"]) == (1000000, 1000000, 200)
-    assert db_totals(clean) == (1000000, total)
+    assert (j["received"], j["inserted"], j["batches"]["total"]) == (n, n, n // 5000)
+    assert db_totals(clean) == (n, total)
     # ASan keeps freed memory in quarantine and shadows all of it: bound the
     # plain build tightly, the sanitized one only loosely.
-    limit = 64 * 1024 if not sanitized(hx.CLI_BIN) else 1024 * 1024
-    print(f"1M records: peak RSS {rss / 1024:.1f} MiB, {secs:.1f} s, {1000000 / secs:.0f} records/s")
+    limit = 64 * 1024 if not san else 1024 * 1024
+    print(f"{n} records: peak RSS {rss / 1024:.1f} MiB, {secs:.1f} s, {n / secs:.0f} records/s")
     assert rss < limit, f"peak RSS {rss} KiB for 1,000,000 records"
