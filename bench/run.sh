@@ -20,7 +20,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 records=200000
 build=$root/build
-workers=8
+workers=4 # the server's default, which the figures support (README)
 extra=()
 
 usage() {

@@ -42,8 +42,11 @@ hx_status hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, si
 hx_status hx_store_open(hx_store **out, const char *conninfo);
 void      hx_store_close(hx_store *s);
 
-/* HX_OK when the database answers a trivial query now (reconnecting first if
- * needed), else HX_UNAVAILABLE. */
+/* HX_OK when the database answered within the last second (any statement
+ * that succeeded counts; a lost connection in any worker clears that at
+ * once) or answers a trivial query now (reconnecting first if needed), else
+ * HX_UNAVAILABLE. Health calls this on every request, so it must not cost a
+ * round trip each time. */
 hx_status hx_store_ping(hx_store *s);
 
 typedef struct hx_ingest_job {

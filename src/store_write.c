@@ -25,16 +25,19 @@
  *  - Unchanged rows filtered out before the upsert (OLD_COST below): WAL
  *    for an unchanged re-ingest 59 -> 0 B/row, Postgres CPU ~4.9 -> ~2.5
  *    us/row. ON CONFLICT DO UPDATE ... WHERE had locked every row first.
+ *    Below PLAIN_MAX_RECORDS the lookup costs more than it saves, and the
+ *    plain upsert is used (see PLAIN_CTE).
  *  - Fresh rows by plain INSERT (FAST_CTE): WAL 373 -> 324 B/row in the
  *    bench (COPY into the table itself: 267) and ~20% less time than
  *    through ON CONFLICT, whose pre-check probe and speculative insertion
  *    it skips.
  *  - Changed rows still go through ON CONFLICT (~474 B/row, as before): a
  *    join-based UPDATE saved 12% WAL but only by forcing the planner.
- *  - End to end (bench/run.sh --records 200000, batch 5000, 8 workers,
- *    inflight 2; medians of 4-8 runs, x = ratio to COPY in the same run):
- *    fresh 0.58-0.66x -> 0.71-0.84x, unchanged 1.03-1.19x -> 1.52-1.65x,
- *    changed 0.52-0.54x -> 0.39-0.45x (one more index probe per row).
+ *  - End to end (bench/run.sh --records 200000: batch 5000, inflight 2,
+ *    8 workers; medians of 6 runs, ratio to COPY in the same run), before
+ *    -> after: fresh 0.78 -> 0.88x, unchanged 1.28 -> 1.90x, changed 0.57
+ *    -> 0.49x (one more index probe per changed row), 28-record p50 1.31 ->
+ *    1.10 ms (0.95 ms with the server's default 4 workers).
  */
 #include "store_internal.h"
 
@@ -109,7 +112,9 @@
 /* The upsert proper, with the RETURNING it counts from: of the rows it
  * returns, xmax = 0 marks a fresh insert. The batch arrives in key order,
  * so every request takes its row locks in the same order and two
- * overlapping batches cannot deadlock each other. */
+ * overlapping batches cannot deadlock each other. (The fast form's plain
+ * INSERT and this upsert run in no fixed order between them; a deadlock
+ * there is retried in the plain form.) */
 #define UPSERT_FROM(src)                                                               \
 	"up AS (INSERT INTO cost_snapshots AS c (date, provider, gpu_type, cost_usd) " \
 	"SELECT date, provider, gpu_type, cost_usd FROM " src " "                      \
@@ -124,7 +129,7 @@
  * insertion (a second WAL record per row) made fresh rows cost 20% more
  * time and 48 more WAL bytes each. Should another transaction insert one of
  * those keys meanwhile, the unique index says so (23505) and the request
- * runs again in the safe form.
+ * runs again in the plain form.
  */
 #define FAST_CTE                                                                       \
 	CLASSIFY_CTE                                                                   \
@@ -136,10 +141,17 @@
 	"count(*) FILTER (WHERE ins)::int AS ins, "                                    \
 	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
 
-/* The safe form: every row that is not unchanged through ON CONFLICT,
- * whatever other transactions insert meanwhile. */
-#define SAFE_CTE                                                                       \
-	CLASSIFY_CTE UPSERT_FROM("cls WHERE old IS DISTINCT FROM cost_usd")            \
+/*
+ * The plain form: every row through ON CONFLICT, whatever other
+ * transactions insert meanwhile - the form a request runs again in after a
+ * race. It is also the cheaper one below PLAIN_MAX_RECORDS: the fast form's
+ * lookup is a second index probe for every existing row (a walk down its
+ * version chain when the row is updated often), which for 28 changed rows
+ * made the statement 0.28 -> 0.41 ms; the locks the plain form takes on
+ * unchanged rows cost less than that at this size.
+ */
+#define PLAIN_CTE                                                                      \
+	UPSERT_FROM("input")                                                           \
 	"w AS (SELECT count(*) FILTER (WHERE ins)::int AS ins, "                       \
 	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
 
@@ -162,16 +174,16 @@
 	"SELECT same, replayed, received, inserted, updated, unchanged, failed FROM res"
 
 /* Per input form, three statements in the order of enum form. */
-enum form { FORM_FAST, FORM_SAFE, FORM_DRY };
+enum form { FORM_FAST, FORM_PLAIN, FORM_DRY };
 
 enum wstmt {
 	WS_TIMEOUT,
 	WS_LOCK,
 	WS_ARRAYS, /* WS_ARRAYS + enum form */
-	WS_ARRAYS_SAFE,
+	WS_ARRAYS_PLAIN,
 	WS_ARRAYS_DRY,
 	WS_TABLE, /* WS_TABLE + enum form */
-	WS_TABLE_SAFE,
+	WS_TABLE_PLAIN,
 	WS_TABLE_DRY,
 	WS_COUNT
 };
@@ -185,10 +197,10 @@ static const struct {
 	 * for the first to finish, then finds its result and replays it. */
 	[WS_LOCK] = {"hx_w_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"},
 	[WS_ARRAYS] = {"hx_w_arrays", PRIOR_CTE INPUT_ARRAYS FAST_CTE RESULT_CTE("false")},
-	[WS_ARRAYS_SAFE] = {"hx_w_arrays_safe", PRIOR_CTE INPUT_ARRAYS SAFE_CTE RESULT_CTE("false")},
+	[WS_ARRAYS_PLAIN] = {"hx_w_arrays_plain", PRIOR_CTE INPUT_ARRAYS PLAIN_CTE RESULT_CTE("false")},
 	[WS_ARRAYS_DRY] = {"hx_w_arrays_dry", PRIOR_CTE INPUT_ARRAYS DRY_CTE RESULT_CTE("true")},
 	[WS_TABLE] = {"hx_w_table", PRIOR_CTE INPUT_TABLE FAST_CTE RESULT_CTE("false")},
-	[WS_TABLE_SAFE] = {"hx_w_table_safe", PRIOR_CTE INPUT_TABLE SAFE_CTE RESULT_CTE("false")},
+	[WS_TABLE_PLAIN] = {"hx_w_table_plain", PRIOR_CTE INPUT_TABLE PLAIN_CTE RESULT_CTE("false")},
 	[WS_TABLE_DRY] = {"hx_w_table_dry", PRIOR_CTE INPUT_TABLE DRY_CTE RESULT_CTE("true")},
 };
 
@@ -960,8 +972,10 @@ tx_copy(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts 
 /* ---- the choice of path ----------------------------------------------------------- */
 
 /* Batches of at least this many records go through COPY, smaller ones as
- * array parameters (figures at the top of this file). */
-#define COPY_MIN_RECORDS 10000
+ * array parameters; below PLAIN_MAX_RECORDS the write is the plain upsert
+ * (figures at the top of this file and above PLAIN_CTE). */
+#define COPY_MIN_RECORDS  10000
+#define PLAIN_MAX_RECORDS 1000
 
 static bool
 use_copy(const hx_store *s, const hx_ingest_job *job)
@@ -1036,19 +1050,29 @@ ingest_prepare(hx_store *s, const hx_ingest_job *job, bool copy, char *err, size
 	return st;
 }
 
+/* The form of the write statement for a first attempt. */
+static enum form
+first_form(const hx_ingest_job *job)
+{
+	if (job->dry_run) {
+		return FORM_DRY;
+	}
+	return job->n < PLAIN_MAX_RECORDS ? FORM_PLAIN : FORM_FAST;
+}
+
 /*
  * Runs the transaction until it sticks. A deadlock or serialization failure
  * is the database asking for the whole transaction again: once, then
  * ABORTED. A key another transaction inserted under the fast form's feet
- * (HX_ALREADY_EXISTS) sends the request round again in the safe form, on
- * top of that. Retries use the safe form, whose single sorted upsert takes
+ * (HX_ALREADY_EXISTS) sends the request round again in the plain form, on
+ * top of that. Retries use the plain form, whose single sorted upsert takes
  * its row locks in one order.
  */
 static hx_status
 ingest_run(hx_store *s, const hx_ingest_job *job, bool *copy, hx_ingest_counts *out,
            char *err, size_t errsz)
 {
-	enum form form = job->dry_run ? FORM_DRY : FORM_FAST;
+	enum form form = first_form(job);
 	int       retries = 1;
 	hx_status st;
 
@@ -1062,7 +1086,7 @@ ingest_run(hx_store *s, const hx_ingest_job *job, bool *copy, hx_ingest_counts *
 		    !(st == HX_ABORTED && retries-- > 0)) {
 			break;
 		}
-		form = job->dry_run ? FORM_DRY : FORM_SAFE;
+		form = job->dry_run ? FORM_DRY : FORM_PLAIN;
 	}
 	return st == HX_ALREADY_EXISTS ? HX_INTERNAL : st; /* not a race, then */
 }

@@ -935,51 +935,64 @@ test_summary_empty_and_bad_input(void **state)
 	"SELECT md5(coalesce(string_agg(format('%s|%s|%s|%s', id, cost_usd, updated_at, " \
 	"xmin), ',' ORDER BY id), '')) FROM cost_snapshots"
 
+/* Fresh, unchanged (nothing rewritten), dry run, changed and replayed
+ * batches of n records, n/100 of them changed, plus n/10 new ones. */
 static void
-test_large_batch_counts_exact(void **state)
+batch_counts_exact(fx *f, size_t n)
 {
-	fx              *f = *state;
-	hx_record       *r = make_recs(BIG, MICROS(1000));
+	hx_record       *r = make_recs(n + n / 10, MICROS(1000));
+	uint32_t         m = (uint32_t) n, k = m / 100, fresh = m / 10;
 	hx_ingest_job    j;
 	hx_ingest_counts c;
 	char            *before, *after;
 	size_t           i;
 
-	j = job_for("big-fresh", r, BIG, false, 1);
+	j = job_for("b-fresh", r, n, false, 1);
 	c = ingest_ok(f->s, &j);
-	assert_counts(c, BIG, 0, 0, false);
-	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots"), BIG);
-	assert_q(f->q, "1000.000000|1999.990000",
-	         "SELECT min(cost_usd) || '|' || max(cost_usd) FROM cost_snapshots");
-
+	assert_counts(c, m, 0, 0, false);
+	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots"), (long long) n);
 	before = q1(f->q, "%s", ROWS_DIGEST);
-	j = job_for("big-same", r, BIG, false, 2);
+	j = job_for("b-same", r, n, false, 2);
 	c = ingest_ok(f->s, &j);
-	assert_counts(c, 0, 0, BIG, false);
+	assert_counts(c, 0, 0, m, false);
 	after = q1(f->q, "%s", ROWS_DIGEST);
 	assert_string_equal(before, after);
+	free(after);
 
-	for (i = 0; i < BIG; i += 100) { /* 1000 changed costs */
+	for (i = 0; i < n; i += 100) {
 		r[i].cost += 1;
 	}
-	j = job_for("big-dry", r, BIG, true, 3);
+	j = job_for("b-dry", r, n + fresh, true, 3);
 	c = ingest_ok(f->s, &j);
-	assert_counts(c, 0, 1000, BIG - 1000, false);
-	free(after);
+	assert_counts(c, fresh, k, m - k, false);
 	after = q1(f->q, "%s", ROWS_DIGEST);
 	assert_string_equal(before, after);
-	j = job_for("big-changed", r, BIG, false, 4);
+	j = job_for("b-changed", r, n + fresh, false, 4);
 	c = ingest_ok(f->s, &j);
-	assert_counts(c, 0, 1000, BIG - 1000, false);
-	assert_q(f->q, "1000", "SELECT count(*) FROM cost_snapshots WHERE updated_at > created_at");
+	assert_counts(c, fresh, k, m - k, false);
+	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots WHERE updated_at > created_at"),
+	                 (long long) k);
 	assert_q(f->q, "1000.000001", "SELECT cost_usd FROM cost_snapshots WHERE id = 1");
-
 	/* A resent copy is answered from ingestion_runs, not run again. */
 	c = ingest_ok(f->s, &j);
-	assert_counts(c, 0, 1000, BIG - 1000, true);
+	assert_counts(c, fresh, k, m - k, true);
 	free(before);
 	free(after);
 	free(r);
+}
+
+/* Arrays, with the lookup that keeps unchanged rows out of the upsert. */
+static void
+test_mid_batch_counts_exact(void **state)
+{
+	batch_counts_exact(*state, 3000);
+}
+
+/* COPY, with the same lookup. */
+static void
+test_large_batch_counts_exact(void **state)
+{
+	batch_counts_exact(*state, BIG);
 }
 
 /* The names that need escaping in any text format, through COPY. */
@@ -1238,7 +1251,13 @@ race_new_key(fx *f, size_t n)
 static void
 test_race_new_key_small(void **state)
 {
-	race_new_key(*state, 28);
+	race_new_key(*state, 28); /* the plain upsert: ON CONFLICT waits, then updates */
+}
+
+static void
+test_race_new_key_mid(void **state)
+{
+	race_new_key(*state, 2000); /* the fast form: 23505, then the plain one */
 }
 
 static void
@@ -1340,6 +1359,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_empty_and_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mid_batch_counts_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_batch_counts_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_batch_awkward_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_table_per_connection, setup, teardown),
@@ -1347,6 +1367,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_without_temp_privilege, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_under_table_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_new_key_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_new_key_mid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_new_key_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
