@@ -228,24 +228,6 @@ find_opt(const char *arg)
 
 /* ---- applying options --------------------------------------------------- */
 
-static int
-parse_timeout(const char *s, uint32_t *out)
-{
-	unsigned long v;
-	char         *end;
-
-	if (*s < '0' || *s > '9') {
-		return (-1);
-	}
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > CLI_MAX_TIMEOUT_MS) {
-		return (-1);
-	}
-	*out = (uint32_t) v;
-	return (0);
-}
-
 /* A whole number from 1 to max. */
 static int
 parse_count(const char *s, unsigned long max, unsigned long *out)
@@ -262,6 +244,18 @@ parse_count(const char *s, unsigned long max, unsigned long *out)
 		return (-1);
 	}
 	*out = v;
+	return (0);
+}
+
+static int
+parse_timeout(const char *s, uint32_t *out)
+{
+	unsigned long v;
+
+	if (parse_count(s, CLI_MAX_TIMEOUT_MS, &v) != 0) {
+		return (-1);
+	}
+	*out = (uint32_t) v;
 	return (0);
 }
 

@@ -70,4 +70,9 @@ void cli_print_stream(const cli_args *a, const stream_report *r);
  * or with --json exactly one JSON object on stdout. */
 void cli_print_reply(const cli_args *a, const hx_reply *r);
 
+/* Adds "violations": [{field, description}, ...] to a JSON object o
+ * (a cJSON *, kept opaque here so cli.h needs no cJSON header). */
+struct cJSON;
+void cli_json_violations(struct cJSON *o, const hx_violation *items, size_t n);
+
 #endif /* HELIOX_CLI_H */

@@ -236,20 +236,21 @@ json_rows(cJSON *o, const hx_reply *r)
 	}
 }
 
-static void
-json_violations(cJSON *o, const hx_reply *r)
+/* "violations": [{field, description}, ...]; shared with stream_print.c. */
+void
+cli_json_violations(cJSON *o, const hx_violation *items, size_t n)
 {
 	cJSON *arr = cJSON_AddArrayToObject(o, "violations");
 	cJSON *v;
 	size_t i;
 
-	for (i = 0; arr != NULL && i < r->n_violations; i++) {
+	for (i = 0; arr != NULL && i < n; i++) {
 		if ((v = cJSON_CreateObject()) == NULL) {
 			return;
 		}
 		cJSON_AddItemToArray(arr, v);
-		cJSON_AddStringToObject(v, "field", r->violations[i].field);
-		cJSON_AddStringToObject(v, "description", r->violations[i].description);
+		cJSON_AddStringToObject(v, "field", items[i].field);
+		cJSON_AddStringToObject(v, "description", items[i].description);
 	}
 }
 
@@ -274,7 +275,7 @@ print_json(const cli_args *a, const hx_reply *r)
 	           (a->cmd == CLI_CMD_SUMMARY && r->code == HX_OK)) {
 		json_rows(o, r);
 	}
-	json_violations(o, r);
+	cli_json_violations(o, r->violations, r->n_violations);
 	if ((s = cJSON_PrintUnformatted(o)) == NULL) {
 		fputs(CLI_NAME ": out of memory\n", stderr);
 	} else {

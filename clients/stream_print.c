@@ -158,18 +158,7 @@ json_batches(cJSON *o, const stream_report *r)
 static void
 json_violations(cJSON *o, const hx_violations *v)
 {
-	cJSON *arr = cJSON_AddArrayToObject(o, "violations");
-	cJSON *it;
-	size_t i;
-
-	for (i = 0; arr != NULL && i < v->len; i++) {
-		if ((it = cJSON_CreateObject()) == NULL) {
-			return;
-		}
-		cJSON_AddItemToArray(arr, it);
-		cJSON_AddStringToObject(it, "field", v->items[i].field);
-		cJSON_AddStringToObject(it, "description", v->items[i].description);
-	}
+	cli_json_violations(o, v->items, v->len);
 	cJSON_AddNumberToObject(o, "violations_total", (double) v->total);
 }
 
