@@ -73,6 +73,7 @@ void cli_print_reply(const cli_args *a, const hx_reply *r);
 /* Adds "violations": [{field, description}, ...] to a JSON object o
  * (a cJSON *, kept opaque here so cli.h needs no cJSON header). */
 struct cJSON;
+void cli_json_emit(struct cJSON *o);
 void cli_json_violations(struct cJSON *o, const hx_violation *items, size_t n);
 
 #endif /* HELIOX_CLI_H */

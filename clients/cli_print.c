@@ -236,6 +236,22 @@ json_rows(cJSON *o, const hx_reply *r)
 	}
 }
 
+/* Prints o as one line of JSON on stdout and frees it; shared with
+ * stream_print.c. */
+void
+cli_json_emit(cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+
+	if (s == NULL) {
+		fputs(CLI_NAME ": out of memory\n", stderr);
+	} else {
+		printf("%s\n", s);
+		cJSON_free(s);
+	}
+	cJSON_Delete(o);
+}
+
 /* "violations": [{field, description}, ...]; shared with stream_print.c. */
 void
 cli_json_violations(cJSON *o, const hx_violation *items, size_t n)
@@ -258,7 +274,6 @@ static void
 print_json(const cli_args *a, const hx_reply *r)
 {
 	cJSON *o = cJSON_CreateObject();
-	char  *s;
 
 	if (o == NULL) {
 		fputs(CLI_NAME ": out of memory\n", stderr);
@@ -276,13 +291,7 @@ print_json(const cli_args *a, const hx_reply *r)
 		json_rows(o, r);
 	}
 	cli_json_violations(o, r->violations, r->n_violations);
-	if ((s = cJSON_PrintUnformatted(o)) == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
-	} else {
-		printf("%s\n", s);
-		cJSON_free(s);
-	}
-	cJSON_Delete(o);
+	cli_json_emit(o);
 }
 
 void

@@ -166,7 +166,6 @@ static void
 print_json(const stream_report *r)
 {
 	cJSON *o = cJSON_CreateObject();
-	char  *s;
 
 	if (o == NULL) {
 		fputs(CLI_NAME ": out of memory\n", stderr);
@@ -187,13 +186,7 @@ print_json(const stream_report *r)
 	cJSON_AddBoolToObject(o, "resumable", resumable(r));
 	json_batches(o, r);
 	json_violations(o, &r->viol);
-	if ((s = cJSON_PrintUnformatted(o)) == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
-	} else {
-		printf("%s\n", s);
-		cJSON_free(s);
-	}
-	cJSON_Delete(o);
+	cli_json_emit(o);
 }
 
 void

@@ -315,6 +315,8 @@ hx_nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t
 	while (w.p < w.end && hx_wire_varint(&w, &tag)) {
 		const uint8_t *val = NULL;
 		size_t vlen = 0, idx;
+		unsigned nth;
+		bool has_nul;
 		char sub[HX_FIELD_MAX];
 
 		if (!hx_wire_value(&w, (unsigned)(tag & 7), &val, &vlen))
@@ -325,14 +327,19 @@ hx_nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t
 			continue;
 		idx = (size_t)(f - d->fields);
 		idx = idx < HX_WALK_FIELDS ? idx : HX_WALK_FIELDS - 1;
+		nth = f->label == PROTOBUF_C_LABEL_REPEATED ? seen[idx]++ : 0;
+		has_nul = f->type == PROTOBUF_C_TYPE_STRING && memchr(val, 0, vlen) != NULL;
+		/* A path is only needed for a violation or to descend: formatting
+		 * one for every field of every record was the hot path's cost. */
+		if (!has_nul && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED)
-			snprintf(sub, sizeof(sub), "%s%s%s[%u]", path, *path ? "." : "", f->name,
-			    seen[idx]++);
+			snprintf(sub, sizeof(sub), "%s%s%s[%u]", path, *path ? "." : "", f->name, nth);
 		else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
 			snprintf(sub, sizeof(sub), "%s", path);
 		else
 			snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", f->name);
-		if (f->type == PROTOBUF_C_TYPE_STRING && memchr(val, 0, vlen) != NULL)
+		if (has_nul)
 			hx_violations_add(v, sub, "contains a NUL character");
 		else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
 			hx_nul_walk(v, f->descriptor, val, vlen, sub);
