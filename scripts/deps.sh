@@ -14,6 +14,9 @@ HX_DEPS=(
 	libprotobuf-c-dev protobuf-c-compiler libnng-dev libpq-dev libcjson-dev libssl-dev
 	# tests and demo
 	postgresql libcmocka-dev protobuf-compiler python3-protobuf python3-pytest
+	# operating: promtool and a real Prometheus server scrape /metrics, PgBouncer
+	# sits in front of the database, systemd-analyze verifies the units
+	prometheus pgbouncer systemd
 )
 
 # Tools only some scripts need, installed by those scripts alone so that the

@@ -36,6 +36,11 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_DEFAULT_TIMEOUT,
+	OPT_METRICS_LISTEN,
+	OPT_LOG_FORMAT,
+	OPT_MIGRATE_ONLY,
+	OPT_NO_MIGRATE,
+	OPT_CHECK_CONFIG,
 };
 
 static const struct option long_opts[] = {
@@ -49,6 +54,11 @@ static const struct option long_opts[] = {
 	{ "tls-cert",           required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key",            required_argument, NULL, OPT_TLS_KEY },
 	{ "default-timeout-ms", required_argument, NULL, OPT_DEFAULT_TIMEOUT },
+	{ "metrics-listen",     required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "log-format",         required_argument, NULL, OPT_LOG_FORMAT },
+	{ "migrate-only",       no_argument,       NULL, OPT_MIGRATE_ONLY },
+	{ "no-migrate",         no_argument,       NULL, OPT_NO_MIGRATE },
+	{ "check-config",       no_argument,       NULL, OPT_CHECK_CONFIG },
 	{ "help",               no_argument,       NULL, 'h' },
 	{ "version",            no_argument,       NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -82,6 +92,14 @@ usage(FILE *f)
 	    "                            (default %zu)\n"
 	    "  --default-timeout-ms N    deadline for requests that set none (default %u)\n"
 	    "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+	    "  --log-format FORMAT       text or json (one JSON object a line; default text)\n"
+	    "  --metrics-listen HOST:PORT  serve GET /metrics (Prometheus) and GET /healthz\n"
+	    "                            over HTTP there (port 0: any free port, logged)\n"
+	    "  --migrate-only            apply the database migrations, then exit 0\n"
+	    "  --no-migrate              run no DDL; refuse to start if the schema is older\n"
+	    "                            than this binary (for a role without CREATE)\n"
+	    "  --check-config            check flags, API keys, TLS files and the database,\n"
+	    "                            then exit 0 (all good) or 2\n"
 	    "  --api-key-file FILE       API keys, one per line (also: ADMIN_API_KEY,\n"
 	    "                            comma-separated); at least one key is required\n"
 	    "  --tls-cert FILE           PEM certificate (chain) for tls+tcp:// listeners\n"
@@ -90,6 +108,8 @@ usage(FILE *f)
 	    "  -V, --version             print the version\n"
 	    "\n"
 	    "SIGINT/SIGTERM: finish the requests in flight, then exit 0.\n"
+	    "SIGHUP: reload the API key file and the TLS certificate and key; an invalid\n"
+	    "new set is refused (ERROR line) and the old one kept.\n"
 	    "Exit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n",
 	    HX_MAX_WORKERS, HX_DEFAULT_WORKERS, HX_RPC_DEFAULT_MAX_MESSAGE,
 	    HX_RPC_DEFAULT_TIMEOUT_MS);
@@ -245,6 +265,27 @@ apply_option(hx_server_config *c, int opt, const char *arg)
 			return (bad_usage("--log-level %s: expected debug, info, warn or error", arg));
 		}
 		break;
+	case OPT_LOG_FORMAT:
+		if (hx_log_format_parse(arg, &c->log_format) != 0) {
+			return (bad_usage("--log-format %s: expected text or json", arg));
+		}
+		break;
+	case OPT_METRICS_LISTEN:
+		if (strchr(arg, ':') == NULL || strstr(arg, "://") != NULL) {
+			return (bad_usage("--metrics-listen %s: expected HOST:PORT, as in "
+			    "127.0.0.1:9407", arg));
+		}
+		c->metrics_listen = arg;
+		break;
+	case OPT_MIGRATE_ONLY:
+		c->migrate_only = true;
+		break;
+	case OPT_NO_MIGRATE:
+		c->no_migrate = true;
+		break;
+	case OPT_CHECK_CONFIG:
+		c->check_config = true;
+		break;
 	case OPT_DB:
 		c->conninfo = arg;
 		break;
@@ -274,6 +315,9 @@ finish(hx_server_config *c)
 {
 	if (c->n_listen == 0) {
 		c->listen[c->n_listen++] = HX_DEFAULT_LISTEN;
+	}
+	if (c->migrate_only && c->no_migrate) {
+		return (bad_usage("--migrate-only and --no-migrate contradict each other"));
 	}
 	for (size_t i = 0; i < c->n_listen; i++) {
 		if (hx_config_url_is_tls(c->listen[i]) &&

@@ -31,6 +31,11 @@ typedef struct hx_server_config {
 	const char   *api_key_file;       /* NULL = keys from ADMIN_API_KEY only */
 	const char   *tls_cert;           /* PEM files; both needed by tls+tcp:// */
 	const char   *tls_key;
+	const char   *metrics_listen;     /* HOST:PORT, NULL = no metrics endpoint */
+	hx_log_format log_format;
+	bool          migrate_only;       /* apply migrations, exit 0 */
+	bool          no_migrate;         /* never run DDL; refuse an older schema */
+	bool          check_config;       /* validate flags, keys, database; exit 0 or 2 */
 } hx_server_config;
 
 typedef enum hx_config_result {

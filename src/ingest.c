@@ -242,7 +242,8 @@ hx_ingest_audit(hx_call *c, const hx_ingest_job *job)
 
 	if (c->store == NULL || c->code == HX_OK)
 		return;
-	if (hx_store_audit_failure(c->store, job, c->code, err, sizeof(err)) != HX_OK)
+	if (hx_store_audit_failure(c->store, job, c->code, err, sizeof(err)) != HX_OK &&
+	    c->code != HX_UNAVAILABLE) /* the database is away: the watch says so, once */
 		hx_warn(c->rid, "failed ingest not written to ingestion_runs: %s", err);
 }
 

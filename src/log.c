@@ -7,7 +7,8 @@
  * write(2): no stdio, no lock. Lines up to PIPE_BUF bytes are written to a
  * pipe atomically, so workers logging at the same time never interleave, and
  * a line that would be longer is cut (and marked with "...") rather than
- * split. Control characters in the message (a libpq error ends with "\n",
+ * split. With --log-format json the same events are JSON objects, one a
+ * line (hx_log_json), under the same one-write rule. Control characters in the message (a libpq error ends with "\n",
  * for instance) become spaces, so one event is always one line.
  */
 #include <errno.h>
@@ -25,6 +26,7 @@
 #define HX_LOG_LINE_MAX 4096
 
 static atomic_int hx_log_min = HX_LOG_INFO;
+static atomic_int hx_log_fmt = HX_LOG_TEXT;
 
 static const char *const hx_level_names[] = {
 	[HX_LOG_DEBUG] = "DEBUG",
@@ -37,6 +39,26 @@ void
 hx_log_set_level(hx_log_level level)
 {
 	atomic_store_explicit(&hx_log_min, (int)level, memory_order_relaxed);
+}
+
+void
+hx_log_set_format(hx_log_format format)
+{
+	atomic_store_explicit(&hx_log_fmt, (int)format, memory_order_relaxed);
+}
+
+int
+hx_log_format_parse(const char *name, hx_log_format *out)
+{
+	if (name != NULL && strcmp(name, "text") == 0) {
+		*out = HX_LOG_TEXT;
+		return 0;
+	}
+	if (name != NULL && strcmp(name, "json") == 0) {
+		*out = HX_LOG_JSON;
+		return 0;
+	}
+	return -1;
 }
 
 int
@@ -100,18 +122,11 @@ hx_log_write(const char *line, size_t len)
 	} while (n < 0 && errno == EINTR);
 }
 
-void
-hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 0)))
+hx_log_text(hx_log_level level, const char *request_id, const char *fmt, va_list ap)
 {
 	char line[HX_LOG_LINE_MAX];
 	const size_t room = sizeof(line) - 1; /* the last byte is for '\n' */
-	int saved_errno = errno;
-	va_list ap;
-
-	if (!hx_log_enabled(level) || (unsigned)level > HX_LOG_ERROR)
-		return;
-	if (request_id == NULL || request_id[0] == '\0')
-		request_id = "-";
 
 	size_t len = hx_log_timestamp(line, room);
 	int n = snprintf(line + len, room - len, " %s req=%.128s ", hx_level_names[level],
@@ -120,9 +135,7 @@ hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
 	if (head > room)
 		head = room;
 
-	va_start(ap, fmt);
 	n = vsnprintf(line + head, room - head + 1, fmt, ap);
-	va_end(ap);
 	len = head + (n < 0 ? 0 : (size_t)n);
 	if (len > room) {
 		/* Cut, and say so, rather than split the event over two lines. */
@@ -132,5 +145,197 @@ hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
 	hx_log_sanitize(line, len);
 	line[len++] = '\n';
 	hx_log_write(line, len);
+}
+
+/* ---- JSON ---------------------------------------------------------------------- */
+
+typedef struct hx_jbuf {
+	char  *p;
+	size_t len, cap; /* cap leaves room for the closing "}\n" */
+	bool   full;
+} hx_jbuf;
+
+static void
+hx_jraw(hx_jbuf *b, const char *s, size_t n)
+{
+	if (b->full || n > b->cap - b->len) {
+		b->full = true;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t
+hx_utf8_len(const unsigned char *s, size_t n)
+{
+	size_t want;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		want = 2, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		want = 3, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		want = 4, cp = s[0] & 0x07u;
+	else
+		return 0;
+	if (want > n)
+		return 0;
+	for (size_t i = 1; i < want; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if ((want == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (want == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return want;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped,
+ * bytes that are not UTF-8 replaced (a parser must accept every line).
+ * Cut at a character boundary, with "...", when the line is full. */
+static void
+hx_jstr(hx_jbuf *b, const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strlen(s);
+	char esc[8];
+
+	hx_jraw(b, "\"", 1);
+	for (size_t i = 0; i < n && !b->full;) {
+		size_t k = hx_utf8_len(u + i, n - i);
+
+		/* 16: the longest escape, "..." and the closing quote. */
+		if (b->cap - b->len < 16) {
+			hx_jraw(b, "...", 3);
+			break;
+		}
+		if (k == 0) {
+			hx_jraw(b, "\\ufffd", 6);
+			k = 1;
+		} else if (k > 1) {
+			hx_jraw(b, s + i, k);
+		} else if (u[i] == '"' || u[i] == '\\') {
+			esc[0] = '\\', esc[1] = (char)u[i];
+			hx_jraw(b, esc, 2);
+		} else if (u[i] < 0x20 || u[i] == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", u[i]);
+			hx_jraw(b, esc, 6);
+		} else {
+			hx_jraw(b, s + i, 1);
+		}
+		i += k;
+	}
+	hx_jraw(b, "\"", 1);
+}
+
+static void
+hx_jkey_str(hx_jbuf *b, const char *key, const char *val)
+{
+	if (val == NULL || b->full)
+		return;
+	hx_jraw(b, ",\"", 2);
+	hx_jraw(b, key, strlen(key));
+	hx_jraw(b, "\":", 2);
+	hx_jstr(b, val);
+}
+
+static void
+hx_jkey_num(hx_jbuf *b, const char *key, unsigned long long v)
+{
+	char num[48];
+	int n = snprintf(num, sizeof(num), ",\"%s\":%llu", key, v);
+
+	if (n > 0)
+		hx_jraw(b, num, (size_t)n);
+}
+
+static void __attribute__((format(printf, 4, 0)))
+hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f,
+    const char *fmt, va_list ap)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	char msg[HX_LOG_LINE_MAX], ts[40], line[HX_LOG_LINE_MAX];
+	char fields[1024];
+	hx_jbuf fb = {.p = fields, .cap = sizeof(fields)}; /* bounded, never cut */
+	hx_jbuf b;
+
+	hx_log_timestamp(ts, sizeof(ts));
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* The fields are built first, so that a long msg is what gets cut. */
+	if (request_id[0] != '-' || request_id[1] != '\0')
+		hx_jkey_str(&fb, "request_id", request_id);
+	if (f != NULL) {
+		hx_jkey_str(&fb, "method", f->method);
+		hx_jkey_str(&fb, "peer", f->peer);
+		hx_jkey_str(&fb, "code", f->code);
+		if (f->has_counts) {
+			hx_jkey_num(&fb, "received", f->received);
+			hx_jkey_num(&fb, "inserted", f->inserted);
+			hx_jkey_num(&fb, "updated", f->updated);
+			hx_jkey_num(&fb, "unchanged", f->unchanged);
+			hx_jkey_num(&fb, "failed", f->failed);
+		}
+		if (f->has_duration)
+			hx_jkey_num(&fb, "duration_us", f->duration_us);
+	}
+	if (fb.full)
+		fb.len = 0; /* cannot happen with bounded fields; never emit half */
+	b = (hx_jbuf){.p = line, .cap = sizeof(line) - 2 - fb.len};
+	hx_jraw(&b, "{\"ts\":", 6);
+	hx_jstr(&b, ts);
+	hx_jraw(&b, ",\"level\":", 9);
+	hx_jstr(&b, names[level]);
+	hx_jraw(&b, ",\"msg\":", 7);
+	hx_jstr(&b, msg);
+	b.full = false;
+	b.cap = sizeof(line) - 2;
+	hx_jraw(&b, fields, fb.len);
+	b.full = false;
+	b.cap = sizeof(line);
+	hx_jraw(&b, "}\n", 2);
+	hx_log_write(line, b.len);
+}
+
+static void __attribute__((format(printf, 4, 0)))
+hx_logv(hx_log_level level, const char *request_id, const hx_log_fields *f, const char *fmt,
+    va_list ap)
+{
+	int saved_errno = errno;
+
+	if (!hx_log_enabled(level) || (unsigned)level > HX_LOG_ERROR)
+		return;
+	if (request_id == NULL || request_id[0] == '\0')
+		request_id = "-";
+	if (atomic_load_explicit(&hx_log_fmt, memory_order_relaxed) == HX_LOG_JSON)
+		hx_log_json(level, request_id, f, fmt, ap);
+	else
+		hx_log_text(level, request_id, fmt, ap);
 	errno = saved_errno;
+}
+
+void
+hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hx_logv(level, request_id, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+hx_log_fields_line(hx_log_level level, const char *request_id, const hx_log_fields *f,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hx_logv(level, request_id, f, fmt, ap);
+	va_end(ap);
 }

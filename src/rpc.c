@@ -68,7 +68,12 @@ hx_call_remaining_ms(hx_call *c, uint32_t *out)
 void
 hx_call_store_failed(hx_call *c, const char *what, hx_status st, const char *err)
 {
-	hx_error(c->rid, "%s failed: %s: %s", what, hx_status_name(st), err);
+	/* A database that is away is logged once by the server's watch, not
+	 * by every request that meets it. */
+	if (st == HX_UNAVAILABLE)
+		hx_debug(c->rid, "%s failed: %s: %s", what, hx_status_name(st), err);
+	else
+		hx_error(c->rid, "%s failed: %s: %s", what, hx_status_name(st), err);
 	switch (st) {
 	case HX_UNAVAILABLE:
 		hx_call_fail(c, HX_UNAVAILABLE, "database unavailable, retry");
@@ -220,7 +225,7 @@ hx_step_auth(hx_call *c, const RpcRequest *r)
 
 	if (r->api_key[0] == '\0')
 		why = "missing api_key";
-	else if (hx_auth_check(c->cfg->auth, r->api_key, strlen(r->api_key)) != HX_OK)
+	else if (hx_auth_check(atomic_load(&c->cfg->auth), r->api_key, strlen(r->api_key)) != HX_OK)
 		why = "invalid api_key";
 	if (why == NULL) {
 		c->auth = HX_RPC_AUTH_OK;
@@ -488,19 +493,56 @@ hx_step_method(hx_call *c, const RpcRequest *r)
 
 /* ---- step 7: the reply -------------------------------------------------------------- */
 
-static void
-hx_log_call(const hx_call *c)
+static uint64_t
+hx_call_duration(const hx_call *c)
 {
-	uint64_t us = c->result_case == HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST
+	return c->result_case == HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST
 	    ? c->ingest.duration_us : hx_now_us() - c->started_us;
-	const char *sep = c->detail[0] != '\0' ? " " : "";
+}
 
+static void
+hx_log_call(const hx_call *c, uint64_t us)
+{
+	const char *sep = c->detail[0] != '\0' ? " " : "";
+	hx_log_fields f = {
+		.method = c->method, .peer = c->peer, .code = hx_status_name(c->code),
+		.has_duration = true, .duration_us = us,
+	};
+
+	if (!hx_log_enabled(HX_LOG_INFO))
+		return;
+	if (c->result_case == HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST) {
+		f.has_counts = true;
+		f.received = c->ingest.received;
+		f.inserted = c->ingest.inserted;
+		f.updated = c->ingest.updated;
+		f.unchanged = c->ingest.unchanged;
+		f.failed = c->ingest.failed;
+	}
 	if (c->code == HX_OK)
-		hx_info(c->rid, "%s peer=%s code=OK%s%s duration_us=%" PRIu64, c->method,
-		    c->peer, sep, c->detail, us);
+		hx_log_fields_line(HX_LOG_INFO, c->rid, &f, "%s peer=%s code=OK%s%s duration_us=%" PRIu64,
+		    c->method, c->peer, sep, c->detail, us);
 	else
-		hx_info(c->rid, "%s peer=%s code=%s%s%s duration_us=%" PRIu64 " message=\"%s\"",
+		hx_log_fields_line(HX_LOG_INFO, c->rid, &f,
+		    "%s peer=%s code=%s%s%s duration_us=%" PRIu64 " message=\"%s\"",
 		    c->method, c->peer, hx_status_name(c->code), sep, c->detail, us, c->message);
+}
+
+/* What the server counts in its metrics (metrics.h): records only of
+ * ingests that ran, as ingestion_runs holds them, so that the two agree. */
+static void
+hx_call_outcome(const hx_call *c, uint64_t us, hx_rpc_outcome *o)
+{
+	o->auth = c->auth;
+	o->code = c->code;
+	o->method = c->method;
+	o->duration_us = us;
+	o->has_counts = c->result_case == HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST &&
+	    !c->ingest.dry_run && !c->ingest.replayed;
+	o->inserted = c->ingest.inserted;
+	o->updated = c->ingest.updated;
+	o->unchanged = c->ingest.unchanged;
+	o->failed = c->ingest.failed;
 }
 
 /* Packs the reply into a malloc'd buffer. Should the violation list not
@@ -564,12 +606,11 @@ hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req, siz
 	}
 	if (c.rid[0] == '\0')
 		hx_uuid4(c.rid); /* undecodable: still an id to match reply and log */
-	hx_log_call(&c);
+	uint64_t us = hx_call_duration(&c);
+	hx_log_call(&c, us);
 	hx_status st = hx_reply_pack(&c, out, out_len);
-	if (outcome != NULL) {
-		outcome->auth = c.auth;
-		outcome->code = c.code;
-	}
+	if (outcome != NULL)
+		hx_call_outcome(&c, us, outcome);
 	if (r != NULL) {
 		/* Our copy of the caller's key goes back to malloc wiped, like
 		 * the configured keys (the raw request bytes are nng's). */

@@ -11,6 +11,8 @@
 #ifndef HX_RPC_H
 #define HX_RPC_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +24,8 @@
 #define HX_RPC_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
 
 typedef struct hx_rpc_config {
-	const hx_auth *auth;              /* borrowed */
+	/* Borrowed; swapped whole on SIGHUP (server.c), read once per request. */
+	_Atomic(const hx_auth *) auth;
 	const char    *mock_json;         /* borrowed; the data dir's mock export, NULL if none */
 	size_t         mock_len;
 	size_t         max_message_bytes; /* larger requests: RESOURCE_EXHAUSTED */
@@ -41,6 +44,10 @@ typedef enum hx_rpc_auth {
 typedef struct hx_rpc_outcome {
 	hx_rpc_auth auth;
 	hx_status   code; /* the reply's code */
+	const char *method;      /* "ingest", "health", "summary" or "-" (static text) */
+	uint64_t    duration_us;  /* as logged, and as the ingest reply says */
+	bool        has_counts;   /* an ingest that ran: not dry, not replayed */
+	uint32_t    inserted, updated, unchanged, failed;
 } hx_rpc_outcome;
 
 /*

@@ -49,6 +49,8 @@
 #include "heliox/heliox.h"
 #include "log.h"
 #include "rpc.h"
+#include "service/metrics.h"
+#include "service/metrics_http.h"
 #include "store.h"
 
 #define MOCK_FILE        "mock_cost_export.json"
@@ -60,6 +62,7 @@
 #define DRAIN_MS         150   /* see server_shutdown() */
 #define PEER_MAX         160
 #define DEFER_SLOTS      64    /* delayed auth-failure replies at once; more are dropped */
+#define RELOAD_WAIT_MS   60000u /* how long a replaced key set waits for requests using it */
 
 /* Exit statuses (SERVICE.md section 7). */
 #define EXIT_CLEAN   0
@@ -88,6 +91,7 @@ struct worker {
 	nng_ctx        ctx;
 	nng_aio       *aio;
 	hx_store      *store;
+	hx_metrics_slot *slot;  /* this worker's counters: it is their only writer */
 };
 
 struct server {
@@ -111,6 +115,11 @@ struct server {
 	size_t           n_defer_free;
 	pthread_mutex_t  defer_lk;
 	bool             defer_lk_ok;
+	hx_metrics       metrics;
+	bool             metrics_ok;
+	hx_dbwatch       watch;
+	bool             watch_ok;
+	hx_http         *http;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -428,6 +437,29 @@ worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id
 	return (delay);
 }
 
+/* Adds a finished request to the worker's own metrics, and marks the
+ * worker idle again. */
+static void
+worker_count(struct worker *w, const hx_rpc_outcome *oc, bool answered)
+{
+	hx_metric_event ev = {0};
+
+	if (answered) {
+		ev.method = hx_metric_method_of(oc->method);
+		ev.code = oc->code;
+		ev.duration_us = oc->duration_us;
+		ev.auth_failed = oc->auth == HX_RPC_AUTH_FAILED;
+		ev.has_records = oc->has_counts;
+		ev.records[HX_OUTCOME_INSERTED] = oc->inserted;
+		ev.records[HX_OUTCOME_UPDATED] = oc->updated;
+		ev.records[HX_OUTCOME_UNCHANGED] = oc->unchanged;
+		ev.records[HX_OUTCOME_FAILED] = oc->failed;
+		hx_metrics_record(w->slot, &ev);
+	}
+	atomic_fetch_add_explicit(&w->slot->served, 1, memory_order_seq_cst);
+	atomic_store(&w->slot->inflight, 0u);
+}
+
 /* Answers one request. Never fails the loop: a request we cannot answer is
  * dropped with a log line, and the client's REQ resends or times out. */
 static void
@@ -439,11 +471,17 @@ worker_serve(struct worker *w, nng_msg *msg)
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 	unsigned delay;
+	hx_status st;
 	int rv;
 
 	peer_of(msg, peer, sizeof(peer), &id);
-	if (hx_rpc_handle(&w->srv->rpc, w->store, nng_msg_body(msg), nng_msg_len(msg), peer,
-	    &oc, &out, &out_len) != HX_OK) {
+	/* Seq-cst, before the request reads the key set: reload() relies on
+	 * it (see reload_wait). */
+	atomic_store(&w->slot->inflight, 1u);
+	st = hx_rpc_handle(&w->srv->rpc, w->store, nng_msg_body(msg), nng_msg_len(msg), peer,
+	    &oc, &out, &out_len);
+	worker_count(w, &oc, st == HX_OK);
+	if (st != HX_OK) {
 		hx_error("-", "worker %u: out of memory answering %s; request dropped", w->id, peer);
 		nng_msg_free(msg);
 		return;
@@ -516,12 +554,14 @@ static int
 load_keys(struct server *srv)
 {
 	char err[256] = "";
+	hx_auth *a = NULL;
 
-	if (hx_auth_load(&srv->auth, getenv("ADMIN_API_KEY"), srv->conf.api_key_file, err,
+	if (hx_auth_load(&a, getenv("ADMIN_API_KEY"), srv->conf.api_key_file, err,
 	    sizeof(err)) != HX_OK) {
 		hx_error("-", "cannot load API keys: %s", err[0] != '\0' ? err : "unknown reason");
 		return (EXIT_CONFIG);
 	}
+	srv->auth = a;
 	return (EXIT_CLEAN);
 }
 
@@ -605,15 +645,51 @@ server_configure(struct server *srv)
 	return (EXIT_CLEAN);
 }
 
+static void
+on_db_retry(const char *err, unsigned attempt, unsigned pause_ms)
+{
+	hx_warn("-", "database not reachable yet (attempt %u), retrying in %u ms: %s", attempt,
+	    pause_ms, err);
+}
+
+/* A database that refuses us for good (password, SSL, conninfo syntax, an
+ * old schema under --no-migrate, a transaction pooler) is a configuration
+ * error: exit 2 at once. One that never came up: 1. */
 static int
-migrate(const struct server *srv)
+db_exit(hx_status st)
+{
+	return (st == HX_FAILED_PRECONDITION ? EXIT_CONFIG : EXIT_RUNTIME);
+}
+
+static int
+migrate(const struct server *srv, uint32_t wait_ms)
 {
 	char err[512] = "";
+	hx_status st;
 
-	hx_info("-", "applying database migrations");
-	if (hx_store_migrate(srv->conf.conninfo, MIGRATE_WAIT_MS, err, sizeof(err)) != HX_OK) {
-		hx_error("-", "database migrations failed: %s", err[0] != '\0' ? err : "unknown error");
-		return (EXIT_RUNTIME);
+	if (srv->conf.no_migrate) {
+		st = hx_store_schema_check(srv->conf.conninfo, wait_ms, err, sizeof(err));
+		if (st != HX_OK) {
+			hx_error("-", "--no-migrate: %s", err[0] != '\0' ? err : "unknown error");
+			return (db_exit(st));
+		}
+		hx_info("-", "database schema is current (--no-migrate: no DDL run)");
+	} else {
+		hx_info("-", "applying database migrations");
+		st = hx_store_migrate(srv->conf.conninfo, wait_ms, err, sizeof(err));
+		if (st != HX_OK) {
+			hx_error("-", "database migrations failed: %s",
+			    err[0] != '\0' ? err : "unknown error");
+			return (db_exit(st));
+		}
+	}
+	if (srv->conf.migrate_only) {
+		return (EXIT_CLEAN);
+	}
+	st = hx_store_session_check(srv->conf.conninfo, err, sizeof(err));
+	if (st != HX_OK) {
+		hx_error("-", "cannot serve through this connection: %s", err);
+		return (db_exit(st));
 	}
 	return (EXIT_CLEAN);
 }
@@ -783,11 +859,50 @@ start_workers(struct server *srv)
 
 		w->srv = srv;
 		w->id  = i;
+		w->slot = &srv->metrics.slots[i];
 		srv->n_workers++;
 		if ((rc = start_worker(srv, w)) != EXIT_CLEAN) {
 			return (rc);
 		}
 	}
+	return (EXIT_CLEAN);
+}
+
+/* The metrics slots (one per worker) and the database watch. */
+static int
+start_observing(struct server *srv)
+{
+	if (hx_metrics_init(&srv->metrics, srv->conf.workers) != HX_OK) {
+		hx_error("-", "out of memory");
+		return (EXIT_RUNTIME);
+	}
+	srv->metrics_ok = true;
+	if (hx_dbwatch_start(&srv->watch, srv->conf.conninfo, &srv->metrics) != HX_OK) {
+		hx_error("-", "cannot start the database watch");
+		return (EXIT_RUNTIME);
+	}
+	srv->watch_ok = true;
+	return (EXIT_CLEAN);
+}
+
+static int
+start_http(struct server *srv)
+{
+	char err[512] = "";
+	int port = 0;
+	hx_status st;
+
+	if (srv->conf.metrics_listen == NULL) {
+		return (EXIT_CLEAN);
+	}
+	st = hx_http_start(&srv->http, srv->conf.metrics_listen, &srv->metrics, &srv->watch,
+	    &srv->stopping, &port, err, sizeof(err));
+	if (st != HX_OK) {
+		hx_error("-", "%s", err);
+		return (st == HX_INVALID_ARGUMENT ? EXIT_CONFIG : EXIT_RUNTIME);
+	}
+	hx_info("-", "metrics: GET /metrics and /healthz on http://%s (bound port %d)",
+	    srv->conf.metrics_listen, port);
 	return (EXIT_CLEAN);
 }
 
@@ -798,8 +913,9 @@ server_start(struct server *srv)
 	int rc;
 
 	if ((rc = setup_tls(srv)) != EXIT_CLEAN || (rc = open_socket(srv)) != EXIT_CLEAN ||
-	    (rc = defer_init(srv)) != EXIT_CLEAN || (rc = start_listeners(srv)) != EXIT_CLEAN ||
-	    (rc = start_workers(srv)) != EXIT_CLEAN) {
+	    (rc = defer_init(srv)) != EXIT_CLEAN || (rc = start_observing(srv)) != EXIT_CLEAN ||
+	    (rc = start_listeners(srv)) != EXIT_CLEAN || (rc = start_workers(srv)) != EXIT_CLEAN ||
+	    (rc = start_http(srv)) != EXIT_CLEAN) {
 		return (rc);
 	}
 	hx_info("-", "heliox-ingestd %s serving: %u workers, %zu API key(s), max message %zu bytes",
@@ -867,6 +983,12 @@ server_shutdown(struct server *srv)
 	atomic_store(&srv->stopping, true);
 	join_workers(srv);
 	defer_stop(srv);
+	hx_http_stop(srv->http);
+	srv->http = NULL;
+	if (srv->watch_ok) {
+		hx_dbwatch_stop(&srv->watch);
+		srv->watch_ok = false;
+	}
 	if (srv->sock_open) {
 		nng_msleep(DRAIN_MS);
 		for (size_t i = 0; i < srv->n_listeners; i++) {
@@ -891,21 +1013,168 @@ server_free(struct server *srv)
 	free_secret(srv->tls_key_pem);
 	free(srv->mock);
 	defer_free_all(srv);
+	if (srv->metrics_ok) {
+		hx_metrics_free(&srv->metrics);
+	}
 	hx_auth_free(srv->auth);
 	hx_config_free(&srv->conf);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
 
+/* ---- SIGHUP: reload keys and TLS ----------------------------------------------- */
+
+/*
+ * Waits until no request that may have read the old key set is running:
+ * each worker is either seen idle or seen to have finished a request since
+ * the swap (its next one reads the new set). Returns false on timeout: a
+ * request that has run for RELOAD_WAIT_MS; the old set is then leaked
+ * rather than freed under it.
+ */
+static bool
+reload_wait(struct server *srv)
+{
+	uint64_t seen[HX_MAX_WORKERS];
+	bool done[HX_MAX_WORKERS];
+	unsigned left = srv->n_workers;
+
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		seen[i] = atomic_load(&srv->workers[i].slot->served);
+		done[i] = false;
+	}
+	for (unsigned waited = 0; left > 0 && waited < RELOAD_WAIT_MS; waited += 5) {
+		for (unsigned i = 0; i < srv->n_workers; i++) {
+			hx_metrics_slot *sl = srv->workers[i].slot;
+			if (!done[i] && (atomic_load(&sl->inflight) == 0 ||
+			    atomic_load(&sl->served) != seen[i])) {
+				done[i] = true;
+				left--;
+			}
+		}
+		if (left > 0) {
+			nng_msleep(5);
+		}
+	}
+	return (left == 0);
+}
+
 static void
-wait_for_signal(const sigset_t *set)
+reload_keys(struct server *srv)
+{
+	char err[256] = "";
+	hx_auth *fresh = NULL;
+	const hx_auth *old;
+
+	if (hx_auth_load(&fresh, getenv("ADMIN_API_KEY"), srv->conf.api_key_file, err,
+	    sizeof(err)) != HX_OK) {
+		hx_error("-", "SIGHUP: new API keys refused, keeping the %zu active: %s",
+		    hx_auth_count(srv->auth), err[0] != '\0' ? err : "unknown reason");
+		return;
+	}
+	old = atomic_exchange(&srv->rpc.auth, (const hx_auth *)fresh);
+	srv->auth = fresh;
+	if (reload_wait(srv)) {
+		hx_auth_free((hx_auth *)(uintptr_t)old);
+	} else {
+		hx_warn("-", "SIGHUP: a request still runs after %u ms; the old key set stays in "
+		    "memory", RELOAD_WAIT_MS);
+	}
+	hx_info("-", "SIGHUP: API keys reloaded: %zu key(s) active", hx_auth_count(fresh));
+}
+
+/*
+ * A new nng TLS configuration for the listeners: connections accepted from
+ * now on use it, those open keep theirs, so nothing in flight is dropped.
+ */
+static void
+reload_tls(struct server *srv)
+{
+	char *cert = NULL, *key = NULL;
+	nng_tls_config *cfg = NULL;
+	size_t len;
+	int err, rv;
+
+	if (srv->tls == NULL) {
+		return;
+	}
+	if ((err = read_file(srv->conf.tls_cert, PEM_MAX_BYTES, &cert, &len)) != 0 ||
+	    (err = read_file(srv->conf.tls_key, PEM_MAX_BYTES, &key, &len)) != 0) {
+		hx_error("-", "SIGHUP: TLS certificate not reloaded, keeping the old one: %s",
+		    strerror(err));
+		free(cert);
+		return;
+	}
+	rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
+	if (rv == 0) {
+		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
+	}
+	free(cert);
+	free_secret(key);
+	for (size_t i = 0; rv == 0 && i < srv->n_listeners; i++) {
+		if (hx_config_url_is_tls(srv->conf.listen[i])) {
+			rv = nng_listener_set_ptr(srv->listeners[i], NNG_OPT_TLS_CONFIG, cfg);
+		}
+	}
+	if (rv != 0) {
+		hx_error("-", "SIGHUP: --tls-cert %s / --tls-key %s not usable, keeping the old "
+		    "ones: %s", srv->conf.tls_cert, srv->conf.tls_key, nng_strerror(rv));
+		if (cfg != NULL) {
+			nng_tls_config_free(cfg);
+		}
+		return;
+	}
+	/* The listeners hold their own references now. */
+	nng_tls_config_free(srv->tls);
+	srv->tls = cfg;
+	hx_info("-", "SIGHUP: TLS certificate and key reloaded");
+}
+
+static void
+wait_for_signal(struct server *srv, const sigset_t *set)
 {
 	int sig = 0;
 
-	while (sigwait(set, &sig) != 0) {
-		/* sigwait only fails on a bad set; retry rather than exit. */
+	for (;;) {
+		if (sigwait(set, &sig) != 0) {
+			continue; /* sigwait only fails on a bad set */
+		}
+		if (sig != SIGHUP) {
+			break;
+		}
+		hx_info("-", "SIGHUP received, reloading keys and TLS files");
+		reload_keys(srv);
+		reload_tls(srv);
 	}
 	hx_info("-", "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* --check-config: everything a start would check, nothing served. */
+static int
+check_config(struct server *srv)
+{
+	char err[512] = "";
+	int rc;
+	hx_status st;
+
+	if ((rc = server_configure(srv)) != EXIT_CLEAN || (rc = setup_tls(srv)) != EXIT_CLEAN) {
+		return (EXIT_CONFIG);
+	}
+	st = hx_store_schema_check(srv->conf.conninfo, 0, err, sizeof(err));
+	if (st == HX_FAILED_PRECONDITION && strstr(err, "schema") != NULL && !srv->conf.no_migrate) {
+		hx_info("-", "database reachable; %s (a start will apply migrations)", err);
+	} else if (st != HX_OK) {
+		hx_error("-", "database: %s", err[0] != '\0' ? err : "unreachable");
+		return (EXIT_CONFIG);
+	} else {
+		hx_info("-", "database reachable, schema current");
+	}
+	if ((st = hx_store_session_check(srv->conf.conninfo, err, sizeof(err))) != HX_OK) {
+		hx_error("-", "database: %s", err);
+		return (EXIT_CONFIG);
+	}
+	hx_info("-", "configuration OK: %zu listener(s), %zu API key(s)", srv->conf.n_listen,
+	    hx_auth_count(srv->auth));
+	return (EXIT_CLEAN);
 }
 
 int
@@ -926,6 +1195,8 @@ main(int argc, char **argv)
 		break;
 	}
 	hx_log_set_level(srv.conf.log_level);
+	hx_log_set_format(srv.conf.log_format);
+	hx_store_set_retry_hook(on_db_retry);
 	/* A client or the database going away must be an error, not death. */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -933,13 +1204,17 @@ main(int argc, char **argv)
 	 * the (up to MIGRATE_WAIT_MS) migrations still simply end the process.
 	 * From here on they must reach only sigwait(): block them before nng
 	 * starts its threads and before ours, which inherit the mask. */
-	if ((rc = server_configure(&srv)) == EXIT_CLEAN && (rc = migrate(&srv)) == EXIT_CLEAN) {
+	if (srv.conf.check_config) {
+		rc = check_config(&srv);
+	} else if ((rc = server_configure(&srv)) == EXIT_CLEAN &&
+	    (rc = migrate(&srv, MIGRATE_WAIT_MS)) == EXIT_CLEAN && !srv.conf.migrate_only) {
 		sigemptyset(&set);
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &set, NULL);
 		if ((rc = server_start(&srv)) == EXIT_CLEAN) {
-			wait_for_signal(&set);
+			wait_for_signal(&srv, &set);
 		}
 	}
 	server_shutdown(&srv);
@@ -947,7 +1222,9 @@ main(int argc, char **argv)
 	/* Joins nng's own threads and frees its globals, so that valgrind's
 	 * report shows our leaks only. Nothing of nng is open any more. */
 	nng_fini();
-	if (rc == EXIT_CLEAN) {
+	if (rc == EXIT_CLEAN && srv.conf.migrate_only) {
+		hx_info("-", "migrations applied (--migrate-only)");
+	} else if (rc == EXIT_CLEAN && !srv.conf.check_config) {
 		hx_info("-", "stopped");
 	}
 	return (rc);

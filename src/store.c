@@ -504,6 +504,15 @@ hx_store_ping(hx_store *s)
 	return exec_first(s, "SELECT 1", "ping", NULL, 0) == HX_OK ? HX_OK : HX_UNAVAILABLE;
 }
 
+hx_status
+hx_store_check(hx_store *s, char *err, size_t errsz)
+{
+	if (s == NULL) {
+		return HX_UNAVAILABLE;
+	}
+	return exec_first(s, "SELECT 1", "check", err, errsz);
+}
+
 /* ---- result cells -------------------------------------------------------- */
 
 static bool
@@ -812,13 +821,144 @@ static const char *const migration_1[] = {
 	NULL,
 };
 
+/*
+ * Version 4 (ops): what a DBA reviewing the schema asked for.
+ *  - The unique key (date, provider, gpu_type) leads with date and serves
+ *    date ranges; the separate date index only cost writes.
+ *  - CHECKs that names are stored as the server normalises them, so a
+ *    direct SQL writer cannot add "AWS " beside "aws". Normalisation is
+ *    ASCII-only (validate.c), so the CHECK uses translate() over A-Z, not
+ *    lower(), whose result depends on the database's locale for non-ASCII
+ *    letters and would refuse names the server accepts. Trimmed means no
+ *    leading or trailing space, tab, CR or LF, as validate.c trims.
+ *  - COMMENT ON for what psql's \d+ shows a newcomer.
+ */
+#define NAME_CHECK(col)                                                                    \
+	"CHECK (octet_length(" col ") BETWEEN 1 AND 64"                                   \
+	" AND " col " = btrim(" col ", E' \\t\\r\\n')"                                       \
+	" AND " col " = translate(" col ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',"                 \
+	" 'abcdefghijklmnopqrstuvwxyz'))"
+
+static const char *const migration_4[] = {
+	"DROP INDEX IF EXISTS cost_snapshots_date_idx",
+	"ALTER TABLE cost_snapshots ADD CONSTRAINT cost_snapshots_provider_normalised "
+	NAME_CHECK("provider"),
+	"ALTER TABLE cost_snapshots ADD CONSTRAINT cost_snapshots_gpu_type_normalised "
+	NAME_CHECK("gpu_type"),
+	"COMMENT ON TABLE cost_snapshots IS 'Daily GPU cost per provider and GPU type; one row "
+	"per (date, provider, gpu_type), written only by heliox-ingestd (upserts)'",
+	"COMMENT ON COLUMN cost_snapshots.date IS 'The day the cost was incurred (UTC)'",
+	"COMMENT ON COLUMN cost_snapshots.provider IS 'Cloud provider, trimmed and ASCII "
+	"lower-cased, 1-64 bytes'",
+	"COMMENT ON COLUMN cost_snapshots.gpu_type IS 'GPU model, trimmed and ASCII lower-cased, "
+	"1-64 bytes'",
+	"COMMENT ON COLUMN cost_snapshots.cost_usd IS 'Cost in US dollars, exact, > 0'",
+	"COMMENT ON COLUMN cost_snapshots.created_at IS 'When the row was first ingested'",
+	"COMMENT ON COLUMN cost_snapshots.updated_at IS 'When an ingest last changed the row'",
+	"COMMENT ON TABLE ingestion_runs IS 'Audit: one row per authenticated ingest call, ok or "
+	"not; a successful real run also holds the idempotency key (request_id)'",
+	"COMMENT ON COLUMN ingestion_runs.request_id IS 'The request id the caller sent or the "
+	"server generated; a retry with it is answered from this row'",
+	"COMMENT ON COLUMN ingestion_runs.source IS 'mock, export_json or records'",
+	"COMMENT ON COLUMN ingestion_runs.fingerprint IS 'SHA-256 of the request: the same "
+	"request_id with another request is refused'",
+	"COMMENT ON COLUMN ingestion_runs.dry_run IS 'Nothing was written'",
+	"COMMENT ON COLUMN ingestion_runs.replayed IS 'Answered from an earlier run with this "
+	"request_id; nothing was written'",
+	"COMMENT ON COLUMN ingestion_runs.code IS 'The reply''s status code (0 = OK)'",
+	"COMMENT ON COLUMN ingestion_runs.code_name IS 'The reply''s status code by name'",
+	"COMMENT ON COLUMN ingestion_runs.received IS 'Records in the request'",
+	"COMMENT ON COLUMN ingestion_runs.inserted IS 'Rows inserted'",
+	"COMMENT ON COLUMN ingestion_runs.updated IS 'Rows whose cost changed'",
+	"COMMENT ON COLUMN ingestion_runs.unchanged IS 'Rows already stored as sent'",
+	"COMMENT ON COLUMN ingestion_runs.failed IS 'Records not written (invalid, or all of a "
+	"failed request)'",
+	"COMMENT ON COLUMN ingestion_runs.duration_us IS 'Server time of the call, microseconds, "
+	"as in the reply'",
+	"COMMENT ON TABLE schema_migrations IS 'Migrations applied by heliox-ingestd "
+	"(--migrate-only or at start)'",
+	NULL,
+};
+
 static const struct migration {
 	int                version;
 	const char        *name;
 	const char *const *sql; /* one statement each, NULL-terminated */
 } migrations[] = {
 	{1, "cost_snapshots and ingestion_runs", migration_1},
+	{4, "drop the date index, normalised-name CHECKs, comments", migration_4},
 };
+
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+/* ---- connecting at start ------------------------------------------------------ */
+
+static hx_store_retry_fn retry_hook;
+
+void
+hx_store_set_retry_hook(hx_store_retry_fn fn)
+{
+	retry_hook = fn;
+}
+
+/*
+ * Only a database that is not there yet, or is starting, stopping or full,
+ * can heal by waiting. A wrong password, an SSL mismatch, an unknown role
+ * or database are retried by nobody: each retry is one more failed login
+ * in the server's log (fail2ban counts them). libpq gives no SQLSTATE for a
+ * failed connection, hence its (English) messages; anything unknown is
+ * treated as permanent, which costs an operator a restart, never a lockout.
+ */
+static bool
+connect_error_heals(const char *msg)
+{
+	static const char *const heal[] = {
+		"Connection refused",
+		"No such file or directory", /* the socket file: server not started */
+		"the database system is starting up",
+		"the database system is shutting down",
+		"the database system is in recovery mode",
+		"the database system is not yet accepting connections",
+		"timeout expired",
+		"Connection timed out",
+		"Network is unreachable",
+		"No route to host",
+		"too many clients",
+		"remaining connection slots are reserved",
+		"server closed the connection unexpectedly",
+		"Temporary failure in name resolution",
+	};
+
+	for (size_t i = 0; i < sizeof(heal) / sizeof(heal[0]); i++) {
+		if (strstr(msg, heal[i]) != NULL) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A conninfo libpq cannot parse will not parse better later. */
+static hx_status
+conninfo_syntax(const char *conninfo, char *err, size_t errsz)
+{
+	char            *perr = NULL;
+	PQconninfoOption *opts;
+
+	if (conninfo == NULL || (strchr(conninfo, '=') == NULL &&
+	                         strncmp(conninfo, "postgres://", 11) != 0 &&
+	                         strncmp(conninfo, "postgresql://", 13) != 0)) {
+		return HX_OK; /* empty (environment) or a bare database name */
+	}
+	opts = PQconninfoParse(conninfo, &perr);
+	if (opts == NULL) {
+		hx_store_err(err, errsz, "invalid connection string: %s",
+		             perr != NULL ? perr : "out of memory");
+		PQfreemem(perr);
+		return HX_FAILED_PRECONDITION;
+	}
+	PQconninfoFree(opts);
+	return HX_OK;
+}
 
 static void
 sleep_ms(uint64_t ms)
@@ -833,13 +973,20 @@ sleep_ms(uint64_t ms)
 static hx_status
 migrate_connect(hx_store *s, uint32_t wait_ms, char *err, size_t errsz)
 {
-	uint64_t deadline = hx_store_now_us() + (uint64_t) wait_ms * 1000u, now, pause_ms = 50;
+	uint64_t deadline = hx_store_now_us() + (uint64_t) wait_ms * 1000u, now, pause_ms = 100;
+	unsigned attempt = 0;
+	hx_status st = conninfo_syntax(s->conninfo, err, errsz);
 
+	if (st != HX_OK) {
+		return st;
+	}
 	for (;;) {
-		hx_status st = store_connect_bare(s, err, errsz);
-
+		st = store_connect_bare(s, err, errsz);
 		if (st != HX_UNAVAILABLE) {
 			return st;
+		}
+		if (!connect_error_heals(err != NULL ? err : "")) {
+			return HX_FAILED_PRECONDITION; /* see connect_error_heals */
 		}
 		now = hx_store_now_us();
 		if (now >= deadline) {
@@ -848,8 +995,11 @@ migrate_connect(hx_store *s, uint32_t wait_ms, char *err, size_t errsz)
 		if (pause_ms * 1000u > deadline - now) {
 			pause_ms = (deadline - now) / 1000u + 1;
 		}
+		if (retry_hook != NULL) {
+			retry_hook(err != NULL ? err : "", ++attempt, (unsigned) pause_ms);
+		}
 		sleep_ms(pause_ms);
-		pause_ms = pause_ms * 2 > 1000 ? 1000 : pause_ms * 2;
+		pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
 	}
 }
 
@@ -867,7 +1017,7 @@ migrate_apply(hx_store *s, char *err, size_t errsz)
 
 	applied = pg_sql(s, "SELECT version FROM schema_migrations", 0, NULL, "migrations", &st,
 	                 err, errsz);
-	for (m = 0; applied != NULL && st == HX_OK && m < sizeof(migrations) / sizeof(migrations[0]);
+	for (m = 0; applied != NULL && st == HX_OK && m < N_MIGRATIONS;
 	     m++) {
 		snprintf(ver, sizeof(ver), "%d", migrations[m].version);
 		for (have = false, i = 0; i < PQntuples(applied) && !have; i++) {
@@ -934,5 +1084,134 @@ hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz
 		st = migrate_tx(&s, err, errsz);
 	}
 	store_drop(&s); /* closing also rolls back a failed transaction */
+	return st;
+}
+
+/* ---- --no-migrate: the schema must be at least this binary's ------------------ */
+
+static hx_status
+schema_current(hx_store *s, char *err, size_t errsz)
+{
+	char      missing[128] = "";
+	size_t    used = 0;
+	hx_status st;
+	PGresult *r;
+
+	r = pg_sql(s, "SELECT version FROM schema_migrations", 0, NULL, "schema check", &st, err,
+	           errsz);
+	if (r == NULL && st != HX_INTERNAL) {
+		return st;
+	}
+	if (r == NULL) {
+		hx_store_err(err, errsz, "no schema_migrations table: the database has no Heliox "
+		             "schema; run heliox-ingestd --migrate-only as the owner role first");
+		return HX_FAILED_PRECONDITION;
+	}
+	for (size_t m = 0; m < N_MIGRATIONS; m++) {
+		char ver[16];
+		bool have = false;
+
+		snprintf(ver, sizeof(ver), "%d", migrations[m].version);
+		for (int i = 0; i < PQntuples(r) && !have; i++) {
+			have = strcmp(PQgetvalue(r, i, 0), ver) == 0;
+		}
+		if (!have && used < sizeof(missing)) {
+			int n = snprintf(missing + used, sizeof(missing) - used, "%s%s",
+			                 used > 0 ? ", " : "", ver);
+			used += n > 0 ? (size_t) n : 0;
+		}
+	}
+	PQclear(r);
+	if (used > 0) {
+		hx_store_err(err, errsz, "the database schema is older than this binary (missing "
+		             "migration %s); run heliox-ingestd --migrate-only as the owner role first",
+		             missing);
+		return HX_FAILED_PRECONDITION;
+	}
+	return HX_OK;
+}
+
+hx_status
+hx_store_schema_check(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz)
+{
+	hx_store  s = {.conninfo = (char *) conninfo, .conn = NULL};
+	hx_status st = migrate_connect(&s, wait_ms, err, errsz);
+
+	if (st == HX_OK) {
+		st = schema_current(&s, err, errsz);
+	}
+	store_drop(&s);
+	return st;
+}
+
+/* ---- connection poolers ------------------------------------------------------------ */
+
+static bool
+backend_pid(PGconn *c, char *pid, size_t sz)
+{
+	PGresult *r = PQexec(c, "SELECT pg_backend_pid()");
+	bool      ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+
+	if (ok) {
+		snprintf(pid, sz, "%s", PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return ok;
+}
+
+/*
+ * Each connection keeps prepared statements and a temporary table between
+ * transactions (store_write.c), so it needs a server session of its own: a
+ * pooler in transaction (or statement) mode hands the next transaction to
+ * whichever server is free, and the second call fails on a statement that
+ * "already exists". Detected thus: A learns its backend pid p between
+ * transactions; then up to PROBES other connections each open a
+ * transaction (holding a server). Under session pooling (or none) p stays
+ * A's, so none of them can get it; under transaction pooling p went back to
+ * the pool when A's statement ended, and one of them gets it (PgBouncer
+ * hands out its most recently used server first).
+ */
+#define POOL_PROBES 4
+
+hx_status
+hx_store_session_check(const char *conninfo, char *err, size_t errsz)
+{
+	hx_store  a = {.conninfo = (char *) conninfo, .conn = NULL};
+	PGconn   *b[POOL_PROBES] = {NULL};
+	char      pa[32], pb[32];
+	hx_status st = store_connect_bare(&a, err, errsz);
+	int       i;
+
+	if (st != HX_OK) {
+		return st;
+	}
+	if (!backend_pid(a.conn, pa, sizeof(pa))) {
+		store_drop(&a);
+		return HX_OK; /* cannot tell; the calls will say */
+	}
+	for (i = 0; i < POOL_PROBES && st == HX_OK; i++) {
+		PGresult *r;
+
+		b[i] = pg_connect(conninfo);
+		if (b[i] == NULL || PQstatus(b[i]) != CONNECTION_OK) {
+			break;
+		}
+		r = PQexec(b[i], "BEGIN");
+		PQclear(r);
+		if (backend_pid(b[i], pb, sizeof(pb)) && strcmp(pa, pb) == 0) {
+			hx_store_err(err, errsz,
+			             "the database connection is pooled per transaction (PgBouncer "
+			             "pool_mode=transaction or statement?): backend %s served two "
+			             "clients between one client's transactions. heliox-ingestd keeps "
+			             "prepared statements and a temporary table per connection and "
+			             "needs pool_mode=session",
+			             pa);
+			st = HX_FAILED_PRECONDITION;
+		}
+	}
+	for (i = 0; i < POOL_PROBES; i++) {
+		PQfinish(b[i]);
+	}
+	store_drop(&a);
 	return st;
 }

@@ -35,6 +35,25 @@ typedef struct hx_store hx_store;
 hx_status hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz);
 
 /*
+ * At start (migrate, schema check) only a database that can come up by
+ * itself is waited for: refused connections, "starting up", a missing
+ * socket. Authentication, SSL and conninfo syntax errors return
+ * HX_FAILED_PRECONDITION at once. The hook, when set, hears of each retry
+ * (for a log line) before its pause.
+ */
+typedef void (*hx_store_retry_fn)(const char *err, unsigned attempt, unsigned pause_ms);
+void hx_store_set_retry_hook(hx_store_retry_fn fn);
+
+/* For --no-migrate: HX_OK when every migration this binary knows is
+ * applied; HX_FAILED_PRECONDITION (reason in err) when not. Runs no DDL. */
+hx_status hx_store_schema_check(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz);
+
+/* HX_FAILED_PRECONDITION (cause in err) when connections reach the database
+ * through a pooler in transaction or statement mode, which the store cannot
+ * work with; HX_OK otherwise (or when it cannot tell). */
+hx_status hx_store_session_check(const char *conninfo, char *err, size_t errsz);
+
+/*
  * Creates a store (conninfo copied; NULL or "" = libpq's environment). Tries
  * to connect at once, but a database that is down is not an error here: each
  * call reconnects when the connection is missing or broken.
@@ -48,6 +67,11 @@ void      hx_store_close(hx_store *s);
  * HX_UNAVAILABLE. Health calls this on every request, so it must not cost a
  * round trip each time. */
 hx_status hx_store_ping(hx_store *s);
+
+/* A round trip now ("SELECT 1", reconnecting first if needed), whatever
+ * was seen before: for the database watch, which must notice a loss even
+ * while no request runs. */
+hx_status hx_store_check(hx_store *s, char *err, size_t errsz);
 
 typedef struct hx_ingest_job {
 	const char      *request_id;      /* never empty: the rpc layer generates one */

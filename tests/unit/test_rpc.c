@@ -683,7 +683,7 @@ test_key_rotation(void **state)
 static hx_rpc_outcome
 outcome_of(const uint8_t *req, size_t len)
 {
-	hx_rpc_outcome oc = {HX_RPC_AUTH_OK, HX_INTERNAL};
+	hx_rpc_outcome oc = {.auth = HX_RPC_AUTH_OK, .code = HX_INTERNAL};
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 
