@@ -2,6 +2,7 @@
 refusing to start without a good key, key files, key rotation, signals,
 logs, listeners, migrations under concurrency."""
 
+import json
 import os
 import re
 import signal
@@ -165,8 +166,12 @@ def test_sigterm_finishes_request_in_flight(pg, make):
 
 # --------------------------------------------------------------- logs --
 
-def test_logs_carry_request_ids_and_never_keys(pg, make):
-    srv = make()
+RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_logs_carry_request_ids_and_never_keys(pg, make, fmt):
+    srv = make(extra=["--log-format", fmt])
     srv.start()
     wrong = hx.new_key()
     ids = {name: hx.rid(name) for name in ("health", "ingest", "summary", "badjson", "noauth", "wrongkey")}
@@ -187,6 +192,19 @@ def test_logs_carry_request_ids_and_never_keys(pg, make):
     assert srv.key not in log
     assert wrong not in log
     assert srv.key[8:24] not in log, "a piece of the key is in the log"
+    if fmt == "json":
+        objs = [json.loads(ln) for ln in lines]  # every line parses, or the test fails here
+        for o in objs:
+            assert {"ts", "level", "msg"} <= o.keys(), o
+            assert RFC3339_UTC.match(o["ts"]), o["ts"]
+            assert o["level"] in ("debug", "info", "warn", "error"), o
+        by_id = {o.get("request_id"): o for o in objs if "code" in o}
+        ing = by_id[ids["ingest"]]
+        assert (ing["method"], ing["code"], ing["received"], ing["inserted"]) == ("ingest", "OK", 28, 28), ing
+        assert isinstance(ing["duration_us"], int) and ing["duration_us"] > 0, ing
+        assert ing["peer"].startswith("127.0.0.1:"), ing
+        assert by_id[ids["wrongkey"]]["code"] == "UNAUTHENTICATED"
+        assert by_id[ids["summary"]]["method"] == "summary" and "received" not in by_id[ids["summary"]]
 
 
 def test_log_level_info_is_quieter_than_debug(pg, make):

@@ -281,7 +281,14 @@ test_migrate_idempotent(void **state)
 	assert_q(f->q, "t",
 	         "SELECT to_regclass('cost_snapshots') IS NOT NULL "
 	         "AND to_regclass('ingestion_runs') IS NOT NULL "
-	         "AND to_regclass('cost_snapshots_date_idx') IS NOT NULL");
+	         "AND to_regclass('cost_snapshots_date_idx') IS NULL");
+	/* Migration 4: names are CHECKed as the server normalises them. */
+	assert_q(f->q, "2",
+	         "SELECT count(*) FROM pg_constraint WHERE conrelid = 'cost_snapshots'::regclass "
+	         "AND conname IN ('cost_snapshots_provider_normalised', "
+	         "'cost_snapshots_gpu_type_normalised')");
+	assert_q(f->q, "f",
+	         "SELECT obj_description('cost_snapshots'::regclass, 'pg_class') IS NULL");
 	/* The idempotency key is unique, and only over successful real runs. */
 	assert_q(f->q, "t",
 	         "SELECT indisunique AND indpred IS NOT NULL FROM pg_index "
@@ -999,7 +1006,7 @@ test_large_batch_counts_exact(void **state)
 static void
 test_large_batch_awkward_names(void **state)
 {
-	static const char *names[] = {"a\tb", "back\\slash", "\\N", "new\nline", "c\rr", "é☃"};
+	static const char *names[] = {"a\tb", "back\\slash", "\\n", "new\nline", "c\rr", "é☃"};
 	const size_t       k = sizeof(names) / sizeof(names[0]);
 	fx                *f = *state;
 	hx_record         *r = make_recs(12000, MICROS(3));
