@@ -1084,6 +1084,15 @@ hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz
 		st = migrate_tx(&s, err, errsz);
 	}
 	store_drop(&s); /* closing also rolls back a failed transaction */
+	if (st != HX_OK && err != NULL && strstr(err, "statement pooling mode") != NULL) {
+		/* PgBouncer in statement mode refuses BEGIN: no waiting fixes that. */
+		char orig[256];
+
+		snprintf(orig, sizeof(orig), "%s", err);
+		hx_store_err(err, errsz, "the connection pooler refuses transactions (PgBouncer "
+		             "pool_mode=statement); heliox-ingestd needs pool_mode=session: %s", orig);
+		st = HX_FAILED_PRECONDITION;
+	}
 	return st;
 }
 

@@ -176,3 +176,48 @@ def test_library_open_fails_without_a_bundle(tls_server):
                              env={"SSL_CERT_FILE": "/nonexistent/ca-bundle.crt"})
     assert r["error"] is not None and "no system CA bundle" in r["error"], r
     assert r["open_code"] != "OK", r
+
+
+# ---- SIGHUP: a new certificate without a restart ------------------------------------
+
+def test_sighup_reloads_the_certificate(pg, api_key, certs, tmp_path):
+    import signal
+    import time
+    d = os.path.dirname(certs["ca.pem"])
+    # a second server certificate, from the unrelated CA
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server2.key", "-out",
+             "server2.csr", "-subj", "/CN=localhost", cwd=d)
+    _openssl("x509", "-req", "-in", "server2.csr", "-CA", "other.pem", "-CAkey", "other.key",
+             "-CAcreateserial", "-days", "2", "-out", "server2.pem", "-extfile", "server.ext", cwd=d)
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    shutil.copy(certs["server.pem"], cert)
+    shutil.copy(certs["server.key"], key)
+    os.chmod(key, 0o600)
+    port = hx.free_port()
+    srv = hx.Server(pg.conninfo, keys=[api_key],
+                    listen=[f"tcp://127.0.0.1:{hx.free_port()}", f"tls+tcp://127.0.0.1:{port}"],
+                    extra=["--tls-cert", cert, "--tls-key", key])
+    srv.tls_port = port
+    try:
+        srv.start()
+        assert cli_health(srv, "--tls-ca", certs["ca.pem"], "--tls-server-name", "localhost")[0].returncode == 0
+        shutil.copy(os.path.join(d, "server2.pem"), cert)
+        shutil.copy(os.path.join(d, "server2.key"), key)
+        srv.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        p, out = cli_health(srv, "--tls-ca", certs["other.pem"], "--tls-server-name", "localhost")
+        assert p.returncode == 0, out + srv.log()[-2000:]
+        assert_no_answer(*cli_health(srv, "--tls-ca", certs["ca.pem"], "--tls-server-name", "localhost"))
+        # a broken certificate is refused, the last good one kept
+        with open(cert, "w") as f:
+            f.write("not a certificate\n")
+        srv.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert srv.proc.poll() is None
+        p, out = cli_health(srv, "--tls-ca", certs["other.pem"], "--tls-server-name", "localhost")
+        assert p.returncode == 0, out
+        log = srv.stop()
+        assert "TLS certificate and key reloaded" in log
+        assert "ERROR" in log and "keeping the old" in log, log[-2000:]
+    finally:
+        srv.cleanup()
