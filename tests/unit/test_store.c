@@ -1447,6 +1447,49 @@ test_writes_never_scan(void **state)
 	free(c);
 }
 
+/* Summaries' filters are optional, which a cached generic plan cannot use:
+ * after a run of unfiltered summaries, a one-day summary must still take
+ * the index on date, not scan the table. */
+static void
+test_summary_plans_per_call(void **state)
+{
+	fx              *f = *state;
+	hx_record       *r = make_recs(20000, MICROS(3));
+	hx_ingest_job    j = job_for("plans", r, 20000, false, 1);
+	hx_summary_query all = {.group_by = HX_GROUP_NONE};
+	hx_summary_query day = {.from_date = "2026-03-05", .to_date = "2026-03-05",
+	                        .group_by = HX_GROUP_NONE};
+	hx_summary_row  *rows = NULL;
+	size_t           n = 0;
+	long long        seq0, idx0, got = 0;
+	int              k, tries;
+	char             err[256];
+
+	assert_counts(ingest_ok(f->s, &j), 20000, 0, 0, false);
+	exec_ok(f->q, "VACUUM ANALYZE cost_snapshots");
+	hx_store_close(f->s); /* a new backend: its plan cache is empty */
+	assert_int_equal(hx_store_open(&f->s, f->conninfo), HX_OK);
+	seq0 = table_stat(f, "seq_scan", "cost_snapshots");
+	idx0 = table_stat(f, "idx_scan", "cost_snapshots");
+	for (k = 0; k < 8; k++) {
+		assert_int_equal(hx_store_summary(f->s, &all, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+		assert_int_equal(rows[0].records, 20000);
+		free(rows);
+	}
+	assert_int_equal(hx_store_summary(f->s, &day, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+	assert_int_equal(rows[0].records, 20000 / 336 + 1); /* (i % 336) == 63 */
+	free(rows);
+	hx_store_close(f->s);
+	f->s = NULL;
+	for (tries = 0; tries < 200 && got < seq0 + 8; tries++) {
+		usleep(50 * 1000);
+		got = table_stat(f, "seq_scan", "cost_snapshots");
+	}
+	assert_int_equal(got, seq0 + 8); /* the 8 unfiltered ones, not the ninth */
+	assert_true(table_stat(f, "idx_scan", "cost_snapshots") > idx0);
+	free(r);
+}
+
 int
 main(void)
 {
@@ -1480,6 +1523,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refused_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_never_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_plans_per_call, setup, teardown),
 	};
 	const char *db = getenv("HX_TEST_DB");
 	int         rc;
