@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # run.sh - heliox-bench against a throwaway Postgres and the real server.
 #
-#   bench/run.sh [--records N] [--build DIR] [--workers W] [-- BENCH-OPTIONS...]
+#   bench/run.sh [--records N] [--build DIR] [--workers W] [--ops-overhead R]
+#                [-- BENCH-OPTIONS...]
 #
 # Starts a private PostgreSQL with fsync on (scripts/pgtmp.sh), starts
 # heliox-ingestd from DIR on a free local port with a random API key, runs
 # DIR/bench/heliox-bench against both and prints its table. Everything it
 # started is stopped on the way out, whatever happens. Options after `--` go
 # to heliox-bench as they are (e.g. -- --inflight 4 --batch 2000).
+#
+# --ops-overhead R: afterwards, a second server with --metrics-listen (scraped
+# every second meanwhile) and --log-format json on the same database, and R
+# rounds alternating short runs against each; prints the medians of Health
+# calls/s and of the 28-record ingest p50 for both, and the overhead.
 #
 # HX_BENCH_WRAPPER, when set, runs heliox-bench under a tool, e.g.
 # HX_BENCH_WRAPPER="valgrind --leak-check=full --error-exitcode=9".
@@ -21,10 +27,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 records=200000
 build=$root/build
 workers=4 # the server's default, which the figures support (README)
+overhead=0
 extra=()
 
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Fails with a usage error unless option $1 has a value ($2).
@@ -37,6 +44,7 @@ while [ $# -gt 0 ]; do
 	--records) need "$@"; records=$2; shift 2 ;;
 	--build) need "$@"; build=$2; shift 2 ;;
 	--workers) need "$@"; workers=$2; shift 2 ;;
+	--ops-overhead) need "$@"; overhead=$2; shift 2 ;;
 	--) shift; extra=("$@"); break ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -58,17 +66,21 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/heliox-bench.XXXXXX")
 chmod 755 "$tmp" # the postgres user must reach its cluster inside
 spid=
+opid=
+scraper=
 
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
-		kill -TERM "$spid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$spid" 2>/dev/null || true
-		wait "$spid" 2>/dev/null || true
-	fi
+	if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null || true; fi
+	for p in $spid $opid; do
+		kill -0 "$p" 2>/dev/null || continue
+		kill -TERM "$p" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	"$root/scripts/pgtmp.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 	exit "$rc"
@@ -123,4 +135,49 @@ if [ "$rc" != 0 ]; then
 	echo "run.sh: heliox-bench failed ($rc); the server's log ends:" >&2
 	tail -n 30 "$tmp/server.log" >&2
 fi
-exit "$rc"
+if [ "$rc" != 0 ] || [ "$overhead" = 0 ]; then
+	exit "$rc"
+fi
+
+# ---- --ops-overhead: the same figures with metrics and JSON logs on ----------------
+oport=$(free_port)
+mport=$(free_port)
+"$server" --db "$conn" --listen "tcp://127.0.0.1:$oport" --workers "$workers" \
+	--data-dir "$root/data" --metrics-listen "127.0.0.1:$mport" --log-format json \
+	2>"$tmp/server-ops.log" &
+opid=$!
+wait_listening "$opid" "$oport" || { echo "run.sh: the ops server did not start" >&2; exit 1; }
+(
+	while :; do
+		/usr/bin/python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$mport/metrics').read()" 2>/dev/null
+		sleep 1
+	done
+) &
+scraper=$!
+short=(--records 2000 --skip-rowbyrow --latency-calls 400 --health-threads 16 --health-calls 1000)
+for round in $(seq "$overhead"); do
+	for which in plain ops; do
+		p=$port pid=$spid
+		if [ "$which" = ops ]; then p=$oport pid=$opid; fi
+		"$bench" --url "tcp://127.0.0.1:$p" --db "$conn" --server-pid "$pid" "${short[@]}" \
+			>"$tmp/round.out" 2>&1 || { echo "run.sh: round $round ($which) failed" >&2; exit 1; }
+		grep -E '^figure (health_calls_per_s|ingest28_p50_ms)=' "$tmp/round.out" |
+			sed "s/^figure /$which /" >>"$tmp/overhead"
+	done
+done
+median() { # SERVER FIGURE
+	grep "^$1 $2=" "$tmp/overhead" | sed 's/^[^=]*=//; s/ .*//' | sort -g |
+		awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+hp=$(median plain health_calls_per_s)
+ho=$(median ops health_calls_per_s)
+lp=$(median plain ingest28_p50_ms)
+lo=$(median ops ingest28_p50_ms)
+echo
+echo "ops overhead, medians of $overhead alternating rounds (ops: --metrics-listen scraped every 1 s, --log-format json):"
+awk -v hp="$hp" -v ho="$ho" -v lp="$lp" -v lo="$lo" 'BEGIN {
+	printf "Health calls/s          plain %8.0f    ops %8.0f    overhead %+5.1f%%\n", hp, ho, (hp - ho) / hp * 100
+	printf "ingest 28 records p50   plain %8.2f ms ops %8.2f ms overhead %+5.1f%%\n", lp, lo, (lo - lp) / lp * 100
+	printf "figure ops_health_overhead_pct=%.1f\n", (hp - ho) / hp * 100
+	printf "figure ops_ingest28_p50_overhead_pct=%.1f\n", (lo - lp) / lp * 100
+}'

@@ -1194,6 +1194,11 @@ main(int argc, char **argv)
 	case HX_CONFIG_RUN:
 		break;
 	}
+	/* SIGHUP waits for sigwait() from the start: one arriving during the
+	 * migrations must not end the process (its default action). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	hx_log_set_level(srv.conf.log_level);
 	hx_log_set_format(srv.conf.log_format);
 	hx_store_set_retry_hook(on_db_retry);
