@@ -1372,7 +1372,9 @@ tag_recs(hx_record *r, size_t n, const char *tag)
 	for (i = 0; i < n; i++) {
 		char g[HX_NAME_MAX + 1];
 
-		snprintf(g, sizeof(g), "%s-%s", tag, r[i].gpu_type);
+		if (snprintf(g, sizeof(g), "%s-%s", tag, r[i].gpu_type) >= (int) sizeof(g)) {
+			fail_msg("tag too long");
+		}
 		snprintf(r[i].gpu_type, sizeof(r[i].gpu_type), "%s", g);
 	}
 }
