@@ -1063,7 +1063,7 @@ reload_keys(struct server *srv)
 {
 	char err[256] = "";
 	hx_auth *fresh = NULL;
-	const hx_auth *old;
+	hx_auth *old = srv->auth; /* always the set rpc.auth points at */
 
 	if (hx_auth_load(&fresh, getenv("ADMIN_API_KEY"), srv->conf.api_key_file, err,
 	    sizeof(err)) != HX_OK) {
@@ -1071,10 +1071,10 @@ reload_keys(struct server *srv)
 		    hx_auth_count(srv->auth), err[0] != '\0' ? err : "unknown reason");
 		return;
 	}
-	old = atomic_exchange(&srv->rpc.auth, (const hx_auth *)fresh);
+	atomic_store(&srv->rpc.auth, (const hx_auth *)fresh);
 	srv->auth = fresh;
 	if (reload_wait(srv)) {
-		hx_auth_free((hx_auth *)(uintptr_t)old);
+		hx_auth_free(old);
 	} else {
 		hx_warn("-", "SIGHUP: a request still runs after %u ms; the old key set stays in "
 		    "memory", RELOAD_WAIT_MS);
@@ -1153,10 +1153,9 @@ static int
 check_config(struct server *srv)
 {
 	char err[512] = "";
-	int rc;
 	hx_status st;
 
-	if ((rc = server_configure(srv)) != EXIT_CLEAN || (rc = setup_tls(srv)) != EXIT_CLEAN) {
+	if (server_configure(srv) != EXIT_CLEAN || setup_tls(srv) != EXIT_CLEAN) {
 		return (EXIT_CONFIG);
 	}
 	st = hx_store_schema_check(srv->conf.conninfo, 0, err, sizeof(err));
@@ -1168,7 +1167,7 @@ check_config(struct server *srv)
 	} else {
 		hx_info("-", "database reachable, schema current");
 	}
-	if ((st = hx_store_session_check(srv->conf.conninfo, err, sizeof(err))) != HX_OK) {
+	if (hx_store_session_check(srv->conf.conninfo, err, sizeof(err)) != HX_OK) {
 		hx_error("-", "database: %s", err);
 		return (EXIT_CONFIG);
 	}

@@ -218,15 +218,19 @@ static void
 render_process(buf *b)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	unsigned long long size = 0, rss = 0;
+	unsigned long long rss = 0;
 	FILE *f = fopen("/proc/self/statm", "r");
 	DIR *d;
 	struct dirent *e;
 	long fds = 0;
 
+	char line[128], *end = NULL;
+
 	if (f != NULL) {
-		if (fscanf(f, "%llu %llu", &size, &rss) != 2) {
-			rss = 0;
+		/* statm: size resident shared ... in pages */
+		if (fgets(line, sizeof(line), f) != NULL) {
+			(void)strtoull(line, &end, 10); /* size: not wanted */
+			rss = end != NULL && end != line ? strtoull(end, NULL, 10) : 0;
 		}
 		fclose(f);
 	}
