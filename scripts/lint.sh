@@ -39,7 +39,7 @@ failed=()
 
 echo "==> clang-tidy" >&2
 if ! "$tidy" -clang-tidy-binary "$clang_tidy" -p "$build" -j "$jobs" -quiet \
-	"^$root/(src|clients)/[^/]*\.c\$"; then
+	"^$root/(src|clients)/.*\.c\$"; then
 	failed+=(clang-tidy)
 fi
 
