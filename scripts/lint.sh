@@ -44,13 +44,13 @@ failed=()
 # Every C file in the repository, generated code aside (it lives in the build
 # tree). Names a file per finding; --dry-run changes nothing.
 echo "==> clang-format" >&2
-mapfile -t sources < <(git -C "$root" ls-files -- '*.c' '*.h' | sed "s|^|$root/|")
+mapfile -t sources < <(git -C "$root" ls-files -- '*.c' '*.h')
 if [ ${#sources[@]} -eq 0 ]; then
 	echo "lint.sh: no C files found (not a git checkout?)" >&2
 	exit 2
 fi
 fmt_rc=0
-fmt_out=$("$format" --style=file --dry-run -Werror "${sources[@]}" 2>&1) || fmt_rc=$?
+fmt_out=$(cd "$root" && "$format" --style=file --dry-run -Werror "${sources[@]}" 2>&1) || fmt_rc=$?
 if [ "$fmt_rc" -ne 0 ]; then
 	# One line per file, not one per misformatted line.
 	summary=$(printf '%s\n' "$fmt_out" | sed -n 's/^\([^ :]*\):[0-9]*:[0-9]*: error: .*clang-format-violations.*/\1/p' |
