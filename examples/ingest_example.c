@@ -33,15 +33,16 @@ run(hx_client *c)
 		{ "2026-03-01", "GCP", "H100", "2210.05" },
 		{ "2026-03-02", "AWS", "A100", "1190.10" },
 	};
-	hx_summary_query q = { .group_by = HX_GROUP_PROVIDER, .from_date = "2026-03-01",
-		.to_date = "2026-03-31" };
-	hx_reply r = { 0 };
+	hx_summary_query q = { .group_by = HX_GROUP_PROVIDER,
+		               .from_date = "2026-03-01",
+		               .to_date = "2026-03-31" };
+	hx_reply         r = { 0 };
 
 	if (hx_client_health(c, NULL, &r) != HX_OK) {
 		return (failed("health", &r));
 	}
 	printf("health: serving=%d database_ok=%d version=%s\n", r.health.serving,
-	    r.health.database_ok, r.health.version);
+	       r.health.database_ok, r.health.version);
 	hx_reply_free(&r);
 
 	if (hx_client_ingest_records(c, recs, sizeof(recs) / sizeof(recs[0]), NULL, &r) != HX_OK) {
@@ -49,7 +50,7 @@ run(hx_client *c)
 	}
 	printf("ingest: received=%" PRIu32 " inserted=%" PRIu32 " updated=%" PRIu32
 	       " unchanged=%" PRIu32 "\n",
-	    r.ingest.received, r.ingest.inserted, r.ingest.updated, r.ingest.unchanged);
+	       r.ingest.received, r.ingest.inserted, r.ingest.updated, r.ingest.unchanged);
 	hx_reply_free(&r);
 
 	if (hx_client_summary(c, &q, NULL, &r) != HX_OK) {
@@ -58,7 +59,7 @@ run(hx_client *c)
 	printf("summary by %s:\n", hx_group_by_name(q.group_by));
 	for (size_t i = 0; i < r.n_rows; i++) {
 		printf("  %-8s records=%" PRIu64 " total_usd=%s\n", r.rows[i].provider,
-		    r.rows[i].records, r.rows[i].total_usd);
+		       r.rows[i].records, r.rows[i].total_usd);
 	}
 	hx_reply_free(&r);
 	return (0);
@@ -67,12 +68,12 @@ run(hx_client *c)
 int
 main(int argc, char **argv)
 {
-	const char *url = argc > 1 ? argv[1] : getenv("HELIOX_URL");
+	const char    *url = argc > 1 ? argv[1] : getenv("HELIOX_URL");
 	hx_client_opts opts = { .api_key = getenv("ADMIN_API_KEY") };
-	hx_client *c;
-	char err[256];
-	hx_status st;
-	int rc;
+	hx_client     *c;
+	char           err[256];
+	hx_status      st;
+	int            rc;
 
 	if (url == NULL || *url == '\0') {
 		url = HX_CLIENT_DEFAULT_URL;

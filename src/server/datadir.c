@@ -27,12 +27,12 @@
 static int
 beside_program(char *out, size_t outsz)
 {
-	char exe[PATH_MAX];
-	char *slash;
+	char    exe[PATH_MAX];
+	char   *slash;
 	ssize_t n;
 
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0 || (size_t)n >= sizeof(exe) - 1) {
+	if (n <= 0 || (size_t) n >= sizeof(exe) - 1) {
 		return (-1);
 	}
 	exe[n] = '\0';
@@ -40,7 +40,7 @@ beside_program(char *out, size_t outsz)
 		return (-1);
 	}
 	*slash = '\0';
-	if ((size_t)snprintf(out, outsz, "%s/%s", exe, HX_DATA_DIR_FROM_BIN) >= outsz) {
+	if ((size_t) snprintf(out, outsz, "%s/%s", exe, HX_DATA_DIR_FROM_BIN) >= outsz) {
 		return (-1);
 	}
 	return (0);
@@ -49,10 +49,10 @@ beside_program(char *out, size_t outsz)
 const char *
 hx_default_data_dir(void)
 {
-	static char dir[PATH_MAX];
+	static char        dir[PATH_MAX];
 	static const char *found;
-	char path[PATH_MAX];
-	struct stat st;
+	char               path[PATH_MAX];
+	struct stat        st;
 
 	if (found == NULL) {
 		found = HX_DEFAULT_DATA_DIR;
