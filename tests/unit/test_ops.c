@@ -16,7 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
-#include "service/metrics.h"
+#include "metrics.h"
 
 /* Runs fn with stderr redirected to a temporary file; returns what it wrote. */
 static char *

@@ -49,8 +49,8 @@
 #include "heliox/heliox.h"
 #include "log.h"
 #include "rpc.h"
-#include "service/metrics.h"
-#include "service/metrics_http.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "store.h"
 
 #define MOCK_FILE        "mock_cost_export.json"
