@@ -306,6 +306,7 @@ rec(const char *date, const char *provider, const char *gpu, const char *cost)
 {
 	hx_raw_record r;
 
+	memset(&r, 0, sizeof(r)); /* gpu_hours: missing, i.e. unknown */
 	r.date = str(date);
 	r.provider = str(provider);
 	r.gpu_type = str(gpu);
