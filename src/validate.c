@@ -660,6 +660,24 @@ hx_record_in_window(const hx_batch *b, const hx_record *r)
 }
 
 hx_status
+hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_path,
+                    hx_violations *viol)
+{
+	const hx_replace_window *w = hx_batch_window(b, r->provider);
+	char                     path[HX_FIELD_MAX];
+
+	if (hx_record_in_window(b, r)) {
+		return HX_OK;
+	}
+	snprintf(path, sizeof(path), "%s.date", record_path);
+	if (hx_violations_add(viol, path, "is outside the replace window for %s (%s .. %s)",
+	                      w->provider, w->from_date, w->to_date) != HX_OK) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	return HX_INVALID_ARGUMENT;
+}
+
+hx_status
 hx_batch_check_windows(const hx_batch *b, const char *array_name, hx_violations *viol,
                        size_t *bad)
 {
@@ -668,17 +686,12 @@ hx_batch_check_windows(const hx_batch *b, const char *array_name, hx_violations 
 	hx_status st = HX_OK;
 
 	for (i = 0; i < b->len && st == HX_OK && b->n_windows > 0; i++) {
-		const hx_replace_window *w;
-
-		if (hx_record_in_window(b, &b->recs[i])) {
-			continue;
+		snprintf(path, sizeof(path), "%s[%zu]", array_name, b->src[i]);
+		st = hx_window_violation(b, &b->recs[i], path, viol);
+		if (st == HX_INVALID_ARGUMENT) {
+			n++;
+			st = HX_OK;
 		}
-		w = hx_batch_window(b, b->recs[i].provider);
-		n++;
-		snprintf(path, sizeof(path), "%s[%zu].date", array_name, b->src[i]);
-		st = hx_violations_add(viol, path,
-		                       "is outside the replace window for %s (%s .. %s)",
-		                       w->provider, w->from_date, w->to_date);
 	}
 	if (bad != NULL) {
 		*bad = n;

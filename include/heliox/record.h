@@ -207,8 +207,14 @@ const hx_replace_window *hx_batch_window(const hx_batch *b, const char *provider
 hx_status hx_batch_check_windows(const hx_batch *b, const char *array_name,
                                  hx_violations *viol, size_t *bad);
 
-/* The record r's place relative to b's windows: true when it may be sent. */
+/* Whether r lies inside its provider's window (or its provider has none). */
 bool hx_record_in_window(const hx_batch *b, const hx_record *r);
+
+/* Adds "<record_path>.date" "is outside the replace window for aws
+ * (2024-09-01 .. 2024-09-30)" when r lies outside its provider's window and
+ * returns HX_INVALID_ARGUMENT; HX_OK when inside; HX_RESOURCE_EXHAUSTED. */
+hx_status hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_path,
+                              hx_violations *viol);
 
 #ifdef __cplusplus
 }
