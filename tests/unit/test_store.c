@@ -1339,6 +1339,8 @@ test_ping_trusts_recent_answers(void **state)
 	free(now);
 }
 
+static hx_replace_window window(const char *provider, const char *from, const char *to);
+
 /* ---- plans that do not depend on statistics ------------------------------------ */
 
 /* The stats of one table, read fresh (not from this session's snapshot). */
@@ -1423,6 +1425,23 @@ test_writes_never_scan(void **state)
 	j = job_for("scan-a", a, 10000, false, 3); /* a replay */
 	n = ingest_ok(s2, &j);
 	assert_counts(n, 10000, 0, 0, true);
+	/* v2: replace windows, dry (arrays) and real (COPY); the window deletes
+	 * the other batches' rows of prov-0, through the unique index too */
+	{
+		hx_replace_window w = window("prov-0", "2026-01-01", "2026-12-31");
+
+		j = job_for("scan-c-win-dry", c, 2000, true, 8);
+		j.windows = &w;
+		j.n_windows = 1;
+		n = ingest_ok(f->s, &j);
+		assert_true(n.deleted > 0);
+		j = job_for("scan-b-win", b, 10000, false, 9);
+		j.windows = &w;
+		j.n_windows = 1;
+		n = ingest_ok(s2, &j);
+		assert_counts(n, 0, 0, 10000, false);
+		assert_true(n.deleted > 0);
+	}
 
 	/* A backend flushes its counters when it exits. */
 	hx_store_close(s2);
