@@ -189,6 +189,8 @@ teardown(void **state)
 	return 0;
 }
 
+static hx_replace_window window(const char *provider, const char *from, const char *to);
+
 /* n records with distinct keys; cost of record i = base + i cents. */
 static hx_record *
 make_recs(size_t n, hx_micros base)
@@ -1150,6 +1152,24 @@ test_without_temp_privilege(void **state)
 	j = job_for("no-temp-2", r, 12000, false, 2);
 	c = ingest_ok(s, &j);
 	assert_counts(c, 0, 0, 12000, false);
+	/* v2: this role has no DELETE either. Requests without windows never
+	 * needed it (above); one with windows fails whole, writing nothing. */
+	{
+		hx_replace_window w = window("prov-0", "2026-01-01", "2026-12-31");
+		char              err[512] = "";
+		char             *rows0 = q1(f->q, "%s", ALL_ROWS), *rows1;
+
+		j = job_for("no-delete", r + 1, 100, false, 3);
+		j.windows = &w;
+		j.n_windows = 1;
+		assert_int_equal(hx_store_ingest(s, &j, &c, err, sizeof(err)), HX_INTERNAL);
+		assert_non_null(strstr(err, "permission denied"));
+		rows1 = q1(f->q, "%s", ALL_ROWS);
+		assert_string_equal(rows0, rows1);
+		assert_q(f->q, "0", "SELECT count(*) FROM ingestion_runs WHERE request_id = 'no-delete'");
+		free(rows0);
+		free(rows1);
+	}
 	hx_store_close(s);
 	snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", role, role);
 	exec_ok(f->q, sql);
@@ -1338,8 +1358,6 @@ test_ping_trusts_recent_answers(void **state)
 	free(pids);
 	free(now);
 }
-
-static hx_replace_window window(const char *provider, const char *from, const char *to);
 
 /* ---- plans that do not depend on statistics ------------------------------------ */
 
