@@ -730,9 +730,11 @@ begin(const hx_client *c, hx_reply *out)
 }
 
 static hx_status
-call_ingest(hx_client *c, Heliox__Ingest__V1__IngestRequest *ing, const hx_ingest_opts *o,
-            hx_reply *out)
+call_ingest(hx_client *c, const Heliox__Ingest__V1__IngestRequest *source,
+            const hx_ingest_opts *o, hx_reply *out)
 {
+	/* A copy: the windows and provenance below live only for this call. */
+	Heliox__Ingest__V1__IngestRequest     ing = *source;
 	rpc_request                           req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
 	Heliox__Ingest__V1__Provenance        prov = HELIOX__INGEST__V1__PROVENANCE__INIT;
 	Heliox__Ingest__V1__ReplaceWindow    *win = NULL, **ptrs = NULL;
@@ -740,8 +742,8 @@ call_ingest(hx_client *c, Heliox__Ingest__V1__IngestRequest *ing, const hx_inges
 	size_t                                i;
 	hx_status                             st;
 
-	ing->dry_run = o != NULL && o->dry_run;
-	ing->skip_invalid = o != NULL && o->skip_invalid;
+	ing.dry_run = o != NULL && o->dry_run;
+	ing.skip_invalid = o != NULL && o->skip_invalid;
 	if (n > 0 && ((win = calloc(n, sizeof(*win))) == NULL ||
 	              (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__ReplaceWindow *))) == NULL)) {
 		free(win);
@@ -754,16 +756,16 @@ call_ingest(hx_client *c, Heliox__Ingest__V1__IngestRequest *ing, const hx_inges
 		win[i].to_date = wire_str(o->replace[i].to_date);
 		ptrs[i] = &win[i];
 	}
-	ing->n_replace = n;
-	ing->replace = ptrs;
+	ing.n_replace = n;
+	ing.replace = ptrs;
 	if (o != NULL && o->provenance != NULL) {
 		prov.format = wire_str(o->provenance->format);
 		prov.name = wire_str(o->provenance->name);
 		prov.mapping_version = wire_str(o->provenance->mapping_version);
-		ing->provenance = &prov;
+		ing.provenance = &prov;
 	}
 	req.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST;
-	req.ingest = ing;
+	req.ingest = &ing;
 	st = call(c, &req, o != NULL ? &o->call : NULL, out);
 	free(ptrs);
 	free(win);
