@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heliox/api.h"
 #include "heliox/heliox.h"
 #include "heliox/money.h"
 
@@ -86,13 +87,13 @@ typedef struct hx_violations {
 } hx_violations;
 
 /* limit 0 means HX_VIOLATIONS_DEFAULT_LIMIT. */
-void hx_violations_init(hx_violations *v, size_t limit);
-void hx_violations_free(hx_violations *v);
-void hx_violations_clear(hx_violations *v);
+HX_API void hx_violations_init(hx_violations *v, size_t limit);
+HX_API void hx_violations_free(hx_violations *v);
+HX_API void hx_violations_clear(hx_violations *v);
 /* Records one violation (counted always, kept while under the limit). Field
  * and description are truncated to fit. Returns HX_OK or HX_RESOURCE_EXHAUSTED
  * when memory runs out. */
-hx_status hx_violations_add(hx_violations *v, const char *field, const char *fmt, ...)
+HX_API hx_status hx_violations_add(hx_violations *v, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- field checks (pure, exposed for tests and the streaming client) ---- */
@@ -104,13 +105,13 @@ hx_status hx_violations_add(hx_violations *v, const char *field, const char *fmt
  * "contains a control character", "is not valid UTF-8", "must be a string",
  * "is required", "must be greater than 0", ...).
  */
-const char *hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1]);
-const char *hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1]);
-const char *hx_check_cost(const hx_raw_value *v, hx_micros *out);
+HX_API const char *hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1]);
+HX_API const char *hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1]);
+HX_API const char *hx_check_cost(const hx_raw_value *v, hx_micros *out);
 /* gpu_hours: missing, null or blank text is unknown (*known = false);
  * otherwise a number or decimal string >= 0, < 10^12, at most 6 fractional
  * digits. */
-const char *hx_check_gpu_hours(const hx_raw_value *v, hx_micros *out, bool *known);
+HX_API const char *hx_check_gpu_hours(const hx_raw_value *v, hx_micros *out, bool *known);
 
 /* ---- request-level fields (v2) ------------------------------------------------ */
 
@@ -136,10 +137,10 @@ typedef struct hx_provenance {
 
 /* A provenance field: trimmed, valid UTF-8, no control characters, at most
  * `max` bytes; missing, null or blank is "". */
-const char *hx_check_prov_text(const hx_raw_value *v, size_t max, char *out);
+HX_API const char *hx_check_prov_text(const hx_raw_value *v, size_t max, char *out);
 
 /* Days from 0001-01-01 of a valid YYYY-MM-DD (hx_check_date's output). */
-int64_t hx_date_days(const char *date);
+HX_API int64_t hx_date_days(const char *date);
 
 /* ---- the batch -------------------------------------------------------- */
 
@@ -164,10 +165,10 @@ typedef struct hx_batch {
 	hx_provenance     prov;
 } hx_batch;
 
-void hx_batch_init(hx_batch *b);
-void hx_batch_free(hx_batch *b);
+HX_API void hx_batch_init(hx_batch *b);
+HX_API void hx_batch_free(hx_batch *b);
 /* Forgets the records but keeps the memory, for reuse. */
-void hx_batch_reset(hx_batch *b);
+HX_API void hx_batch_reset(hx_batch *b);
 
 /*
  * Validates and normalises `raw`, the record at position `index` of the array
@@ -178,7 +179,7 @@ void hx_batch_reset(hx_batch *b);
  * when it was not (violations added, nothing appended), HX_RESOURCE_EXHAUSTED
  * when memory ran out. b->received counts every call.
  */
-hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name,
+HX_API hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name,
                        size_t index, hx_violations *viol);
 
 /*
@@ -189,12 +190,12 @@ hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_
  * most HX_REPLACE_MAX windows (violation "replace"). Same returns as
  * hx_batch_add; b->windows_received counts every call.
  */
-hx_status hx_batch_add_window(hx_batch *b, const hx_raw_value *provider,
+HX_API hx_status hx_batch_add_window(hx_batch *b, const hx_raw_value *provider,
                               const hx_raw_value *from_date, const hx_raw_value *to_date,
                               size_t index, hx_violations *viol);
 
 /* The window of `provider`, or NULL. */
-const hx_replace_window *hx_batch_window(const hx_batch *b, const char *provider);
+HX_API const hx_replace_window *hx_batch_window(const hx_batch *b, const char *provider);
 
 /*
  * Every record of a provider that has a window must lie inside it: adds
@@ -204,16 +205,16 @@ const hx_replace_window *hx_batch_window(const hx_batch *b, const char *provider
  * HX_INVALID_ARGUMENT or HX_RESOURCE_EXHAUSTED. `bad`, when not NULL, gets
  * the number of records outside.
  */
-hx_status hx_batch_check_windows(const hx_batch *b, const char *array_name,
+HX_API hx_status hx_batch_check_windows(const hx_batch *b, const char *array_name,
                                  hx_violations *viol, size_t *bad);
 
 /* Whether r lies inside its provider's window (or its provider has none). */
-bool hx_record_in_window(const hx_batch *b, const hx_record *r);
+HX_API bool hx_record_in_window(const hx_batch *b, const hx_record *r);
 
 /* Adds "<record_path>.date" "is outside the replace window for aws
  * (2024-09-01 .. 2024-09-30)" when r lies outside its provider's window and
  * returns HX_INVALID_ARGUMENT; HX_OK when inside; HX_RESOURCE_EXHAUSTED. */
-hx_status hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_path,
+HX_API hx_status hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_path,
                               hx_violations *viol);
 
 #ifdef __cplusplus
