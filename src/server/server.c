@@ -454,6 +454,7 @@ worker_count(struct worker *w, const hx_rpc_outcome *oc, bool answered)
 		ev.records[HX_OUTCOME_UPDATED] = oc->updated;
 		ev.records[HX_OUTCOME_UNCHANGED] = oc->unchanged;
 		ev.records[HX_OUTCOME_FAILED] = oc->failed;
+		ev.records[HX_OUTCOME_DELETED] = oc->deleted;
 		hx_metrics_record(w->slot, &ev);
 	}
 	atomic_fetch_add_explicit(&w->slot->served, 1, memory_order_seq_cst);

@@ -280,6 +280,7 @@ hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f,
 			hx_jkey_num(&fb, "updated", f->updated);
 			hx_jkey_num(&fb, "unchanged", f->unchanged);
 			hx_jkey_num(&fb, "failed", f->failed);
+			hx_jkey_num(&fb, "deleted", f->deleted);
 		}
 		if (f->has_duration)
 			hx_jkey_num(&fb, "duration_us", f->duration_us);

@@ -430,6 +430,8 @@ hx_summary_result(hx_call *c, hx_summary_row *rows, size_t n)
 		msgs[i].avg_usd = rows[i].avg_usd;
 		msgs[i].min_usd = rows[i].min_usd;
 		msgs[i].max_usd = rows[i].max_usd;
+		msgs[i].gpu_hours = rows[i].gpu_hours;
+		msgs[i].usd_per_gpu_hour = rows[i].usd_per_gpu_hour;
 		ptrs[i] = &msgs[i];
 	}
 	heliox__ingest__v1__summary_result__init(&c->summary);
@@ -522,6 +524,7 @@ hx_log_call(const hx_call *c, uint64_t us)
 		f.updated = c->ingest.updated;
 		f.unchanged = c->ingest.unchanged;
 		f.failed = c->ingest.failed;
+		f.deleted = c->ingest.deleted;
 	}
 	if (c->code == HX_OK)
 		hx_log_fields_line(HX_LOG_INFO, c->rid, &f, "%s peer=%s code=OK%s%s duration_us=%" PRIu64,
@@ -547,6 +550,7 @@ hx_call_outcome(const hx_call *c, uint64_t us, hx_rpc_outcome *o)
 	o->updated = c->ingest.updated;
 	o->unchanged = c->ingest.unchanged;
 	o->failed = c->ingest.failed;
+	o->deleted = c->ingest.deleted;
 }
 
 /* Packs the reply into a malloc'd buffer. Should the violation list not

@@ -98,12 +98,13 @@ def test_metrics_agree_with_replies_and_audit_and_promtool_accepts_them(clean, m
     assert p.returncode == 0, f"promtool: {p.stdout}{p.stderr}\n{text}"
     s = samples(text)
     # the audit table and the metrics count the same records
-    audit = pg.psql("SELECT sum(inserted), sum(updated), sum(unchanged), sum(failed) FROM ingestion_runs "
-                    "WHERE NOT dry_run AND NOT replayed")[0]
+    audit = pg.psql("SELECT sum(inserted), sum(updated), sum(unchanged), sum(failed), sum(deleted) "
+                    "FROM ingestion_runs WHERE NOT dry_run AND NOT replayed")[0]
     assert [int(x) for x in audit] == [s['heliox_ingest_records_total{outcome="inserted"}'],
                                        s['heliox_ingest_records_total{outcome="updated"}'],
                                        s['heliox_ingest_records_total{outcome="unchanged"}'],
-                                       s['heliox_ingest_records_total{outcome="failed"}']]
+                                       s['heliox_ingest_records_total{outcome="failed"}'],
+                                       s['heliox_ingest_records_total{outcome="deleted"}']]
     assert s['heliox_ingest_records_total{outcome="inserted"}'] == sent
     assert s['heliox_ingest_records_total{outcome="unchanged"}'] == 10
     assert s['heliox_rpc_requests_total{method="ingest",code="OK"}'] == 8

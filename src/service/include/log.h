@@ -31,7 +31,7 @@ typedef struct hx_log_fields {
 	const char *peer;
 	const char *code;
 	bool        has_counts;
-	unsigned    received, inserted, updated, unchanged, failed;
+	unsigned    received, inserted, updated, unchanged, failed, deleted;
 	bool        has_duration;
 	unsigned long long duration_us;
 } hx_log_fields;

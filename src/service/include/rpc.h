@@ -47,7 +47,7 @@ typedef struct hx_rpc_outcome {
 	const char *method;      /* "ingest", "health", "summary" or "-" (static text) */
 	uint64_t    duration_us;  /* as logged, and as the ingest reply says */
 	bool        has_counts;   /* an ingest that ran: not dry, not replayed */
-	uint32_t    inserted, updated, unchanged, failed;
+	uint32_t    inserted, updated, unchanged, failed, deleted;
 } hx_rpc_outcome;
 
 /*
