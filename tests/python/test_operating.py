@@ -91,6 +91,12 @@ def test_metrics_agree_with_replies_and_audit_and_promtool_accepts_them(clean, m
     hx.assert_code(msrv.call(key=hx.new_key(), health=pb.HealthRequest()), "UNAUTHENTICATED")
     hx.assert_code(msrv.call(summary=pb.SummaryRequest()), "OK")
     hx.assert_code(msrv.call(ingest=hx.ingest_json(b"{")), "INVALID_ARGUMENT")
+    # a replace window over m4's first day, sending one of its four records: 3 deleted
+    day = D0.isoformat()
+    resp = msrv.call(ingest=hx.ingest_records([(day, "m4", "g0", "3.5")],
+                                              replace=[pb.ReplaceWindow(provider="m4", from_date=day, to_date=day)]))
+    hx.assert_code(resp, "OK")
+    assert (resp.ingest.unchanged, resp.ingest.deleted) == (1, 3), hx.describe(resp)
 
     status, text, _ = http_get(msrv.metrics_port, "/metrics")
     assert status == 200
@@ -106,19 +112,20 @@ def test_metrics_agree_with_replies_and_audit_and_promtool_accepts_them(clean, m
                                        s['heliox_ingest_records_total{outcome="failed"}'],
                                        s['heliox_ingest_records_total{outcome="deleted"}']]
     assert s['heliox_ingest_records_total{outcome="inserted"}'] == sent
-    assert s['heliox_ingest_records_total{outcome="unchanged"}'] == 10
-    assert s['heliox_rpc_requests_total{method="ingest",code="OK"}'] == 8
+    assert s['heliox_ingest_records_total{outcome="unchanged"}'] == 11
+    assert s['heliox_ingest_records_total{outcome="deleted"}'] == 3
+    assert s['heliox_rpc_requests_total{method="ingest",code="OK"}'] == 9
     assert s['heliox_rpc_requests_total{method="ingest",code="INVALID_ARGUMENT"}'] == 1
     assert s['heliox_rpc_requests_total{method="health",code="UNAUTHENTICATED"}'] == 2
     assert s['heliox_rpc_requests_total{method="summary",code="OK"}'] == 1
     assert s["heliox_auth_failures_total"] == 2
     ingest_rows = int(pg.scalar("SELECT count(*) FROM ingestion_runs"))
-    assert ingest_rows == 9  # 8 OK + 1 INVALID_ARGUMENT, as the metrics say
+    assert ingest_rows == 10  # 9 OK + 1 INVALID_ARGUMENT, as the metrics say
     # histogram: cumulative buckets, +Inf == _count == requests of the method
     b = [(k, v) for k, v in s.items() if k.startswith('heliox_rpc_duration_seconds_bucket{method="ingest"')]
     assert [v for _, v in b] == sorted(v for _, v in b)
-    assert s['heliox_rpc_duration_seconds_bucket{method="ingest",le="+Inf"}'] == 9
-    assert s['heliox_rpc_duration_seconds_count{method="ingest"}'] == 9
+    assert s['heliox_rpc_duration_seconds_bucket{method="ingest",le="+Inf"}'] == 10
+    assert s['heliox_rpc_duration_seconds_count{method="ingest"}'] == 10
     assert s['heliox_rpc_duration_seconds_sum{method="ingest"}'] > 0
     assert s["heliox_db_up"] == 1 and s['heliox_build_info{version="0.1.0"}'] == 1
     assert s["heliox_inflight_requests"] == 0
