@@ -541,7 +541,11 @@ hx_store_check(hx_store *s, char *err, size_t errsz)
 	if (s == NULL) {
 		return HX_UNAVAILABLE;
 	}
-	return exec_first(s, "SELECT 1", "check", err, errsz);
+	/* Also bounds this session's statements: a database that accepts the
+	 * connection but never answers must not hold the watch (or the
+	 * shutdown that joins it) for longer than a second. */
+	return exec_first(s, "SELECT set_config('statement_timeout', '1000', false)", "check",
+	                  err, errsz);
 }
 
 /* ---- result cells -------------------------------------------------------- */
