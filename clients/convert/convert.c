@@ -151,6 +151,7 @@ struct hx_convert {
 	uint64_t          line;              /* physical line being fed */
 	uint64_t          row_line;          /* line the current row started on */
 	bool              at_row_start, row_ended_here, line_blank, mid_line;
+	bool              skip_line; /* after a CSV error: the rest of the line is not read */
 	uint64_t          row_bytes;
 	uint64_t          file_rows;
 	size_t            bom_seen;          /* bytes of a leading BOM matched so far */
@@ -1144,6 +1145,7 @@ hx_convert_begin(hx_convert *c, const char *name)
 	c->row_ended_here = false;
 	c->line_blank = true;
 	c->mid_line = false;
+	c->skip_line = false;
 	c->file_rows = 0;
 	c->bom_seen = 0;
 	c->any_byte = false;
@@ -1157,6 +1159,14 @@ hx_convert_begin(hx_convert *c, const char *name)
 static void
 feed_line(hx_convert *c, const char *s, size_t n, bool complete)
 {
+	if (c->skip_line) {
+		if (complete) {
+			c->skip_line = false;
+			c->line++;
+			c->mid_line = false;
+		}
+		return;
+	}
 	if (!c->mid_line) {
 		if (c->at_row_start) {
 			c->row_line = c->line;
@@ -1179,10 +1189,11 @@ feed_line(hx_convert *c, const char *s, size_t n, bool complete)
 		}
 		/* Start over on the next line, to find the problems after this one. */
 		csv_restart(c);
-		c->mid_line = !complete;
 		if (complete) {
 			c->line++;
 			c->mid_line = false;
+		} else {
+			c->skip_line = true;
 		}
 		return;
 	}
@@ -1303,11 +1314,15 @@ hx_convert_add_file(hx_convert *c, const char *path, const char *name)
 				            c->report.lines_read);
 			}
 		}
-		if (got < 0 || !gzeof(gz)) {
-			int         err;
+		{
+			int         err = Z_OK;
 			const char *msg = gzerror(gz, &err);
+			if (got >= 0 && err == Z_OK && gzeof(gz)) {
+				msg = NULL;
+			}
+			if (msg != NULL)
 			violation(c, c->line, 0, "the gzip stream is broken (%s): the file is truncated or "
-			          "corrupt", msg != NULL && *msg ? msg : "read error");
+			          "corrupt", *msg ? msg : "read error");
 		}
 		c->file_bytes = c->file_total;
 		gzclose(gz);
