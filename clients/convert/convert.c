@@ -14,6 +14,8 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +120,7 @@ struct hx_convert {
 	hx_violations         *viol;
 	size_t                 viol_at_start;
 	hx_convert_progress_fn progress;
+	int                    n_threads; /* 1 or 2: see par_read() */
 	void                  *progress_arg;
 
 	/* export-wide */
@@ -1265,6 +1268,219 @@ hx_convert_end(hx_convert *c)
 	return c->oom ? HX_RESOURCE_EXHAUSTED : HX_OK;
 }
 
+
+/* ---- two cores on one plain file ---------------------------------------------------- */
+
+/*
+ * A plain file of PAR_MIN bytes or more is read by two threads: this one
+ * takes [0, split), a second converter takes the header plus [split, end),
+ * where split follows a '\n' near the middle. A '\n' there may be inside a
+ * quoted field; that is known only when this thread reaches split: if its
+ * parser is not at a row start then, or the second half found any problem
+ * (its line numbers are relative), the second half's result is dropped and
+ * this thread reads on past split itself. So the answer never depends on the
+ * split, only the time does.
+ */
+#define PAR_MIN (32u << 20)
+
+struct par_job {
+	hx_convert   *w;
+	hx_violations viol;
+	int           fd;
+	uint64_t      from, to;
+	const char   *header;
+	size_t        header_len;
+	_Atomic uint64_t done; /* bytes of the range read so far */
+	bool          ok;
+};
+
+static bool
+feed_range(hx_convert *c, int fd, uint64_t from, uint64_t to, char *buf, _Atomic uint64_t *done)
+{
+	while (from < to && !c->oom) {
+		size_t  want = to - from < READ_CHUNK ? (size_t) (to - from) : READ_CHUNK;
+		ssize_t got = pread(fd, buf, want, (off_t) from);
+		if (got <= 0) {
+			return false;
+		}
+		hx_convert_feed(c, buf, (size_t) got);
+		from += (uint64_t) got;
+		if (done != NULL) {
+			atomic_fetch_add(done, (uint64_t) got);
+		}
+	}
+	return true;
+}
+
+static void *
+par_worker(void *arg)
+{
+	struct par_job *j = arg;
+	char           *buf = malloc(READ_CHUNK);
+
+	j->ok = false;
+	if (buf != NULL && hx_convert_begin(j->w, "part") == HX_OK &&
+	    hx_convert_feed(j->w, j->header, j->header_len) == HX_OK &&
+	    feed_range(j->w, j->fd, j->from, j->to, buf, &j->done) && !j->w->oom) {
+		if (j->w->mid_line) {
+			hx_convert_feed(j->w, "\n", 1); /* the file's last line has no '\n' */
+		}
+		/* no csv_fini here: the main thread decides whether this half counts */
+		j->ok = j->w->header_done && !j->w->mid_line && j->w->at_row_start;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Adds the second half's groups, windows, unknown families and counts. */
+static void
+par_merge(hx_convert *c, hx_convert *w)
+{
+	for (size_t i = 0; i < w->cap_groups; i++) {
+		struct group *g = &w->groups[i], *m;
+		int           p;
+		if (g->key == 0) {
+			continue;
+		}
+		p = provider_index(c, w->prov[g->prov].name);
+		if (p < 0 || (m = group_get(c, g->day, p, g->gpu)) == NULL) {
+			c->oom = true;
+			return;
+		}
+		hx_wdec_add(&m->cost, &g->cost);
+		hx_wdec_add(&m->hours, &g->hours);
+		m->hours_unknown |= g->hours_unknown;
+		m->lines += g->lines;
+	}
+	for (int i = 0; i < w->n_prov; i++) {
+		int p = provider_index(c, w->prov[i].name);
+		if (p < 0) {
+			c->oom = true;
+			return;
+		}
+		if (w->prov[i].seen) {
+			window_extend(c, p, w->prov[i].min_day);
+			window_extend(c, p, w->prov[i].max_day);
+		}
+	}
+	for (size_t i = 0; i < w->n_unk; i++) {
+		int p = provider_index(c, w->prov[w->unk[i].prov].name);
+		unknown_add(c, p, w->unk[i].family, strlen(w->unk[i].family), &w->unk[i].cost);
+		/* unknown_add counted one line; the rest of them: */
+		for (size_t k = 0; k < c->n_unk; k++) {
+			if (c->unk[k].prov == p && strcmp(c->unk[k].family, w->unk[i].family) == 0) {
+				c->unk[k].lines += w->unk[i].lines - 1;
+			}
+		}
+	}
+	c->report.lines_read += w->report.lines_read;
+	c->report.lines_counted += w->report.lines_counted;
+	c->file_rows += w->file_rows;
+	for (int e = 0; e < HX_EXCL__COUNT; e++) {
+		c->report.excluded[e] += w->report.excluded[e];
+	}
+}
+
+/* The header line and a split point; false when the file does not suit. */
+static bool
+par_plan(int fd, uint64_t size, char **header, size_t *hlen, uint64_t *split)
+{
+	char   *buf = malloc(65536);
+	ssize_t got;
+	char   *nl;
+	size_t  quotes = 0;
+
+	if (buf == NULL || (got = pread(fd, buf, 65536, 0)) <= 0 ||
+	    (nl = memchr(buf, '\n', (size_t) got)) == NULL) {
+		free(buf);
+		return false;
+	}
+	*hlen = (size_t) (nl + 1 - buf);
+	for (size_t i = 0; i < *hlen; i++) {
+		quotes += buf[i] == '"';
+	}
+	if (quotes % 2 != 0) { /* a header with a newline in a name: read it plainly */
+		free(buf);
+		return false;
+	}
+	*header = buf;
+	for (uint64_t at = size / 2; at < size;) {
+		char b[4096];
+		got = pread(fd, b, sizeof(b), (off_t) at);
+		if (got <= 0) {
+			break;
+		}
+		if ((nl = memchr(b, '\n', (size_t) got)) != NULL) {
+			*split = at + (uint64_t) (nl - b) + 1;
+			return *split < size;
+		}
+		at += (uint64_t) got;
+	}
+	free(buf);
+	*header = NULL;
+	return false;
+}
+
+static bool
+par_read(hx_convert *c, int fd, uint64_t size, char *buf)
+{
+	struct par_job j;
+	pthread_t      t;
+	char          *header = NULL;
+	uint64_t       split = 0;
+	bool           counted;
+
+	memset(&j, 0, sizeof(j));
+	if (size < PAR_MIN || c->n_threads < 2 || !par_plan(fd, size, &header, &j.header_len, &split)) {
+		return false;
+	}
+	hx_violations_init(&j.viol, 1);
+	j.w = hx_convert_new(c->map, c->want, &j.viol);
+	j.fd = fd;
+	j.from = split;
+	j.to = size;
+	j.header = header;
+	atomic_init(&j.done, 0);
+	if (j.w == NULL || pthread_create(&t, NULL, par_worker, &j) != 0) {
+		hx_convert_free(j.w);
+		hx_violations_free(&j.viol);
+		free(header);
+		return false;
+	}
+	{
+		uint64_t from = 0;
+		while (from < split && !c->oom) {
+			size_t  want = split - from < READ_CHUNK ? (size_t) (split - from) : READ_CHUNK;
+			ssize_t got = pread(fd, buf, want, (off_t) from);
+			if (got <= 0) {
+				break;
+			}
+			hx_convert_feed(c, buf, (size_t) got);
+			from += (uint64_t) got;
+			c->file_bytes = from + atomic_load(&j.done);
+			if (c->progress != NULL) {
+				c->progress(c->progress_arg, c->name, c->file_bytes, c->file_total,
+				            c->report.lines_read + j.w->report.lines_read);
+			}
+		}
+	}
+	pthread_join(t, NULL);
+	counted = j.ok && j.viol.total == 0 && c->at_row_start && !c->mid_line && !c->skip_line &&
+	          c->header_done && j.w->ncols == c->ncols && j.w->fkind == c->fkind;
+	if (counted) {
+		par_merge(c, j.w);
+		c->line += j.w->line - 2; /* the second half's lines, header excluded */
+	} else {
+		/* read on past split here, with true line numbers */
+		feed_range(c, fd, split, size, buf, NULL);
+	}
+	c->file_bytes = size;
+	hx_convert_free(j.w);
+	hx_violations_free(&j.viol);
+	free(header);
+	return true;
+}
+
 hx_status
 hx_convert_add_file(hx_convert *c, const char *path, const char *name)
 {
@@ -1326,6 +1542,8 @@ hx_convert_add_file(hx_convert *c, const char *path, const char *name)
 		}
 		c->file_bytes = c->file_total;
 		gzclose(gz);
+	} else if (par_read(c, fd, c->file_total, buf)) {
+		close(fd);
 	} else {
 		ssize_t got;
 		while ((got = read(fd, buf, READ_CHUNK)) > 0 && !c->oom) {
@@ -1360,7 +1578,14 @@ hx_convert_new(const hx_gpu_map *map, hx_bill_format fmt, hx_violations *viol)
 	c->want = fmt;
 	c->viol = viol;
 	c->viol_at_start = viol->total;
+	c->n_threads = 2;
 	return c;
+}
+
+void
+hx_convert_set_threads(hx_convert *c, int n)
+{
+	c->n_threads = n < 1 ? 1 : n > 2 ? 2 : n;
 }
 
 void

@@ -134,6 +134,9 @@ typedef void (*hx_convert_progress_fn)(void *arg, const char *name, uint64_t byt
  */
 hx_convert *hx_convert_new(const hx_gpu_map *map, hx_bill_format fmt, hx_violations *viol);
 void        hx_convert_set_progress(hx_convert *c, hx_convert_progress_fn fn, void *arg);
+/* Threads for one plain file of 32 MiB or more: 1, or 2 (the default): the
+ * second reads the second half; the result is the same either way. */
+void hx_convert_set_threads(hx_convert *c, int n);
 
 /*
  * Reads one file of the export (plain or gzip, by magic bytes). `name` is the

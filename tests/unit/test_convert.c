@@ -844,6 +844,102 @@ test_gzip(void **state)
 	unlink(plain);
 }
 
+
+/* Two threads on a large plain file give the same answer as one, with true line numbers
+ * for a problem in the second half, and when the middle '\n' is inside a quoted field. */
+static void
+big_file(const char *path, int rows, int bad_line, bool quoted_middle)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(FH, f);
+	for (int i = 0; i < rows; i++) {
+		int line = i + 2;
+		if (quoted_middle && i == rows / 2 - 20000) {
+			/* one row whose description spans ~4 MiB and 40000 lines around the middle */
+			fputs("2024-09-03T00:00:00Z,Usage,,,0.5,1,USD,,AWS,,BoxUsage:g5.xlarge,\"", f);
+			for (int k = 0; k < 40000; k++) {
+				fputs("a line of a long description, quoted, with a newline at its end.....\n", f);
+			}
+			fputs("\",1,Hours\n", f);
+			continue;
+		}
+		fprintf(f, "2024-09-%02dT00:00:00Z,Usage,,,%s,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n",
+		        i % 28 + 1, line == bad_line ? "x1" : "0.000001234567891");
+	}
+	fclose(f);
+}
+
+static void
+same_result(const char *path, int threads_a, int threads_b)
+{
+	struct run        a, b;
+	const char *const files[] = {path, NULL};
+	size_t            na, nb;
+
+	for (int k = 0; k < 2; k++) {
+		struct run *r = k == 0 ? &a : &b;
+		hx_violations_init(&r->v, 0);
+		r->c = hx_convert_new(map, HX_BILL_AUTO, &r->v);
+		hx_convert_set_threads(r->c, k == 0 ? threads_a : threads_b);
+		assert_int_equal(hx_convert_add_file(r->c, files[0], "big.csv"), HX_OK);
+		r->st = hx_convert_finish(r->c);
+	}
+	assert_int_equal(a.st, b.st);
+	{
+		const hx_bill_record *ra = hx_convert_records(a.c, &na), *rb = hx_convert_records(b.c, &nb);
+		assert_int_equal(na, nb);
+		assert_memory_equal(ra, rb, na * sizeof(*ra));
+	}
+	assert_int_equal(hx_convert_report(a.c)->lines_read, hx_convert_report(b.c)->lines_read);
+	assert_int_equal(hx_convert_report(a.c)->lines_counted, hx_convert_report(b.c)->lines_counted);
+	assert_int_equal(a.v.total, b.v.total);
+	for (size_t i = 0; i < a.v.len; i++) {
+		assert_string_equal(a.v.items[i].field, b.v.items[i].field);
+	}
+	run_free(&a);
+	run_free(&b);
+}
+
+static void
+test_two_threads(void **state)
+{
+	char       path[] = "/tmp/hx_test_convert_big_XXXXXX";
+	int        fd = mkstemp(path);
+	struct run r;
+	const char *const files[] = {path, NULL};
+
+	assert_true(fd >= 0);
+	close(fd);
+	/* 420000 rows of ~97 bytes: 40 MiB, over the 32 MiB threshold */
+	big_file(path, 420000, 0, false);
+	same_result(path, 1, 2);
+	convert_files(&r, files);
+	assert_int_equal(r.st, HX_OK);
+	/* 420000 / 28 = 15000 rows a day of 0.000001234567891: 0.018518518365 -> 0.018519 */
+	assert_rec(&r, "2024-09-01", "aws", "a10g", "0.018519", "15000.00");
+	run_free(&r);
+
+	big_file(path, 420000, 400000, false); /* in the second half */
+	convert_files(&r, files);
+	assert_int_equal(r.st, HX_INVALID_ARGUMENT);
+	assert_int_equal(r.v.total, 1);
+	{
+		char want[200];
+		snprintf(want, sizeof(want), "%s:400000.5", strrchr(path, '/') + 1);
+		assert_viol(&r, want, "EffectiveCost x1 is not a number");
+	}
+	run_free(&r);
+
+	big_file(path, 420000, 0, true); /* the middle '\n' inside a quoted field */
+	same_result(path, 1, 2);
+	convert_files(&r, files);
+	assert_int_equal(r.st, HX_OK);
+	assert_int_equal(hx_convert_report(r.c)->lines_read, 420000);
+	run_free(&r);
+	unlink(path);
+}
+
 /* The map file's own problems are violations with their line. */
 static void
 test_map_parse(void **state)
@@ -897,6 +993,7 @@ main(void)
 	    cmocka_unit_test(test_bad_files),
 	    cmocka_unit_test(test_bom_crlf_embedded_newline),
 	    cmocka_unit_test(test_gzip),
+	    cmocka_unit_test(test_two_threads),
 	    cmocka_unit_test(test_map_parse),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
