@@ -32,6 +32,7 @@
 #include "cli.h"
 #include "cmd_convert.h"
 #include "progress.h"
+#include "stream_ingest.h"
 
 #define MAP_FILE "gpu_map_v1.csv"
 #define MAX_FILES 4096
@@ -257,7 +258,7 @@ base_name(const char *p)
 /* Converts files[] to a document. Returns the exit status; *doc_out set on OK. */
 static int
 convert_export(const bill_args *a, const char *const *files, size_t n, const char *name,
-               char **doc_out, bool quiet_ok)
+               char **doc_out, bool quiet_ok, size_t *nrec_out)
 {
 	hx_violations v;
 	hx_gpu_map   *map;
@@ -299,6 +300,9 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 		st = hx_convert_finish(c);
 	}
 	hx_convert_records(c, &nrec);
+	if (nrec_out != NULL) {
+		*nrec_out = nrec;
+	}
 	if (st == HX_OK) {
 		*doc_out = document(c, map, name, !a->no_replace);
 		rv = *doc_out != NULL ? CLI_EXIT_OK : CLI_EXIT_OTHER;
@@ -486,9 +490,9 @@ is_json_file(const char *path)
  * (and a request id when given). */
 static int
 run_json_ingest(int argc, char **argv, const bill_args *a, const bool *keep, const char *file,
-                const char *request_id, cli_main_fn cli_main)
+                const char *request_id, const char *batch, cli_main_fn cli_main)
 {
-	char **nv = calloc((size_t) argc + 4, sizeof(*nv));
+	char **nv = calloc((size_t) argc + 8, sizeof(*nv));
 	int    nc = 0, rv;
 
 	if (nv == NULL) {
@@ -503,9 +507,15 @@ run_json_ingest(int argc, char **argv, const bill_args *a, const bool *keep, con
 	}
 	nv[nc++] = (char *) "ingest";
 	for (int i = a->cmd_at + 1; i < argc; i++) {
-		if (keep[i]) {
+		if (keep[i] && !(batch != NULL && strncmp(argv[i], "--batch", 7) == 0)) {
 			nv[nc++] = argv[i];
+		} else if (keep[i] && batch != NULL && strcmp(argv[i], "--batch") == 0) {
+			i++; /* its value */
 		}
+	}
+	if (batch != NULL) {
+		nv[nc++] = (char *) "--batch";
+		nv[nc++] = (char *) batch;
 	}
 	nv[nc++] = (char *) file;
 	nv[nc] = NULL;
@@ -537,7 +547,7 @@ run_convert(int argc, char **argv, bill_args *a)
 		             NULL);
 	}
 	export_name(a->files, a->n_files, name, sizeof(name));
-	rv = convert_export(a, a->files, a->n_files, name, &doc, false);
+	rv = convert_export(a, a->files, a->n_files, name, &doc, false, NULL);
 	if (rv == CLI_EXIT_OK) {
 		rv = write_file(a->out != NULL ? a->out : "-", doc);
 	}
@@ -549,22 +559,39 @@ static int
 run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *request_id,
                 const char *name_override, cli_main_fn cli_main)
 {
-	char name[256], *doc = NULL, tmp[PATH_MAX];
-	int  rv;
+	char   name[256], *doc = NULL, tmp[PATH_MAX], batch[32];
+	int    rv;
+	size_t nrec = 0;
+	bool   keep_batch = false;
 
 	if (name_override != NULL) {
 		snprintf(name, sizeof(name), "%s", name_override);
 	} else {
 		export_name(a->files, a->n_files, name, sizeof(name));
 	}
-	rv = convert_export(a, a->files, a->n_files, name, &doc, a->json);
+	rv = convert_export(a, a->files, a->n_files, name, &doc, a->json, &nrec);
 	if (rv != CLI_EXIT_OK) {
 		return rv;
+	}
+	/* Replace windows make the request the whole truth for its dates: split
+	 * in batches, each batch would delete the one before. So one request. */
+	if (!a->no_replace && nrec > STREAM_DEFAULT_BATCH) {
+		if (nrec > STREAM_MAX_BATCH) {
+			free(doc);
+			fprintf(stderr, CLI_NAME ": the export converts to %zu records, more than one request "
+			                "carries (%u); with replace windows it must be one request: ingest it "
+			                "in parts of fewer days, or with --no-replace\n",
+			        nrec, STREAM_MAX_BATCH);
+			return CLI_EXIT_USAGE;
+		}
+		snprintf(batch, sizeof(batch), "%zu", nrec);
+		keep_batch = true;
 	}
 	rv = temp_doc(doc, tmp);
 	free(doc);
 	if (rv == CLI_EXIT_OK) {
-		rv = run_json_ingest(argc, argv, a, keep, tmp, request_id, cli_main);
+		rv = run_json_ingest(argc, argv, a, keep, tmp, request_id, keep_batch ? batch : NULL,
+		                     cli_main);
 		unlink(tmp);
 	}
 	return rv;
@@ -727,7 +754,7 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 			printf("%s: ", label);
 			fflush(stdout);
 			if (nf == 1 && one.format == NULL && is_json_file(files[0])) {
-				rv = run_json_ingest(argc, argv, &one, keep, files[0], rid, cli_main);
+				rv = run_json_ingest(argc, argv, &one, keep, files[0], rid, NULL, cli_main);
 			} else {
 				rv = run_bill_ingest(argc, argv, &one, keep, rid, label, cli_main);
 			}
@@ -742,6 +769,22 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 	free(keep);
 	return total;
 }
+
+static const char usage_bill[] =
+    "usage: " CLI_NAME " [--json] convert [--format auto|focus|aws-cur] [--gpu-map FILE] [-o OUT] FILE...\n"
+    "       " CLI_NAME " [options] ingest [--format auto|heliox|focus|aws-cur] [--gpu-map FILE]\n"
+    "                        [--no-replace] [--dry-run] FILE...\n"
+    "       " CLI_NAME " [options] sync [--gpu-map FILE] [--no-replace] DIR\n"
+    "\n"
+    "Billing exports (FOCUS 1.0-1.3, AWS CUR legacy and 2.0; plain or gzip) become GPU daily cost\n"
+    "records with gpu_hours, one replace window per provider and provenance (SERVICE.md section 8).\n"
+    "Several FILEs are the parts of one export. convert writes the JSON document to OUT (default\n"
+    "stdout) and a report to stderr (--json: the report as one JSON object, on stdout with -o).\n"
+    "ingest converts and sends the document as `ingest FILE` sends any export; --no-replace sends\n"
+    "no replace windows. sync ingests every export under DIR (a folder of files, or a file), oldest\n"
+    "first, with request ids from the files' SHA-256, so running it again writes nothing new.\n"
+    "The GPU map: --gpu-map FILE, else ../share/heliox/gpu_map_v1.csv beside the executable.\n"
+    "Exit status: 0 OK, 2 usage, 3 a problem in the bill (FILE:LINE.COLUMN), as for ingest.\n";
 
 /* ---- entry ------------------------------------------------------------------------------------- */
 
@@ -768,6 +811,14 @@ cli_bill_main(int argc, char **argv, cli_main_fn cli_main)
 		return cli_main(argc, argv);
 	}
 	a.cmd_at = i;
+	if (strcmp(argv[i], "convert") == 0 || strcmp(argv[i], "sync") == 0) {
+		for (int k = 1; k < argc; k++) {
+			if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+				fputs(usage_bill, stdout);
+				return CLI_EXIT_OK;
+			}
+		}
+	}
 	if (strcmp(argv[i], "convert") == 0) {
 		return run_convert(argc, argv, &a);
 	}
@@ -792,7 +843,7 @@ cli_bill_main(int argc, char **argv, cli_main_fn cli_main)
 			rv = run_bill_ingest(argc, argv, &a, keep, NULL, NULL, cli_main);
 		} else if (a.format != NULL || a.gpu_map != NULL || a.no_replace) {
 			/* --format heliox etc.: drop the billing options, keep the rest */
-			rv = a.n_files == 1 ? run_json_ingest(argc, argv, &a, keep, a.files[0], NULL, cli_main)
+			rv = a.n_files == 1 ? run_json_ingest(argc, argv, &a, keep, a.files[0], NULL, NULL, cli_main)
 			                    : cli_main(argc, argv);
 		} else {
 			rv = cli_main(argc, argv);
