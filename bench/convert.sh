@@ -45,7 +45,7 @@ printf '%-34s %9s %9s %10s\n' "run" "seconds" "MB/s" "peak RSS"
 fail=0
 for k in focus cur2; do
 	f=$data/$k.csv
-	size=$(stat -c %s "$f")
+	size=$(stat -L -c %s "$f")
 	kind=$([ "$k" = focus ] && echo focus || echo cur)
 	read -r s rss < <(timed "$cli" convert "$f" -o "$duck/$k.json")
 	printf '%-34s %9s %9s %7s MiB\n' "heliox convert $k.csv" "$s" "$(mb "$size" "$s")" $((rss / 1024))
