@@ -700,7 +700,7 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 			break;
 		}
 		ex = t;
-		snprintf(ex[n].path, sizeof(ex[n].path), "%s/%s", dir, de->d_name);
+		snprintf(ex[n].path, sizeof(ex[n].path), "%.3000s/%.255s", dir, de->d_name);
 		if (stat(ex[n].path, &sb) != 0) {
 			continue;
 		}
@@ -726,7 +726,7 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 				if (de->d_name[0] == '.') {
 					continue;
 				}
-				snprintf(p, sizeof(p), "%s/%s", ex[i].path, de->d_name);
+				snprintf(p, sizeof(p), "%.3000s/%.255s", ex[i].path, de->d_name);
 				if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
 					files[nf++] = strdup(p);
 				}

@@ -1758,7 +1758,7 @@ hx_convert_finish(hx_convert *c)
 		if (!hx_wdec_round_micros(&g->cost, 1, &micros) || micros >= HX_MONEY_LIMIT_MICROS ||
 		    micros <= -HX_MONEY_LIMIT_MICROS) {
 			char field[HX_FIELD_MAX];
-			snprintf(field, sizeof(field), "%s/%s/%s", date, c->prov[g->prov].name,
+			snprintf(field, sizeof(field), "%.10s/%.40s/%.40s", date, c->prov[g->prov].name,
 			         c->map->gpu_names[g->gpu]);
 			hx_violations_add(c->viol, field, "the day's total is 10^12 USD or more");
 			continue;
