@@ -466,12 +466,17 @@ parse_bill(int argc, char **argv, bill_args *a, bool *keep, bool allow_o)
 	return 0;
 }
 
-/* Is this file a heliox JSON document (first non-blank byte '{')? */
+/*
+ * Does this file go the JSON document's way? Yes when its first non-blank byte
+ * is '{' or '[', and also when its first line has no comma: that is no CSV
+ * bill either, and the JSON path says so the way it always has ("$").
+ */
 static bool
 is_json_file(const char *path)
 {
 	gzFile f;
 	int    ch = -1;
+	bool   comma = false;
 
 	if (strcmp(path, "-") == 0) {
 		return true; /* stdin stays the JSON path */
@@ -481,6 +486,15 @@ is_json_file(const char *path)
 		return true; /* let the JSON path say what is wrong */
 	}
 	while ((ch = gzgetc(f)) == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
+	}
+	if (ch != '{' && ch != '[') {
+		for (int n = 0; ch != -1 && ch != '\n' && n < (1 << 20); n++, ch = gzgetc(f)) {
+			if (ch == ',') {
+				comma = true;
+				break;
+			}
+		}
+		ch = comma ? ',' : '{';
 	}
 	gzclose(f);
 	return ch == '{' || ch == '[' || ch == -1;
