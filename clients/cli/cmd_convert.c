@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -31,7 +32,6 @@
 
 #include "cli.h"
 #include "cmd_convert.h"
-#include "progress.h"
 #include "stream_ingest.h"
 
 #define MAP_FILE "gpu_map_v1.csv"
@@ -229,21 +229,50 @@ document(const hx_convert *c, const hx_gpu_map *map, const char *name, bool with
 
 /* ---- progress ------------------------------------------------------------------------ */
 
+/* One line on stderr, redrawn at most 5 times a second: lines/s and bytes
+ * read of the file's size (compressed bytes for a .gz). Only on a terminal. */
 struct prog {
-	progress    p;
-	const char *cur;
+	bool            on, drawn;
+	struct timespec t0, last;
 };
+
+static double
+since(const struct timespec *a, const struct timespec *b)
+{
+	return (double) (b->tv_sec - a->tv_sec) + (double) (b->tv_nsec - a->tv_nsec) / 1e9;
+}
 
 static void
 on_progress(void *arg, const char *name, uint64_t bytes, uint64_t total, uint64_t lines)
 {
-	struct prog *pg = arg;
+	struct prog    *pg = arg;
+	struct timespec now;
+	double          el;
 
-	if (pg->cur != name) {
-		pg->cur = name;
-		progress_begin(&pg->p, name, total);
+	if (!pg->on) {
+		return;
 	}
-	progress_update(&pg->p, lines, bytes, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (pg->drawn && since(&pg->last, &now) < 0.2) {
+		return;
+	}
+	pg->last = now;
+	el = since(&pg->t0, &now);
+	if (el < 0.5 && !pg->drawn) {
+		return; /* small files: no bar at all */
+	}
+	fprintf(stderr, "\r\033[K%.40s: %llu lines, %.0f lines/s, %.1f of %.1f MB (%.0f%%)", name,
+	        (unsigned long long) lines, el > 0 ? (double) lines / el : 0.0, (double) bytes / 1e6,
+	        (double) total / 1e6, total ? 100.0 * (double) bytes / (double) total : 0.0);
+	pg->drawn = true;
+}
+
+static void
+progress_done(struct prog *pg)
+{
+	if (pg->drawn) {
+		fputs("\r\033[K", stderr);
+	}
 }
 
 /* ---- conversion of one export ----------------------------------------------------------- */
@@ -289,13 +318,14 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 		hx_violations_free(&v);
 		return CLI_EXIT_OTHER;
 	}
-	progress_init(&pg.p, !a->json && isatty(STDERR_FILENO));
-	pg.cur = NULL;
+	memset(&pg, 0, sizeof(pg));
+	pg.on = !a->json && isatty(STDERR_FILENO);
+	clock_gettime(CLOCK_MONOTONIC, &pg.t0);
 	hx_convert_set_progress(c, on_progress, &pg);
 	for (size_t i = 0; i < n && st == HX_OK; i++) {
 		st = hx_convert_add_file(c, files[i], NULL);
 	}
-	progress_end(&pg.p);
+	progress_done(&pg);
 	if (st == HX_OK) {
 		st = hx_convert_finish(c);
 	}

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heliox/api.h"
 #include "heliox/heliox.h"
 #include "heliox/record.h"
 
@@ -45,12 +46,12 @@ typedef struct hx_gpu_map hx_gpu_map;
  * Returns HX_OK, HX_INVALID_ARGUMENT (violations added) or
  * HX_RESOURCE_EXHAUSTED. No I/O.
  */
-hx_status hx_gpu_map_parse(const char *name, const char *text, size_t len, hx_gpu_map **out,
+HX_API hx_status hx_gpu_map_parse(const char *name, const char *text, size_t len, hx_gpu_map **out,
                            hx_violations *viol);
 /* Reads `path` and parses it; an unreadable file is a violation on `path`. */
-hx_status   hx_gpu_map_load(const char *path, hx_gpu_map **out, hx_violations *viol);
-const char *hx_gpu_map_version(const hx_gpu_map *m); /* e.g. "gpu-map-v1" */
-void        hx_gpu_map_free(hx_gpu_map *m);
+HX_API hx_status   hx_gpu_map_load(const char *path, hx_gpu_map **out, hx_violations *viol);
+HX_API const char *hx_gpu_map_version(const hx_gpu_map *m); /* e.g. "gpu-map-v1" */
+HX_API void        hx_gpu_map_free(hx_gpu_map *m);
 
 /* ---- conversion ----------------------------------------------------------- */
 
@@ -72,7 +73,7 @@ typedef enum hx_bill_excl {
 
 /* "not_compute", "charge_category", "line_type", "unused_commitment",
  * "not_gpu_instance". */
-const char *hx_bill_excl_name(hx_bill_excl e);
+HX_API const char *hx_bill_excl_name(hx_bill_excl e);
 
 #define HX_BILL_NAME_MAX 64
 #define HX_BILL_NUM_MAX  48 /* decimal text incl. NUL */
@@ -132,24 +133,24 @@ typedef void (*hx_convert_progress_fn)(void *arg, const char *name, uint64_t byt
  * A converter for one export. `map` must outlive it. Violations go to `viol`
  * (the caller's, with the caller's cap). NULL when out of memory.
  */
-hx_convert *hx_convert_new(const hx_gpu_map *map, hx_bill_format fmt, hx_violations *viol);
-void        hx_convert_set_progress(hx_convert *c, hx_convert_progress_fn fn, void *arg);
+HX_API hx_convert *hx_convert_new(const hx_gpu_map *map, hx_bill_format fmt, hx_violations *viol);
+HX_API void        hx_convert_set_progress(hx_convert *c, hx_convert_progress_fn fn, void *arg);
 /* Threads for one plain file of 32 MiB or more: 1, or 2 (the default): the
  * second reads the second half; the result is the same either way. */
-void hx_convert_set_threads(hx_convert *c, int n);
+HX_API void hx_convert_set_threads(hx_convert *c, int n);
 
 /*
  * Reads one file of the export (plain or gzip, by magic bytes). `name` is the
  * FILE of violation fields (NULL = path). Problems are violations; the
  * return is HX_OK unless memory ran out (HX_RESOURCE_EXHAUSTED).
  */
-hx_status hx_convert_add_file(hx_convert *c, const char *path, const char *name);
+HX_API hx_status hx_convert_add_file(hx_convert *c, const char *path, const char *name);
 
 /* The same for bytes the caller has (decompressed CSV): begin, feed any
  * number of chunks, end. No I/O. */
-hx_status hx_convert_begin(hx_convert *c, const char *name);
-hx_status hx_convert_feed(hx_convert *c, const void *buf, size_t len);
-hx_status hx_convert_end(hx_convert *c);
+HX_API hx_status hx_convert_begin(hx_convert *c, const char *name);
+HX_API hx_status hx_convert_feed(hx_convert *c, const void *buf, size_t len);
+HX_API hx_status hx_convert_end(hx_convert *c);
 
 /*
  * Ends the export: rounds the groups, builds the records (sorted by date,
@@ -157,14 +158,14 @@ hx_status hx_convert_end(hx_convert *c);
  * HX_OK, or HX_INVALID_ARGUMENT when any violation was found in this export
  * (then nothing should be sent), or HX_RESOURCE_EXHAUSTED.
  */
-hx_status hx_convert_finish(hx_convert *c);
+HX_API hx_status hx_convert_finish(hx_convert *c);
 
-const hx_bill_record *hx_convert_records(const hx_convert *c, size_t *n);
-const hx_bill_window *hx_convert_windows(const hx_convert *c, size_t *n);
-const hx_bill_report *hx_convert_report(const hx_convert *c);
+HX_API const hx_bill_record *hx_convert_records(const hx_convert *c, size_t *n);
+HX_API const hx_bill_window *hx_convert_windows(const hx_convert *c, size_t *n);
+HX_API const hx_bill_report *hx_convert_report(const hx_convert *c);
 /* "focus-1.0" .. "focus-1.3", "aws-cur-legacy", "aws-cur-2.0"; "" before a header. */
-const char *hx_convert_format_name(const hx_convert *c);
-void        hx_convert_free(hx_convert *c);
+HX_API const char *hx_convert_format_name(const hx_convert *c);
+HX_API void        hx_convert_free(hx_convert *c);
 
 /* ---- exact decimal helpers (exposed for tests) ----------------------------- */
 
@@ -174,13 +175,13 @@ void        hx_convert_free(hx_convert *c);
  * writes the result as text to out. Returns NULL or why the text is not
  * a number ("is not a number", "has non-zero digits beyond 10^-36", ...).
  */
-const char *hx_bill_decimal_round6(const char *s, size_t len, char out[HX_BILL_NUM_MAX]);
+HX_API const char *hx_bill_decimal_round6(const char *s, size_t len, char out[HX_BILL_NUM_MAX]);
 
 /*
  * Parses a date-time as bills write it (R8) and writes its UTC calendar date
  * YYYY-MM-DD to out. Returns NULL or why it is unreadable.
  */
-const char *hx_bill_datetime_date(const char *s, size_t len, char out[HX_DATE_LEN + 1]);
+HX_API const char *hx_bill_datetime_date(const char *s, size_t len, char out[HX_DATE_LEN + 1]);
 
 #ifdef __cplusplus
 }
