@@ -112,3 +112,23 @@ def test_sync_twice_sends_nothing_new(clean, server, tmp_path):
         rid = a.split("request_id=")[1].split()[0]
         assert rid.startswith("sync-") and f"request_id={rid}" in b
         assert "replayed" in b and "replayed" not in a, (a, b)
+
+
+def test_restated_export_replaces_its_window(clean, server):
+    """The special rows, then head200 as a later delivery of AWS's September: head200's window
+    (aws 2024-09-01..30) is the whole truth, so of the 8 AWS rows only 2024-09-24 m60 stays
+    (cost 1.00 both times: unchanged) and 7 are deleted; GPU-hours travel with the records."""
+    rc, so, se = cli("--url", server.url, "ingest", SPECIAL, key=server.key)
+    assert rc == 0, (so, se)
+    assert clean.scalar("SELECT gpu_hours::text FROM cost_snapshots WHERE date = '2024-09-30'") == "0.686667"
+    head = os.path.join(SAMPLES, "focus", "focus_sample_1.0_head200.csv")
+    rc, so, se = cli("--url", server.url, "--json", "ingest", head, key=server.key)
+    assert rc == 0, (so, se)
+    j = json.loads(so.splitlines()[-1])
+    assert j["code"] == "OK" and int(j["deleted"]) == 7 and int(j["unchanged"]) == 1, j
+    assert clean.rows() == [("2024-09-24", "aws", "m60", Decimal("1"))]
+    # --no-replace: upsert only, nothing deleted
+    rc, so, se = cli("--url", server.url, "--json", "ingest", "--no-replace", SPECIAL, key=server.key)
+    assert rc == 0, (so, se)
+    assert int(json.loads(so.splitlines()[-1]).get("deleted", 0)) == 0
+    assert clean.count() == 8
