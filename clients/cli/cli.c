@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd_convert.h"
 
 /* A day: longer is surely a typo, and it keeps nng's int32 ms safe. */
 #define CLI_MAX_TIMEOUT_MS 86400000u
@@ -663,8 +664,9 @@ open_client(const cli_args *a, hx_client **c)
 	return (0);
 }
 
-int
-main(int argc, char **argv)
+/* Everything but the billing commands (cmd_convert.c runs those first). */
+static int
+cli_main(int argc, char **argv)
 {
 	cli_args   a = { .timeout_ms = HX_CLIENT_DEFAULT_TIMEOUT_MS };
 	hx_client *c = NULL;
@@ -696,4 +698,10 @@ main(int argc, char **argv)
 	hx_reply_free(&r);
 	hx_client_close(c);
 	return (rv);
+}
+
+int
+main(int argc, char **argv)
+{
+	return (cli_bill_main(argc, argv, cli_main));
 }
