@@ -34,8 +34,10 @@ watch_once(hx_dbwatch *w)
 	if (up && w->state == 0) {
 		hx_info("-", "database reachable again");
 	} else if (!up && w->state != 0) {
-		hx_error("-", "database unreachable: %s (requests answer UNAVAILABLE until it "
-		    "returns)", err[0] != '\0' ? err : "no answer");
+		hx_error("-",
+		         "database unreachable: %s (requests answer UNAVAILABLE until it "
+		         "returns)",
+		         err[0] != '\0' ? err : "no answer");
 	}
 	w->state = up ? 1 : 0;
 }
@@ -48,7 +50,7 @@ watch_main(void *arg)
 	while (!atomic_load(&w->stop)) {
 		for (unsigned slept = 0; slept < HX_DBWATCH_PERIOD_MS && !atomic_load(&w->stop);
 		     slept += 50) {
-			struct timespec ts = {0, 50L * 1000000L};
+			struct timespec ts = { 0, 50L * 1000000L };
 			nanosleep(&ts, NULL);
 		}
 		if (!atomic_load(&w->stop)) {
@@ -94,7 +96,7 @@ hx_dbwatch_up(hx_dbwatch *w)
 {
 	uint64_t ok = atomic_load(&w->last_ok_us);
 
-	return ok != 0 && hx_now_us() - ok < (uint64_t)HX_DBWATCH_FRESH_MS * 1000u;
+	return ok != 0 && hx_now_us() - ok < (uint64_t) HX_DBWATCH_FRESH_MS * 1000u;
 }
 
 /* ---- HTTP -------------------------------------------------------------------------- */
@@ -110,7 +112,7 @@ static void
 reply(nng_aio *aio, uint16_t status, const char *ctype, const void *body, size_t len)
 {
 	nng_http_res *res;
-	int rv;
+	int           rv;
 
 	if ((rv = nng_http_res_alloc(&res)) != 0) {
 		nng_aio_finish(aio, rv);
@@ -138,8 +140,8 @@ static void
 on_metrics(nng_aio *aio)
 {
 	hx_http *h = handler_owner(aio);
-	char *text;
-	size_t len;
+	char    *text;
+	size_t   len;
 
 	if (hx_metrics_render(h->metrics, &text, &len) != HX_OK) {
 		reply(aio, 500, "text/plain; charset=utf-8", "out of memory\n", 14);
@@ -165,7 +167,7 @@ static int
 add_handler(hx_http *h, const char *path, void (*cb)(nng_aio *))
 {
 	nng_http_handler *hd;
-	int rv;
+	int               rv;
 
 	if ((rv = nng_http_handler_alloc(&hd, path, cb)) != 0) {
 		return rv;
@@ -182,14 +184,14 @@ hx_status
 hx_http_start(hx_http **out, const char *hostport, hx_metrics *m, hx_dbwatch *w,
               const atomic_bool *stopping, int *port, char *err, size_t errsz)
 {
-	char text[512];
-	nng_url *url = NULL;
+	char         text[512];
+	nng_url     *url = NULL;
 	nng_sockaddr sa;
-	hx_http *h;
-	int rv;
+	hx_http     *h;
+	int          rv;
 
 	*out = NULL;
-	if ((size_t)snprintf(text, sizeof(text), "http://%s", hostport) >= sizeof(text) ||
+	if ((size_t) snprintf(text, sizeof(text), "http://%s", hostport) >= sizeof(text) ||
 	    nng_url_parse(&url, text) != 0) {
 		snprintf(err, errsz, "--metrics-listen %s: expected HOST:PORT", hostport);
 		return HX_INVALID_ARGUMENT;

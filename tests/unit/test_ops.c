@@ -22,10 +22,10 @@
 static char *
 capture(void (*fn)(void))
 {
-	char path[] = "/tmp/hx_test_ops_XXXXXX";
-	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	char        path[] = "/tmp/hx_test_ops_XXXXXX";
+	int         fd = mkstemp(path), saved = dup(STDERR_FILENO);
 	static char buf[65536];
-	ssize_t n;
+	ssize_t     n;
 
 	assert_true(fd >= 0 && saved >= 0);
 	unlink(path);
@@ -44,15 +44,22 @@ capture(void (*fn)(void))
 static void
 log_awkward(void)
 {
-	char big[6000];
-	hx_log_fields f = {.method = "ingest", .peer = "[::1]:5\"5", .code = "OK", .has_counts = true,
-	                   .received = 3, .inserted = 2, .failed = 1, .has_duration = true,
-	                   .duration_us = 42};
+	char          big[6000];
+	hx_log_fields f = { .method = "ingest",
+		            .peer = "[::1]:5\"5",
+		            .code = "OK",
+		            .has_counts = true,
+		            .received = 3,
+		            .inserted = 2,
+		            .failed = 1,
+		            .has_duration = true,
+		            .duration_us = 42 };
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	hx_log_set_format(HX_LOG_JSON);
-	hx_info("rid-1", "quote \" backslash \\ ctl \x01 tab \t nl \n bad \xff\xfe utf8 \xc3\xa9 end");
+	hx_info("rid-1",
+	        "quote \" backslash \\ ctl \x01 tab \t nl \n bad \xff\xfe utf8 \xc3\xa9 end");
 	hx_log_fields_line(HX_LOG_INFO, "rid-2", &f, "call %s", "done");
 	hx_warn(NULL, "%s", big);
 	hx_log_set_format(HX_LOG_TEXT);
@@ -62,9 +69,9 @@ static void
 test_json_lines_parse(void **state)
 {
 	char *out = capture(log_awkward), *line, *save = NULL;
-	int n = 0;
+	int   n = 0;
 
-	(void)state;
+	(void) state;
 	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		cJSON *o = cJSON_Parse(line);
 
@@ -73,12 +80,15 @@ test_json_lines_parse(void **state)
 		assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "msg")));
 		if (n == 0) {
 			const char *msg = cJSON_GetObjectItem(o, "msg")->valuestring;
-			assert_string_equal(cJSON_GetObjectItem(o, "request_id")->valuestring, "rid-1");
-			assert_non_null(strstr(msg, "quote \" backslash \\ ctl \x01 tab \t nl \n bad "));
+			assert_string_equal(cJSON_GetObjectItem(o, "request_id")->valuestring,
+			                    "rid-1");
+			assert_non_null(
+			    strstr(msg, "quote \" backslash \\ ctl \x01 tab \t nl \n bad "));
 			assert_non_null(strstr(msg, "\xef\xbf\xbd\xef\xbf\xbd utf8 \xc3\xa9 end"));
 			assert_string_equal(cJSON_GetObjectItem(o, "level")->valuestring, "info");
 		} else if (n == 1) {
-			assert_string_equal(cJSON_GetObjectItem(o, "peer")->valuestring, "[::1]:5\"5");
+			assert_string_equal(cJSON_GetObjectItem(o, "peer")->valuestring,
+			                    "[::1]:5\"5");
 			assert_int_equal(cJSON_GetObjectItem(o, "inserted")->valueint, 2);
 			assert_int_equal(cJSON_GetObjectItem(o, "duration_us")->valueint, 42);
 			assert_string_equal(cJSON_GetObjectItem(o, "code")->valuestring, "OK");
@@ -97,7 +107,7 @@ test_json_lines_parse(void **state)
 static double
 sample(const char *text, const char *key)
 {
-	char line[256];
+	char        line[256];
 	const char *p;
 
 	/* At a line's start: "# HELP name ..." must not match. */
@@ -110,17 +120,25 @@ sample(const char *text, const char *key)
 static void
 test_metrics_sum_slots_and_cumulate(void **state)
 {
-	hx_metrics m;
-	char *text;
-	size_t len;
-	hx_metric_event a = {.method = HX_METHOD_INGEST, .code = HX_OK, .duration_us = 700,
-	                     .has_records = true, .records = {5, 1, 2, 0, 0}};
-	hx_metric_event b = {.method = HX_METHOD_INGEST, .code = HX_OK, .duration_us = 30000000,
-	                     .has_records = true, .records = {1, 0, 0, 3, 0}};
-	hx_metric_event c = {.method = hx_metric_method_of("-"), .code = HX_UNAUTHENTICATED,
-	                     .duration_us = 10, .auth_failed = true};
+	hx_metrics      m;
+	char           *text;
+	size_t          len;
+	hx_metric_event a = { .method = HX_METHOD_INGEST,
+		              .code = HX_OK,
+		              .duration_us = 700,
+		              .has_records = true,
+		              .records = { 5, 1, 2, 0, 0 } };
+	hx_metric_event b = { .method = HX_METHOD_INGEST,
+		              .code = HX_OK,
+		              .duration_us = 30000000,
+		              .has_records = true,
+		              .records = { 1, 0, 0, 3, 0 } };
+	hx_metric_event c = { .method = hx_metric_method_of("-"),
+		              .code = HX_UNAUTHENTICATED,
+		              .duration_us = 10,
+		              .auth_failed = true };
 
-	(void)state;
+	(void) state;
 	assert_int_equal(hx_metrics_init(&m, 2), HX_OK);
 	hx_metrics_record(&m.slots[0], &a);
 	hx_metrics_record(&m.slots[1], &b);
@@ -128,15 +146,24 @@ test_metrics_sum_slots_and_cumulate(void **state)
 	assert_int_equal(hx_metrics_render(&m, &text, &len), HX_OK);
 	assert_int_equal(strlen(text), len);
 	assert_true(sample(text, "heliox_rpc_requests_total{method=\"ingest\",code=\"OK\"} ") == 2);
-	assert_true(sample(text, "heliox_rpc_requests_total{method=\"unknown\",code=\"UNAUTHENTICATED\"} ") == 1);
+	assert_true(
+	    sample(text,
+	           "heliox_rpc_requests_total{method=\"unknown\",code=\"UNAUTHENTICATED\"} ") == 1);
 	assert_true(sample(text, "heliox_ingest_records_total{outcome=\"inserted\"} ") == 6);
 	assert_true(sample(text, "heliox_ingest_records_total{outcome=\"failed\"} ") == 3);
 	assert_true(sample(text, "heliox_auth_failures_total ") == 1);
 	/* 700 us is above 0.0005 s and within 0.001 s; 30 s only in +Inf */
-	assert_true(sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"0.0005\"} ") == 0);
-	assert_true(sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"0.001\"} ") == 1);
-	assert_true(sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"10\"} ") == 1);
-	assert_true(sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"+Inf\"} ") == 2);
+	assert_true(
+	    sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"0.0005\"} ") ==
+	    0);
+	assert_true(
+	    sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"0.001\"} ") ==
+	    1);
+	assert_true(
+	    sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"10\"} ") == 1);
+	assert_true(
+	    sample(text, "heliox_rpc_duration_seconds_bucket{method=\"ingest\",le=\"+Inf\"} ") ==
+	    2);
 	assert_true(sample(text, "heliox_rpc_duration_seconds_count{method=\"ingest\"} ") == 2);
 	assert_true(sample(text, "heliox_rpc_duration_seconds_sum{method=\"ingest\"} ") == 30.0007);
 	assert_non_null(strstr(text, "# TYPE heliox_rpc_duration_seconds histogram\n"));

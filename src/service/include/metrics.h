@@ -50,8 +50,8 @@ typedef struct hx_metrics_slot {
 	atomic_uint_fast64_t dur_sum_us[HX_METHOD_COUNT];
 	atomic_uint_fast64_t records[HX_OUTCOME_COUNT];
 	atomic_uint_fast64_t auth_failures;
-	atomic_uint_fast64_t served;    /* requests finished: reload waits on it */
-	atomic_uint          inflight;  /* 0 or 1: this worker holds a request */
+	atomic_uint_fast64_t served;   /* requests finished: reload waits on it */
+	atomic_uint          inflight; /* 0 or 1: this worker holds a request */
 } hx_metrics_slot;
 
 /* What one finished request adds. */
@@ -60,12 +60,12 @@ typedef struct hx_metric_event {
 	hx_status        code;
 	uint64_t         duration_us;
 	bool             auth_failed;
-	bool             has_records;  /* a real (not dry-run, not replayed) ingest result */
+	bool             has_records; /* a real (not dry-run, not replayed) ingest result */
 	uint64_t         records[HX_OUTCOME_COUNT];
 } hx_metric_event;
 
 typedef struct hx_metrics {
-	hx_metrics_slot *slots;        /* one per worker */
+	hx_metrics_slot *slots; /* one per worker */
 	unsigned         n_slots;
 	atomic_int       db_up;        /* set by the database watch */
 	double           start_time_s; /* process start, seconds since the epoch */

@@ -24,7 +24,7 @@
 
 typedef struct hx_dbwatch {
 	hx_store            *store;
-	hx_metrics          *metrics;   /* borrowed; its db_up follows the watch */
+	hx_metrics          *metrics; /* borrowed; its db_up follows the watch */
 	pthread_t            thread;
 	bool                 started;
 	atomic_bool          stop;
@@ -37,7 +37,7 @@ typedef struct hx_dbwatch {
 hx_status hx_dbwatch_start(hx_dbwatch *w, const char *conninfo, hx_metrics *m);
 void      hx_dbwatch_stop(hx_dbwatch *w);
 /* True when the database answered within HX_DBWATCH_FRESH_MS. Never blocks. */
-bool      hx_dbwatch_up(hx_dbwatch *w);
+bool hx_dbwatch_up(hx_dbwatch *w);
 
 typedef struct hx_http hx_http;
 
