@@ -92,10 +92,9 @@ hx_log_timestamp(char *buf, size_t size)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, ts.tv_nsec / 1000000L);
-	return n < 0 ? 0 : (size_t)n;
+	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	int m = n > 0 ? snprintf(buf + n, size - n, ".%03dZ", (int)(ts.tv_nsec / 1000000L)) : -1;
+	return m < 0 ? 0 : n + (size_t)m;
 }
 
 /* Replaces control characters with spaces: one event, one line, whatever
