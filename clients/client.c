@@ -1154,6 +1154,7 @@ call(hx_client *c, rpc_request *req, const hx_call_opts *o, hx_reply *out)
 
 	req->api_key = c->api_key;
 	req->request_id = wire_str(o != NULL ? o->request_id : NULL);
+	req->base_request_id = wire_str(o != NULL ? o->base_request_id : NULL);
 	req->timeout_ms = timeout_ms; /* the server derives its own deadline */
 	len = heliox__ingest__v1__rpc_request__get_packed_size(req);
 	if ((buf = malloc(len > 0 ? len : 1)) == NULL) {
@@ -1189,6 +1190,7 @@ call_ingest(hx_client *c, Heliox__Ingest__V1__IngestRequest *ing, const hx_inges
 
 	ing->dry_run = o != NULL && o->dry_run;
 	ing->skip_invalid = o != NULL && o->skip_invalid;
+	ing->client_failed = o != NULL ? o->client_failed : 0;
 	req.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST;
 	req.ingest = ing;
 	return (call(c, &req, o != NULL ? &o->call : NULL, out));

@@ -265,6 +265,7 @@ start_sender(run *x, hx_client *client)
 	cfg.batch_size = x->o->batch_size;
 	cfg.inflight = x->o->inflight;
 	cfg.expected = x->n_valid;
+	cfg.total = x->r->received;
 	cfg.dry_run = x->o->dry_run;
 	cfg.skip_invalid = x->o->skip_invalid;
 	cfg.timeout_ms = x->o->timeout_ms;

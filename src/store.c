@@ -97,8 +97,9 @@ static const struct {
 	[ST_RUN] = {"hx_run",
 	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
 	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
-	            "duration_us) VALUES ($1, $2, $3::bytea, $4::bool, $5::bool, $6::int, $7, "
-	            "$8::int, $9::int, $10::int, $11::int, $12::int, $13::bigint)"},
+	            "duration_us, base_request_id, key_id, peer) VALUES ($1, $2, $3::bytea, "
+	            "$4::bool, $5::bool, $6::int, $7, $8::int, $9::int, $10::int, $11::int, "
+	            "$12::int, $13::bigint, $14, $15, $16)"},
 	/* Without GROUP BY an aggregate returns its one row even over no rows. */
 	[ST_SUM_NONE] = {"hx_sum_none", "SELECT '', '', '', " SUM_COLS},
 	[ST_SUM_PROVIDER] = {"hx_sum_provider",
@@ -522,6 +523,12 @@ cell_u64(const PGresult *r, int row, int col, uint64_t *out)
 }
 
 bool
+hx_store_cell_u64(const PGresult *r, int row, int col, uint64_t *out)
+{
+	return cell_u64(r, row, col, out);
+}
+
+bool
 hx_store_cell_u32(const PGresult *r, int row, int col, uint32_t *out)
 {
 	uint64_t x;
@@ -561,6 +568,14 @@ cell_money(const PGresult *r, int row, int col, const char *if_null, char *dst)
 
 /* ---- the audit row of a failed ingest ---------------------------------------- */
 
+const char *
+hx_store_base_id(const hx_ingest_job *job)
+{
+	return job->base_request_id != NULL && job->base_request_id[0] != '\0'
+	           ? job->base_request_id
+	           : job->request_id;
+}
+
 bool
 hx_store_fingerprint_set(const hx_ingest_job *job)
 {
@@ -579,8 +594,8 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
           char *err, size_t errsz)
 {
 	char        num[6][24], dur[24];
-	const char *vals[13];
-	int         lens[13] = {0}, fmts[13] = {0};
+	const char *vals[16];
+	int         lens[16] = {0}, fmts[16] = {0};
 	uint64_t    now = hx_store_now_us();
 	hx_status   st;
 
@@ -590,7 +605,9 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	snprintf(num[3], sizeof(num[3]), "%" PRIu32, c->updated);
 	snprintf(num[4], sizeof(num[4]), "%" PRIu32, c->unchanged);
 	snprintf(num[5], sizeof(num[5]), "%" PRIu32, c->failed);
-	snprintf(dur, sizeof(dur), "%" PRIu64, now > job->started_us ? now - job->started_us : 0);
+	snprintf(dur, sizeof(dur), "%" PRIu64,
+	         job->duration_us != 0 ? job->duration_us
+	                               : (now > job->started_us ? now - job->started_us : 0));
 	vals[0] = job->request_id != NULL ? job->request_id : "";
 	vals[1] = job->source != NULL ? job->source : "";
 	vals[2] = hx_store_fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
@@ -606,7 +623,10 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	vals[10] = num[4];
 	vals[11] = num[5];
 	vals[12] = dur;
-	PQclear(pg_prepared(s, ST_RUN, 13, vals, lens, fmts, &st, err, errsz));
+	vals[13] = hx_store_base_id(job);
+	vals[14] = job->key_id;
+	vals[15] = job->peer;
+	PQclear(pg_prepared(s, ST_RUN, 16, vals, lens, fmts, &st, err, errsz));
 	return st;
 }
 
@@ -812,12 +832,28 @@ static const char *const migration_1[] = {
 	NULL,
 };
 
+/*
+ * Who did what, and as part of what (issue 11): the id the user saw (the
+ * batches of one CLI import share it), a non-secret name of the key, and
+ * the peer. Rows from before have the request id as their base and no key
+ * or peer (NULL: unknown).
+ */
+static const char *const migration_3[] = {
+	"ALTER TABLE ingestion_runs ADD COLUMN base_request_id text,"
+	" ADD COLUMN key_id text, ADD COLUMN peer text",
+	"UPDATE ingestion_runs SET base_request_id = request_id",
+	"ALTER TABLE ingestion_runs ALTER COLUMN base_request_id SET NOT NULL",
+	"CREATE INDEX ingestion_runs_base_request_id_idx ON ingestion_runs (base_request_id)",
+	NULL,
+};
+
 static const struct migration {
 	int                version;
 	const char        *name;
 	const char *const *sql; /* one statement each, NULL-terminated */
 } migrations[] = {
 	{1, "cost_snapshots and ingestion_runs", migration_1},
+	{3, "ingestion_runs: base_request_id, key_id, peer", migration_3},
 };
 
 static void

@@ -84,12 +84,13 @@
  */
 #define PRIOR_CTE                                                                      \
 	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, "   \
-	"received, inserted, updated, unchanged, failed FROM ingestion_runs "          \
+	"received, inserted, updated, unchanged, failed, duration_us "                 \
+	"FROM ingestion_runs "                                                         \
 	"WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed), "
 
 #define INPUT_ARRAYS                                                                   \
-	"input AS (SELECT unnest($8::date[]) AS date, unnest($9::text[]) AS provider, " \
-	"unnest($10::text[]) AS gpu_type, unnest($11::numeric[]) AS cost_usd "         \
+	"input AS (SELECT unnest($11::date[]) AS date, unnest($12::text[]) AS provider, "\
+	"unnest($13::text[]) AS gpu_type, unnest($14::numeric[]) AS cost_usd "         \
 	"WHERE NOT EXISTS (SELECT FROM prior)), "
 
 #define INPUT_TABLE                                                                    \
@@ -159,19 +160,25 @@
 	CLASSIFY_CTE "w AS (SELECT count(*) FILTER (WHERE old IS NULL)::int AS ins, "  \
 	"count(*) FILTER (WHERE old <> cost_usd)::int AS upd FROM cls), "
 
+/* duration_us is the request's time up to the end of this statement, and
+ * the one figure the row, the reply and every replay report: a replay
+ * returns (and its own row repeats) the stored run's. */
 #define RESULT_CTE(dry)                                                                \
 	"res AS (SELECT false AS replayed, true AS same, $4::int AS received, "        \
 	"w.ins AS inserted, w.upd AS updated, $6::int - w.ins - w.upd AS unchanged, "  \
-	"$5::int AS failed FROM w WHERE NOT EXISTS (SELECT FROM prior) "               \
-	"UNION ALL SELECT true, same, received, inserted, updated, unchanged, failed " \
-	"FROM prior), "                                                                \
+	"$5::int AS failed, $7::bigint + "                                             \
+	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"    \
+	"::bigint AS duration_us FROM w WHERE NOT EXISTS (SELECT FROM prior) "         \
+	"UNION ALL SELECT true, same, received, inserted, updated, unchanged, failed, "\
+	"duration_us FROM prior), "                                                    \
 	"run AS (INSERT INTO ingestion_runs (request_id, source, fingerprint, "        \
 	"dry_run, replayed, code, code_name, received, inserted, updated, unchanged, " \
-	"failed, duration_us) SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', "  \
-	"received, inserted, updated, unchanged, failed, $7::bigint + "                \
-	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"    \
-	"::bigint FROM res WHERE same) "                                               \
-	"SELECT same, replayed, received, inserted, updated, unchanged, failed FROM res"
+	"failed, duration_us, base_request_id, key_id, peer) "                         \
+	"SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', "                       \
+	"received, inserted, updated, unchanged, failed, duration_us, $8, $9, $10 "    \
+	"FROM res WHERE same) "                                                        \
+	"SELECT same, replayed, received, inserted, updated, unchanged, failed, "      \
+	"duration_us FROM res"
 
 /* Per input form, three statements in the order of enum form. */
 enum form { FORM_FAST, FORM_PLAIN, FORM_DRY };
@@ -794,8 +801,8 @@ pl_run(hx_store *s, pipeline *pl, int *failed_at, char *err, size_t errsz)
 typedef struct job_params {
 	char        timeout[16], received[16], failed[16], n[24], spent[24];
 	const char *tvals[1]; /* statement_timeout */
-	const char *vals[11]; /* the write statement's */
-	int         lens[11], fmts[11];
+	const char *vals[14]; /* the write statement's */
+	int         lens[14], fmts[14];
 } job_params;
 
 /* The request's time so far: the audit row adds the write's own. */
@@ -829,10 +836,13 @@ params_init(job_params *jp, hx_store *s, const hx_ingest_job *job, bool arrays)
 	jp->vals[4] = jp->failed;
 	jp->vals[5] = jp->n;
 	jp->vals[6] = jp->spent;
+	jp->vals[7] = hx_store_base_id(job);
+	jp->vals[8] = job->key_id;
+	jp->vals[9] = job->peer;
 	for (k = 0; arrays && k < HX_STORE_NCOL; k++) {
-		jp->vals[7 + k] = (const char *) s->col[k].p;
-		jp->lens[7 + k] = (int) s->col[k].len;
-		jp->fmts[7 + k] = 1;
+		jp->vals[10 + k] = (const char *) s->col[k].p;
+		jp->lens[10 + k] = (int) s->col[k].len;
+		jp->fmts[10 + k] = 1;
 	}
 }
 
@@ -856,7 +866,7 @@ static hx_status
 read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
             size_t errsz)
 {
-	if (PQntuples(r) != 1 || PQnfields(r) != 7) {
+	if (PQntuples(r) != 1 || PQnfields(r) != 8) {
 		hx_store_err(err, errsz, "write: unexpected result shape");
 		return HX_INTERNAL;
 	}
@@ -869,6 +879,7 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
 	    !hx_store_cell_u32(r, 0, 3, &out->inserted) ||
 	    !hx_store_cell_u32(r, 0, 4, &out->updated) ||
 	    !hx_store_cell_u32(r, 0, 5, &out->unchanged) || !hx_store_cell_u32(r, 0, 6, &out->failed) ||
+	    !hx_store_cell_u64(r, 0, 7, &out->duration_us) ||
 	    (!out->replayed && (uint64_t) out->inserted + out->updated > job->n)) {
 		hx_store_err(err, errsz, "write: unexpected counts");
 		return HX_INTERNAL;
@@ -902,7 +913,7 @@ tx_arrays(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_count
 	params_init(&jp, s, job, true);
 	pl_init(&pl);
 	pl_head(&pl, s, job, &jp);
-	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_ARRAYS + form), 11, jp.vals, jp.lens, jp.fmts);
+	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_ARRAYS + form), 14, jp.vals, jp.lens, jp.fmts);
 	pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, failed_at, err, errsz);
 }
@@ -964,7 +975,7 @@ tx_copy(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts 
 	}
 	params_spent(&jp, job);
 	pl_init(&pl);
-	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_TABLE + form), 7, jp.vals, jp.lens, jp.fmts);
+	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_TABLE + form), 10, jp.vals, jp.lens, jp.fmts);
 	pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, &later, err, errsz);
 }

@@ -70,12 +70,16 @@ void hx_client_close(hx_client *c);
 typedef struct hx_call_opts {
 	const char *request_id; /* NULL or "" = the server generates one */
 	uint32_t    timeout_ms; /* 0 = the client's default */
+	const char *base_request_id; /* the id the user saw, when one action is sent as
+	                              * several requests (batches); NULL = request_id */
 } hx_call_opts;
 
 typedef struct hx_ingest_opts {
 	hx_call_opts call;
 	bool         dry_run;
 	bool         skip_invalid;
+	uint32_t     client_failed; /* skip_invalid: records found invalid here and not sent;
+	                             * the server counts (and audits) them as failed */
 } hx_ingest_opts;
 
 typedef struct hx_ingest_result {
