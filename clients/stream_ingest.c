@@ -166,6 +166,8 @@ pass_check(run *x)
 	progress_begin(&x->prog, "checking", x->src.size);
 	if ((rc = stream_check_run(&c, &rd)) != CHECK_OK) {
 		pass_failed(x, rc, &rd);
+	} else {
+		progress_finish(&x->prog, c.received, NULL);
 	}
 	x->r->received = c.received;
 	x->n_valid = c.received - c.n_invalid;
@@ -299,6 +301,13 @@ send_records(run *x, int fd)
 	}
 	sender_finish(x->snd, &x->r->batches);
 	x->snd = NULL;
+	if (rc == CHECK_OK && x->r->batches.n_failures == 0 && x->r->batches.not_sent == 0) {
+		char note[64];
+
+		snprintf(note, sizeof(note), "batch %" PRIu64 "/%" PRIu64, x->r->batches.batches,
+		         x->r->batches_total);
+		progress_finish(&x->prog, x->n_valid, note);
+	}
 	if (rc != CHECK_OK && rc != CHECK_STOPPED) {
 		pass_failed(x, rc, &rd);
 	}
@@ -359,7 +368,9 @@ check_then_send(run *x, hx_client *client)
 	r->sent = true;
 	if (x->o->progress) {
 		/* Said now, not only at the end: a run that is killed can still
-		 * be resumed by whoever watched it start. */
+		 * be resumed by whoever watched it start. The checking line goes
+		 * first, so that this one starts clean. */
+		progress_end(&x->prog);
 		fprintf(stderr, "sending %" PRIu64 " batches as request ids %s-b1..b%" PRIu64 "\n",
 		        r->batches_total, r->base_id, r->batches_total);
 	}
