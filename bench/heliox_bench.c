@@ -10,6 +10,8 @@
  *   4. latency of 28-record ingests (the size of the mock export)
  *   5. Health calls/s beside a bare nng req/rep echo in this process
  *   6. peak RSS of the server and of this process
+ *   7. Summary on a large table (--summary-rows, default 1M), every group_by
+ *      with and without filters, beside the same SQL run bare as psql would
  *
  * Each figure is printed in a plain table with its baseline beside it, and
  * once more as a machine-readable line ("figure copy_rows_per_s=115234 ...").
@@ -61,6 +63,8 @@ typedef struct config {
 	bool        skip_rowbyrow;
 	bool        skip_latency;
 	bool        skip_health;
+	size_t      summary_rows; /* rows for the Summary phase; 0 = skip it */
+	size_t      summary_reps; /* timed calls per Summary case (median) */
 } config;
 
 static void usage(FILE *f)
@@ -83,6 +87,8 @@ static void usage(FILE *f)
 	    "  --echo-workers W   echo server contexts (default 8)\n"
 	    "  --timeout MS       per-call timeout (default 120000)\n"
 	    "  --server-pid P     the server's pid, for its peak RSS\n"
+	    "  --summary-rows R   rows for the Summary phase (default 1000000; 0 skips it)\n"
+	    "  --summary-reps K   timed calls per Summary case, median kept (default 3)\n"
 	    "  --skip-rowbyrow, --skip-latency, --skip-health\n"
 	    "  --help\n"
 	    "\n"
@@ -110,7 +116,7 @@ enum {
 	OPT_URL = 1, OPT_DB, OPT_KEY, OPT_RECORDS, OPT_BATCH, OPT_INFLIGHT,
 	OPT_ROWBYROW, OPT_LAT_CALLS, OPT_H_THREADS, OPT_H_CALLS, OPT_ECHO_URL,
 	OPT_ECHO_WORKERS, OPT_TIMEOUT, OPT_PID, OPT_SKIP_RBR, OPT_SKIP_LAT,
-	OPT_SKIP_HEALTH, OPT_HELP,
+	OPT_SKIP_HEALTH, OPT_HELP, OPT_SUM_ROWS, OPT_SUM_REPS,
 };
 
 static const struct option long_opts[] = {
@@ -132,6 +138,8 @@ static const struct option long_opts[] = {
 	{"skip-latency", no_argument, NULL, OPT_SKIP_LAT},
 	{"skip-health", no_argument, NULL, OPT_SKIP_HEALTH},
 	{"help", no_argument, NULL, OPT_HELP},
+	{"summary-rows", required_argument, NULL, OPT_SUM_ROWS},
+	{"summary-reps", required_argument, NULL, OPT_SUM_REPS},
 	{NULL, 0, NULL, 0},
 };
 
@@ -140,6 +148,10 @@ static bool set_count(config *cfg, int opt, const char *arg)
 {
 	size_t v;
 
+	if (opt == OPT_SUM_ROWS && strcmp(arg, "0") == 0) {
+		cfg->summary_rows = 0;
+		return true;
+	}
 	if (!parse_count(arg, 100000000, &v))
 		return false;
 	switch (opt) {
@@ -153,6 +165,8 @@ static bool set_count(config *cfg, int opt, const char *arg)
 	case OPT_ECHO_WORKERS: cfg->echo_workers = v; break;
 	case OPT_TIMEOUT: cfg->timeout_ms = (uint32_t)(v > UINT32_MAX ? UINT32_MAX : v); break;
 	case OPT_PID: cfg->server_pid = (long)v; break;
+	case OPT_SUM_ROWS: cfg->summary_rows = v; break;
+	case OPT_SUM_REPS: cfg->summary_reps = v; break;
 	default: return false;
 	}
 	return true;
@@ -360,7 +374,7 @@ typedef struct figure {
 	bool        lower_is_better; /* ratio printed as baseline/value then */
 } figure;
 
-#define MAX_FIGURES 24
+#define MAX_FIGURES 64
 static figure figures[MAX_FIGURES];
 static size_t n_figures;
 
@@ -402,7 +416,7 @@ static void print_table(void)
 {
 	char val[32], base[64], ratio[16];
 
-	printf("\n%-34s %12s %-8s  %-32s %9s\n", "figure", "value", "unit", "baseline", "ratio");
+	printf("\n%-44s %12s %-8s  %-32s %9s\n", "figure", "value", "unit", "baseline", "ratio");
 	for (size_t i = 0; i < n_figures; i++) {
 		const figure *f = &figures[i];
 
@@ -412,7 +426,7 @@ static void print_table(void)
 			snprintf(base, sizeof base, "%s %.*f", f->base_label, f->decimals, f->base_value);
 			snprintf(ratio, sizeof ratio, "%.3f", figure_ratio(f));
 		}
-		printf("%-34s %12s %-8s  %-32s %9s\n", f->label, val, f->unit,
+		printf("%-44s %12s %-8s  %-32s %9s\n", f->label, val, f->unit,
 		       base[0] ? base : "-", ratio[0] ? ratio : "-");
 	}
 	printf("ratio = value / baseline (for ms: baseline / value); > 1 is better\n\n");
@@ -1311,6 +1325,211 @@ static bool run_health_phase(bench *b)
 	return true;
 }
 
+/* ---- 7. Summary on a large table, beside the same SQL run bare ------------------- */
+
+/*
+ * Each case is a group_by with a set of filters. The baseline is what a user
+ * would type into psql for the same question: the same aggregate, with the
+ * filters that are set written as literals, over the simple query protocol
+ * (libpq's PQexec, as psql uses). The ratio says what the service adds on
+ * top: auth, decode, a plan for its optional filters, formatting, the reply.
+ */
+static const struct {
+	const char *name, *keys, *tail;
+} sum_groups[5] = {
+	{"none", "", ""},
+	{"provider", "provider, ", " GROUP BY provider ORDER BY provider"},
+	{"gpu_type", "gpu_type, ", " GROUP BY gpu_type ORDER BY gpu_type"},
+	{"date", "to_char(date, 'YYYY-MM-DD'), ", " GROUP BY date ORDER BY date"},
+	{"provider_gpu_type", "provider, gpu_type, ",
+	 " GROUP BY provider, gpu_type ORDER BY provider, gpu_type"},
+};
+
+/* The date windows are set by summary_windows() to lie inside the data
+ * (1M rows span 1,000 days; a small run fewer). */
+static char sum_month[2][48], sum_quarter[2][48];
+
+static struct {
+	const char *name, *from, *to, *provider, *gpu_type;
+} sum_filters[4] = {
+	{"all", NULL, NULL, NULL, NULL},
+	{"one month", sum_month[0], sum_month[1], NULL, NULL},
+	{"one provider", NULL, NULL, "prov-07", NULL},
+	{"provider+gpu, a quarter", sum_quarter[0], sum_quarter[1], "prov-07", "gpu-13"},
+};
+
+#define SUM_PROVIDERS 20
+#define SUM_GPUS      50
+
+/* Days since 1970-01-01 as "YYYY-MM-DD" (Howard Hinnant's civil_from_days). */
+static void civil_date(long z, char out[48])
+{
+	long era, y;
+	unsigned doe, yoe, doy, mp, d, m;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = (long)yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	snprintf(out, 48, "%04ld-%02u-%02u", y + (m <= 2), m, d);
+}
+
+#define SUM_EPOCH_DAY 19723 /* 2024-01-01 */
+
+static void civil_date(long z, char out[48]);
+
+/* A month and a quarter from a quarter of the way into the data (or what
+ * there is of them in a small run). */
+static void summary_windows(size_t rows)
+{
+	long days = (long)((rows + SUM_PROVIDERS * SUM_GPUS - 1) / (SUM_PROVIDERS * SUM_GPUS));
+	long first = SUM_EPOCH_DAY + days / 4, last = SUM_EPOCH_DAY + days - 1;
+
+	civil_date(first, sum_month[0]);
+	civil_date(first + 29 < last ? first + 29 : last, sum_month[1]);
+	civil_date(first, sum_quarter[0]);
+	civil_date(first + 90 < last ? first + 90 : last, sum_quarter[1]);
+}
+
+/* rows rows: 1,000 a day from 2024-01-01, 20 providers x 50 GPU types, by
+ * COPY; then VACUUM ANALYZE, the state of a table autovacuum has seen. */
+static bool summary_load(PGconn *pg, size_t rows)
+{
+	char *buf = xcalloc(1, COPY_CHUNK), *p = buf, date[48];
+	PGresult *r;
+	bool ok = true;
+
+	if (!fresh_table(pg))
+		return false;
+	r = PQexec(pg, "COPY cost_snapshots (date, provider, gpu_type, cost_usd) FROM STDIN");
+	ok = PQresultStatus(r) == PGRES_COPY_IN;
+	PQclear(r);
+	for (size_t i = 0; ok && i < rows; i++) {
+		size_t k = i % (SUM_PROVIDERS * SUM_GPUS);
+		unsigned long cents = 10000 + (unsigned long)(i * 7919 % 250000);
+
+		civil_date(SUM_EPOCH_DAY + (long)(i / (SUM_PROVIDERS * SUM_GPUS)), date);
+		p += snprintf(p, 96, "%s\tprov-%02zu\tgpu-%02zu\t%lu.%02lu\n", date,
+		              k / SUM_GPUS, k % SUM_GPUS, cents / 100, cents % 100);
+		if (COPY_CHUNK - (size_t)(p - buf) < 128 || i + 1 == rows) {
+			ok = PQputCopyData(pg, buf, (int)(p - buf)) == 1;
+			p = buf;
+		}
+	}
+	if (PQputCopyEnd(pg, ok ? NULL : "abandoned") != 1)
+		ok = false;
+	r = PQgetResult(pg);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		say("summary load: %s", PQresultErrorMessage(r));
+		ok = false;
+	}
+	PQclear(r);
+	free(buf);
+	return ok && pg_cmd(pg, "VACUUM ANALYZE cost_snapshots");
+}
+
+/* The baseline's SQL for one case, literals in place of the filters. */
+static void summary_sql(char *out, size_t outsz, int g, int f)
+{
+	size_t n = (size_t)snprintf(out, outsz,
+	    "SELECT %scount(*), sum(cost_usd), round(avg(cost_usd), 2), min(cost_usd), "
+	    "max(cost_usd) FROM cost_snapshots WHERE true", sum_groups[g].keys);
+
+	if (sum_filters[f].from)
+		n += (size_t)snprintf(out + n, outsz - n, " AND date >= '%s' AND date <= '%s'",
+		                      sum_filters[f].from, sum_filters[f].to);
+	if (sum_filters[f].provider)
+		n += (size_t)snprintf(out + n, outsz - n, " AND provider = '%s'", sum_filters[f].provider);
+	if (sum_filters[f].gpu_type)
+		n += (size_t)snprintf(out + n, outsz - n, " AND gpu_type = '%s'", sum_filters[f].gpu_type);
+	snprintf(out + n, outsz - n, "%s", sum_groups[g].tail);
+}
+
+/* One timed call each way; false on a failed call or rows that differ. */
+static bool summary_once(bench *b, int g, int f, double *srv_ms, double *sql_ms)
+{
+	hx_summary_query q = {.from_date = sum_filters[f].from, .to_date = sum_filters[f].to,
+	                      .provider = sum_filters[f].provider,
+	                      .gpu_type = sum_filters[f].gpu_type, .group_by = (hx_group_by)g};
+	hx_call_opts o = {.timeout_ms = b->cfg->timeout_ms};
+	char sql[512];
+	hx_reply rep;
+	PGresult *r;
+	uint64_t t0;
+	bool ok;
+
+	memset(&rep, 0, sizeof rep);
+	t0 = now_ns();
+	hx_client_summary(b->client, &q, &o, &rep);
+	*srv_ms = (double)(now_ns() - t0) / 1e6;
+	summary_sql(sql, sizeof sql, g, f);
+	t0 = now_ns();
+	r = PQexec(b->pg, sql);
+	*sql_ms = (double)(now_ns() - t0) / 1e6;
+	ok = rep.code == HX_OK && rep.kind == HX_RESULT_SUMMARY &&
+	     PQresultStatus(r) == PGRES_TUPLES_OK &&
+	     (size_t)PQntuples(r) == rep.n_rows &&
+	     (rep.n_rows == 0 ||
+	      rep.rows[0].records == strtoull(PQgetvalue(r, 0, PQnfields(r) - 5), NULL, 10));
+	if (!ok)
+		say("summary %s/%s: %s %s; bare SQL: %s", sum_groups[g].name, sum_filters[f].name,
+		    hx_status_name(rep.code), rep.message ? rep.message : "",
+		    PQresultErrorMessage(r));
+	PQclear(r);
+	hx_reply_free(&rep);
+	return ok;
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Phase 7: every group_by, with and without filters, on summary_rows rows. */
+static bool run_summary_phase(bench *b)
+{
+	static char labels[5 * 4][48], keys[5 * 4][48];
+	size_t reps = b->cfg->summary_reps;
+	double *srv = xcalloc(reps, sizeof *srv), *sql = xcalloc(reps, sizeof *sql);
+	double w_srv, w_sql;
+	uint64_t t0 = now_ns();
+	bool ok = summary_load(b->pg, b->cfg->summary_rows);
+
+	summary_windows(b->cfg->summary_rows);
+	if (ok)
+		phase_done("sum-load", t0);
+	t0 = now_ns();
+	for (int g = 0; ok && g < 5; g++) {
+		for (int f = 0; ok && f < 4; f++) {
+			int k = g * 4 + f;
+			figure *fig;
+
+			ok = summary_once(b, g, f, &w_srv, &w_sql); /* warm both caches */
+			for (size_t i = 0; ok && i < reps; i++)
+				ok = summary_once(b, g, f, &srv[i], &sql[i]);
+			if (!ok)
+				break;
+			snprintf(labels[k], sizeof labels[k], "summary %s, %s", sum_groups[g].name,
+			         sum_filters[f].name);
+			snprintf(keys[k], sizeof keys[k], "summary_%s_f%d_ms", sum_groups[g].name, f);
+			fig = add_figure(keys[k], labels[k], "ms", median(srv, reps), 2);
+			fig->lower_is_better = true;
+			set_baseline(fig, "psql_same_sql_ms", "psql", median(sql, reps));
+		}
+	}
+	if (ok)
+		phase_done("summary", t0);
+	free(srv);
+	free(sql);
+	return ok;
+}
+
 static bool run(bench *b)
 {
 	const config *cfg = b->cfg;
@@ -1323,6 +1542,8 @@ static bool run(bench *b)
 	if (!cfg->skip_latency && !run_latency_phase(b))
 		return false;
 	if (!cfg->skip_health && !run_health_phase(b))
+		return false;
+	if (cfg->summary_rows && !run_summary_phase(b))
 		return false;
 	bench_rss(cfg);
 	return true;
@@ -1375,6 +1596,8 @@ int main(int argc, char **argv)
 		.health_calls = 2000,
 		.echo_workers = 8,
 		.timeout_ms = 120000,
+		.summary_rows = 1000000,
+		.summary_reps = 3,
 	};
 	bench b;
 	bool ok;

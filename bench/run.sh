@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # run.sh - heliox-bench against a throwaway Postgres and the real server.
 #
-#   bench/run.sh [--records N] [--build DIR] [--workers W] [-- BENCH-OPTIONS...]
+#   bench/run.sh [--records N] [--build DIR] [--workers W] [--outside-calls C]
+#                [-- BENCH-OPTIONS...]
 #
 # Starts a private PostgreSQL with fsync on (scripts/pgtmp.sh), starts
 # heliox-ingestd from DIR on a free local port with a random API key, runs
-# DIR/bench/heliox-bench against both and prints its table. Everything it
+# DIR/bench/heliox-bench against both and prints its table, then measures the
+# 28-record latency again from bench/outside_client.py (C calls, default 500),
+# a client that is not the project's own. Everything it
 # started is stopped on the way out, whatever happens. Options after `--` go
 # to heliox-bench as they are (e.g. -- --inflight 4 --batch 2000).
 #
@@ -21,10 +24,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 records=200000
 build=$root/build
 workers=4 # the server's default, which the figures support (README)
+outside_calls=500
 extra=()
 
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Fails with a usage error unless option $1 has a value ($2).
@@ -37,14 +41,15 @@ while [ $# -gt 0 ]; do
 	--records) need "$@"; records=$2; shift 2 ;;
 	--build) need "$@"; build=$2; shift 2 ;;
 	--workers) need "$@"; workers=$2; shift 2 ;;
+	--outside-calls) need "$@"; outside_calls=$2; shift 2 ;;
 	--) shift; extra=("$@"); break ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
 	esac
 done
-for n in "$records" "$workers"; do
+for n in "$records" "$workers" "$outside_calls"; do
 	case $n in
-	'' | *[!0-9]* | 0*) echo "run.sh: --records and --workers take positive numbers" >&2; exit 2 ;;
+	'' | *[!0-9]* | 0*) echo "run.sh: --records, --workers and --outside-calls take positive numbers" >&2; exit 2 ;;
 	esac
 done
 build=$(cd "$build" && pwd)
@@ -119,8 +124,15 @@ rc=0
 # shellcheck disable=SC2086 # the wrapper is a command line: split it
 ${HX_BENCH_WRAPPER:-} "$bench" --url "tcp://127.0.0.1:$port" --db "$conn" --records "$records" \
 	--server-pid "$spid" ${extra[@]+"${extra[@]}"} || rc=$?
+if [ "$rc" = 0 ]; then
+	# The same 28-record latency from a client that is not ours: Python's
+	# protobuf and Debian's libnng.so.1 through ctypes.
+	echo "run.sh: 28-record ingests from an outside client (Python protobuf + ctypes nng)"
+	/usr/bin/python3 "$root/bench/outside_client.py" --url "tcp://127.0.0.1:$port" \
+		--calls "$outside_calls" || rc=$?
+fi
 if [ "$rc" != 0 ]; then
-	echo "run.sh: heliox-bench failed ($rc); the server's log ends:" >&2
+	echo "run.sh: the benchmark failed ($rc); the server's log ends:" >&2
 	tail -n 30 "$tmp/server.log" >&2
 fi
 exit "$rc"

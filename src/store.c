@@ -68,6 +68,7 @@ hx_store_now_us(void)
 /* The write path's statements are store_write.c's; these are the rest. */
 enum stmt {
 	ST_TIMEOUT,
+	ST_READ_SETUP,
 	ST_RUN,
 	ST_SUM_NONE, /* ST_SUM_NONE + hx_group_by, in the enum's order */
 	ST_SUM_PROVIDER,
@@ -94,6 +95,19 @@ static const struct {
 	const char *sql;
 } stmts[ST_COUNT] = {
 	[ST_TIMEOUT] = {"hx_timeout", "SELECT set_config('statement_timeout', $1, true)"},
+	/*
+	 * A read transaction plans every statement for its own arguments. The
+	 * summaries' filters are optional ("$3 IS NULL OR provider = $3"),
+	 * which a generic plan cannot turn into an index range: once the plan
+	 * cache has seen five unfiltered summaries it may settle on a generic
+	 * plan and scan the whole table for every filtered one after that.
+	 * Planning anew costs tens of microseconds; a wrong plan costs the
+	 * table. NULL keeps the server's statement_timeout.
+	 */
+	[ST_READ_SETUP] = {"hx_read_setup",
+	                   "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+	                   "set_config('statement_timeout', coalesce($1, "
+	                   "current_setting('statement_timeout')), true)"},
 	[ST_RUN] = {"hx_run",
 	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
 	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
@@ -437,18 +451,20 @@ static hx_status
 tx_begin(hx_store *s, bool read_only, uint32_t timeout_ms, char *err, size_t errsz)
 {
 	char        ms[16];
-	const char *vals[1] = {ms};
+	const char *vals[1];
 	hx_status   st;
 
 	st = exec_first(s,
 	                read_only ? "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
 	                          : "BEGIN ISOLATION LEVEL READ COMMITTED",
 	                "begin", err, errsz);
-	if (st != HX_OK || timeout_ms == 0) {
+	if (st != HX_OK || (timeout_ms == 0 && !read_only)) {
 		return st;
 	}
 	snprintf(ms, sizeof(ms), "%" PRIu32, timeout_ms);
-	PQclear(pg_prepared(s, ST_TIMEOUT, 1, vals, NULL, NULL, &st, err, errsz));
+	vals[0] = timeout_ms != 0 ? ms : NULL;
+	PQclear(pg_prepared(s, read_only ? ST_READ_SETUP : ST_TIMEOUT, 1, vals, NULL, NULL, &st,
+	                    err, errsz));
 	return st;
 }
 

@@ -1345,6 +1345,157 @@ test_ping_trusts_recent_answers(void **state)
 	free(now);
 }
 
+/* ---- plans that do not depend on statistics ------------------------------------ */
+
+/* The stats of one table, read fresh (not from this session's snapshot). */
+static long long
+table_stat(fx *f, const char *col, const char *table)
+{
+	char     *v;
+	long long x;
+
+	exec_ok(f->q, "SELECT pg_stat_clear_snapshot()");
+	v = q1(f->q, "SELECT coalesce(%s, 0) FROM pg_stat_user_tables WHERE relname = '%s'", col,
+	       table);
+	x = atoll(v);
+	free(v);
+	return x;
+}
+
+/* Gives a batch its own keys: gpu types "TAG-..." no other batch has. */
+static void
+tag_recs(hx_record *r, size_t n, const char *tag)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char g[HX_NAME_MAX + 1];
+
+		snprintf(g, sizeof(g), "%s-%s", tag, r[i].gpu_type);
+		snprintf(r[i].gpu_type, sizeof(r[i].gpu_type), "%s", g);
+	}
+}
+
+/*
+ * Issue 7: on a freshly created, analyzed, empty table the planner costs a
+ * sequential scan at nothing, and a lookup planned then runs as one scan
+ * per input row over whatever another connection has written meanwhile:
+ * quadratic, seconds per request. Every write form (COPY table, arrays, dry
+ * run, replays) on two connections at once must touch cost_snapshots and
+ * ingestion_runs through their indexes only: zero sequential scans, which
+ * the statistics collector counts exactly (no timing involved).
+ */
+static void
+test_writes_never_scan(void **state)
+{
+	fx              *f = *state;
+	hx_store        *s2 = NULL;
+	hx_record       *a = make_recs(10000, MICROS(5)), *b = make_recs(10000, MICROS(6));
+	hx_record       *c = make_recs(2000, MICROS(7)), *a2 = make_recs(10000, MICROS(8));
+	hx_ingest_job    j;
+	hx_ingest_counts n;
+	long long        scans0, rscans0, read0, ins = 0;
+	int              tries;
+
+	tag_recs(a, 10000, "a");
+	tag_recs(a2, 10000, "a");
+	tag_recs(b, 10000, "b");
+	tag_recs(c, 2000, "c");
+	assert_int_equal(hx_store_open(&s2, f->conninfo), HX_OK);
+	exec_ok(f->q, "VACUUM ANALYZE cost_snapshots");
+	exec_ok(f->q, "VACUUM ANALYZE ingestion_runs");
+	assert_q(f->q, "0", "SELECT reltuples::bigint FROM pg_class WHERE relname = 'cost_snapshots'");
+	scans0 = table_stat(f, "seq_scan", "cost_snapshots");
+	read0 = table_stat(f, "seq_tup_read", "cost_snapshots");
+	rscans0 = table_stat(f, "seq_scan", "ingestion_runs");
+
+	/* Both connections plan while the table is empty, then fill it. */
+	j = job_for("scan-dry-1", c, 2000, true, 1);
+	assert_counts(ingest_ok(f->s, &j), 2000, 0, 0, false);
+	j = job_for("scan-dry-2", c, 2000, true, 2);
+	assert_counts(ingest_ok(s2, &j), 2000, 0, 0, false);
+	j = job_for("scan-a", a, 10000, false, 3);
+	assert_counts(ingest_ok(f->s, &j), 10000, 0, 0, false);
+	j = job_for("scan-b", b, 10000, false, 4);
+	assert_counts(ingest_ok(s2, &j), 10000, 0, 0, false);
+	j = job_for("scan-c", c, 2000, false, 5);
+	assert_counts(ingest_ok(f->s, &j), 2000, 0, 0, false);
+	j = job_for("scan-a2", a2, 10000, false, 6); /* every cost changed */
+	assert_counts(ingest_ok(s2, &j), 0, 10000, 0, false);
+	j = job_for("scan-b-dry", b, 10000, true, 7);
+	assert_counts(ingest_ok(f->s, &j), 0, 0, 10000, false);
+	j = job_for("scan-a", a, 10000, false, 3); /* a replay */
+	n = ingest_ok(s2, &j);
+	assert_counts(n, 10000, 0, 0, true);
+
+	/* A backend flushes its counters when it exits. */
+	hx_store_close(s2);
+	hx_store_close(f->s);
+	f->s = NULL;
+	for (tries = 0; tries < 200 && ins != 22000; tries++) {
+		usleep(50 * 1000);
+		ins = table_stat(f, "n_tup_ins", "cost_snapshots");
+	}
+	assert_int_equal(ins, 22000);
+	if (table_stat(f, "seq_scan", "cost_snapshots") != scans0 ||
+	    table_stat(f, "seq_scan", "ingestion_runs") != rscans0) {
+		fprintf(stderr, "sequential scans: cost_snapshots %lld (%lld rows), ingestion_runs %lld\n",
+		        table_stat(f, "seq_scan", "cost_snapshots") - scans0,
+		        table_stat(f, "seq_tup_read", "cost_snapshots") - read0,
+		        table_stat(f, "seq_scan", "ingestion_runs") - rscans0);
+	}
+	assert_int_equal(table_stat(f, "seq_scan", "cost_snapshots"), scans0);
+	assert_int_equal(table_stat(f, "seq_tup_read", "cost_snapshots"), read0);
+	assert_int_equal(table_stat(f, "seq_scan", "ingestion_runs"), rscans0);
+	free(a);
+	free(a2);
+	free(b);
+	free(c);
+}
+
+/* Summaries' filters are optional, which a cached generic plan cannot use:
+ * after a run of unfiltered summaries, a one-day summary must still take
+ * the index on date, not scan the table. */
+static void
+test_summary_plans_per_call(void **state)
+{
+	fx              *f = *state;
+	hx_record       *r = make_recs(20000, MICROS(3));
+	hx_ingest_job    j = job_for("plans", r, 20000, false, 1);
+	hx_summary_query all = {.group_by = HX_GROUP_NONE};
+	hx_summary_query day = {.from_date = "2026-03-05", .to_date = "2026-03-05",
+	                        .group_by = HX_GROUP_NONE};
+	hx_summary_row  *rows = NULL;
+	size_t           n = 0;
+	long long        seq0, idx0, got = 0;
+	int              k, tries;
+	char             err[256];
+
+	assert_counts(ingest_ok(f->s, &j), 20000, 0, 0, false);
+	exec_ok(f->q, "VACUUM ANALYZE cost_snapshots");
+	hx_store_close(f->s); /* a new backend: its plan cache is empty */
+	assert_int_equal(hx_store_open(&f->s, f->conninfo), HX_OK);
+	seq0 = table_stat(f, "seq_scan", "cost_snapshots");
+	idx0 = table_stat(f, "idx_scan", "cost_snapshots");
+	for (k = 0; k < 8; k++) {
+		assert_int_equal(hx_store_summary(f->s, &all, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+		assert_int_equal(rows[0].records, 20000);
+		free(rows);
+	}
+	assert_int_equal(hx_store_summary(f->s, &day, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+	assert_int_equal(rows[0].records, 20000 / 336 + 1); /* (i % 336) == 63 */
+	free(rows);
+	hx_store_close(f->s);
+	f->s = NULL;
+	for (tries = 0; tries < 200 && got < seq0 + 8; tries++) {
+		usleep(50 * 1000);
+		got = table_stat(f, "seq_scan", "cost_snapshots");
+	}
+	assert_int_equal(got, seq0 + 8); /* the 8 unfiltered ones, not the ninth */
+	assert_true(table_stat(f, "idx_scan", "cost_snapshots") > idx0);
+	free(r);
+}
+
 int
 main(void)
 {
@@ -1377,6 +1528,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_race_new_key_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writes_never_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_plans_per_call, setup, teardown),
 	};
 	const char *db = getenv("HX_TEST_DB");
 	int         rc;
