@@ -1371,7 +1371,10 @@ tag_recs(hx_record *r, size_t n, const char *tag)
 	for (i = 0; i < n; i++) {
 		char g[HX_NAME_MAX + 1];
 
-		snprintf(g, sizeof(g), "%s-%s", tag, r[i].gpu_type);
+		/* Checked, not assumed: also what keeps gcc -O0's
+		 * -Wformat-truncation quiet (the sanitizer build). */
+		int k = snprintf(g, sizeof(g), "%s-%s", tag, r[i].gpu_type);
+		assert_true(k > 0 && (size_t) k < sizeof(g));
 		snprintf(r[i].gpu_type, sizeof(r[i].gpu_type), "%s", g);
 	}
 }
