@@ -321,6 +321,20 @@ is_tls_url(const char *url)
 
 /* ---- why a connection failed -------------------------------------------- */
 
+/* A cause is for a person to read: cut short rather than not said. */
+static void
+say(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+say(char *out, size_t outsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out, outsz, fmt, ap);
+	va_end(ap);
+}
+
 /*
  * One connection attempt on a scratch socket, to tell apart failures that
  * nng reports with one code. verify=false makes a handshake that checks
@@ -371,12 +385,12 @@ tls_name_of(const hx_client *c, const char *url, char *out, size_t outsz)
 	nng_url *u;
 
 	if (c->tls_name != NULL) {
-		snprintf(out, outsz, "%s", c->tls_name);
+		say(out, outsz, "%s", c->tls_name);
 	} else if (nng_url_parse(&u, url) == 0) {
-		snprintf(out, outsz, "%s", u->u_hostname);
+		say(out, outsz, "%s", u->u_hostname);
 		nng_url_free(u);
 	} else {
-		snprintf(out, outsz, "?");
+		say(out, outsz, "?");
 	}
 }
 
@@ -392,18 +406,18 @@ explain_tls(const hx_client *c, const char *url, int rv, char *out, size_t outsz
 
 	tls_name_of(c, url, name, sizeof(name));
 	if (probe(url + 4, NULL, NULL, false) == 0) {
-		snprintf(out, outsz, "TLS handshake failed: not TLS: the server speaks plain nng on "
+		say(out, outsz, "TLS handshake failed: not TLS: the server speaks plain nng on "
 		         "this port (use %s, or the server's tls+tcp:// port)", url + 4);
 	} else if (probe(url, c->tls_ca, NULL, true) == 0) {
-		snprintf(out, outsz, "TLS handshake failed: name mismatch: the server's certificate "
+		say(out, outsz, "TLS handshake failed: name mismatch: the server's certificate "
 		         "does not carry the name '%s' (give --tls-server-name with a name it "
 		         "carries)", name);
 	} else if (probe(url, NULL, NULL, false) == 0) {
-		snprintf(out, outsz, "TLS handshake failed: unknown CA: the server's certificate "
+		say(out, outsz, "TLS handshake failed: unknown CA: the server's certificate "
 		         "does not verify against %s (give --tls-ca with the CA that signed it)",
 		         c->tls_ca);
 	} else {
-		snprintf(out, outsz, "TLS handshake failed: %s", nng_strerror(rv));
+		say(out, outsz, "TLS handshake failed: %s", nng_strerror(rv));
 	}
 }
 
@@ -416,9 +430,9 @@ explain_closed(const char *url, int rv, char *out, size_t outsz)
 
 	snprintf(tls_url, sizeof(tls_url), "tls+%s", url);
 	if (strncmp(url, "tcp", 3) == 0 && probe(tls_url, NULL, NULL, false) == 0) {
-		snprintf(out, outsz, "not TLS: the server expects TLS on this port (use %s)", tls_url);
+		say(out, outsz, "not TLS: the server expects TLS on this port (use %s)", tls_url);
 	} else {
-		snprintf(out, outsz, "the server closed the connection during nng's handshake "
+		say(out, outsz, "the server closed the connection during nng's handshake "
 		         "(%s): is it a heliox-ingestd port?", nng_strerror(rv));
 	}
 }
@@ -431,15 +445,15 @@ explain_resolve(const char *url, int rv, char *out, size_t outsz)
 	int             gai;
 
 	if (nng_url_parse(&u, url) != 0 || u->u_hostname == NULL || *u->u_hostname == '\0') {
-		snprintf(out, outsz, "%s", nng_strerror(rv));
+		say(out, outsz, "%s", nng_strerror(rv));
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	if ((gai = getaddrinfo(u->u_hostname, NULL, &hints, &res)) != 0) {
-		snprintf(out, outsz, "name not resolved: %s: %s", u->u_hostname, gai_strerror(gai));
+		say(out, outsz, "name not resolved: %s: %s", u->u_hostname, gai_strerror(gai));
 	} else {
-		snprintf(out, outsz, "%s (%s)", nng_strerror(rv), u->u_hostname);
+		say(out, outsz, "%s (%s)", nng_strerror(rv), u->u_hostname);
 		freeaddrinfo(res);
 	}
 	nng_url_free(u);
@@ -454,21 +468,21 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 	switch (rv) {
 	case NNG_ECONNREFUSED:
 		if (ipc && access(url + 6, F_OK) != 0) {
-			snprintf(out, outsz, "connection refused (no socket file %s; is "
+			say(out, outsz, "connection refused (no socket file %s; is "
 			         "heliox-ingestd running?)", url + 6);
 		} else {
-			snprintf(out, outsz, "connection refused (%s)",
+			say(out, outsz, "connection refused (%s)",
 			         ipc ? "a socket file is there but no server listens on it"
 			             : "nothing listens on that port; is heliox-ingestd running?");
 		}
 		break;
 	case NNG_ENOENT:
-		snprintf(out, outsz, "%s", ipc ? "no socket file there; is heliox-ingestd running?"
+		say(out, outsz, "%s", ipc ? "no socket file there; is heliox-ingestd running?"
 		                               : nng_strerror(rv));
 		break;
 	case NNG_EADDRINVAL:
 		if (ipc) {
-			snprintf(out, outsz, "%s", nng_strerror(rv));
+			say(out, outsz, "%s", nng_strerror(rv));
 		} else {
 			explain_resolve(url, rv, out, outsz);
 		}
@@ -478,7 +492,7 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 		if (is_tls_url(url)) {
 			explain_tls(c, url, rv, out, outsz);
 		} else {
-			snprintf(out, outsz, "%s", nng_strerror(rv));
+			say(out, outsz, "%s", nng_strerror(rv));
 		}
 		break;
 	case NNG_ECONNSHUT:
@@ -488,18 +502,18 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 		if (!ipc && !is_tls_url(url)) {
 			explain_closed(url, rv, out, outsz);
 		} else {
-			snprintf(out, outsz, "the server closed the connection during the handshake "
+			say(out, outsz, "the server closed the connection during the handshake "
 			         "(%s)", nng_strerror(rv));
 		}
 		break;
 	case NNG_EUNREACHABLE:
-		snprintf(out, outsz, "host unreachable");
+		say(out, outsz, "host unreachable");
 		break;
 	case NNG_ETIMEDOUT:
-		snprintf(out, outsz, "connection timed out");
+		say(out, outsz, "connection timed out");
 		break;
 	default:
-		snprintf(out, outsz, "%s", nng_strerror(rv));
+		say(out, outsz, "%s", nng_strerror(rv));
 		break;
 	}
 }
