@@ -593,7 +593,7 @@ strip_key_name(const char *line)
 {
 	size_t i;
 
-	for (i = 0; line[i] != '\0' && i <= 64; i++) {
+	for (i = 0; i <= 64 && line[i] != '\0'; i++) {
 		unsigned char ch = (unsigned char) line[i];
 
 		if (ch == ':') {

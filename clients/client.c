@@ -1130,7 +1130,7 @@ call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
 	int          rv;
 
 	for (;;) {
-		if ((now = nng_clock()) >= deadline) {
+		if (nng_clock() >= deadline) {
 			return (reply_no_answer(out, NNG_ETIMEDOUT, timeout_ms, request_id));
 		}
 		if ((rv = await_link(c, deadline, why, sizeof(why))) != 0) {

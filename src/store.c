@@ -855,8 +855,9 @@ static const char *const migration_1[] = {
  * or peer (NULL: unknown).
  */
 static const char *const migration_3[] = {
-	"ALTER TABLE ingestion_runs ADD COLUMN base_request_id text,"
-	" ADD COLUMN key_id text, ADD COLUMN peer text",
+	"ALTER TABLE ingestion_runs ADD COLUMN base_request_id text",
+	"ALTER TABLE ingestion_runs ADD COLUMN key_id text",
+	"ALTER TABLE ingestion_runs ADD COLUMN peer text",
 	"UPDATE ingestion_runs SET base_request_id = request_id",
 	"ALTER TABLE ingestion_runs ALTER COLUMN base_request_id SET NOT NULL",
 	"CREATE INDEX ingestion_runs_base_request_id_idx ON ingestion_runs (base_request_id)",
