@@ -166,7 +166,13 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 		    &c->viol);
 		break;
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:
-		st = hx_ingest_records(c, rq->records, b);
+		/* Empty is fine when the client left every record out as
+		 * invalid and says how many: the run is still audited. */
+		if (rq->skip_invalid && rq->client_failed > 0 && rq->records != NULL &&
+		    rq->records->n_records == 0)
+			st = HX_OK;
+		else
+			st = hx_ingest_records(c, rq->records, b);
 		break;
 	default:
 		hx_violations_add(&c->viol, "source", "one of mock, export_json, records is required");

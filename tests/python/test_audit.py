@@ -74,6 +74,16 @@ def test_skip_invalid_row_equals_what_the_cli_printed(clean, server, tmp_path):
     assert (row["received"], row["inserted"], row["failed"]) == (2, 1, 1), row
 
 
+def test_skip_invalid_all_invalid_still_audited(clean, server, tmp_path):
+    f = write_doc(tmp_path / "bad.json", [rec(1, "0"), rec(2, "-1"), rec(3, "x")])
+    rc, j, err = cli_json(server, "--request-id", "skip-0", "ingest", f, "--skip-invalid")
+    assert rc == 0, (j, err)
+    assert (j["received"], j["inserted"], j["failed"]) == (3, 0, 3), j
+    [row] = runs(clean, "base_request_id = 'skip-0'")
+    assert (row["received"], row["inserted"], row["failed"], row["code_name"]) == (3, 0, 3, "OK"), row
+    assert clean.count() == 0
+
+
 def test_skip_invalid_across_batches_sums_to_the_cli(clean, server, tmp_path):
     # invalid records first, between batches, inside one and last of all
     recs = [rec(1, "0"), rec(2, "1"), rec(3, "2"), rec(4, "x"), rec(5, "3"), rec(6, "4"),
