@@ -69,15 +69,18 @@ typedef Heliox__Ingest__V1__RpcResponse rpc_response;
  * Once an attempt succeeds nng owns the link and redials it after a drop.
  */
 typedef enum link_state {
-	LINK_IDLE,    /* not dialing: never tried, or the last attempt failed */
-	LINK_DIALING, /* an attempt is running on `thr` */
-	LINK_UP,      /* the dialer is started; nng keeps it connected */
+	LINK_IDLE,     /* not dialing: never tried, or the last attempt failed */
+	LINK_DIALING,  /* an attempt is running on `thr` */
+	LINK_UP,       /* the dialer is started; nng keeps it connected */
+	LINK_LOST,     /* was up, its connections are gone; nng redials quietly */
+	LINK_RENEWING, /* a call is swapping a LOST link's dialer for a fresh one */
 } link_state;
 
 typedef struct hx_link {
 	struct hx_client *c;
 	char             *url;
 	nng_dialer        d;
+	unsigned          live; /* connections of this dialer */
 	link_state        state;
 	uint64_t          tries; /* attempts finished */
 	int               err;   /* nng's result of the last attempt */
@@ -96,7 +99,9 @@ struct hx_client {
 	char      *api_key;
 	uint32_t   timeout_ms;
 	uint32_t   retry_window_ms;
+	size_t     maxsz;    /* the reply size limit every dialer gets */
 	char      *tls_ca;   /* the CA file a TLS link verifies against */
+	char      *tls_ca_given; /* the caller's tls_ca_file, NULL = the default */
 	char      *tls_name; /* the name it verifies, NULL = the URL's host */
 	nng_mtx   *mtx;
 	nng_cv    *cv;
@@ -564,20 +569,81 @@ link_kick(hx_client *c, hx_link *l)
 	}
 }
 
+static hx_link *
+link_of_pipe(hx_client *c, nng_pipe p)
+{
+	int    id = nng_dialer_id(nng_pipe_dialer(p));
+	size_t i;
+
+	for (i = 0; id > 0 && i < c->n_links; i++) {
+		if (nng_dialer_id(c->links[i].d) == id) {
+			return (&c->links[i]);
+		}
+	}
+	return (NULL);
+}
+
+/*
+ * Counts connections, per link and in all. A link whose last connection
+ * went is LOST: nng redials it in the background but would not say why it
+ * fails, so the next call renews it (await_link) and learns the cause.
+ */
 static void
 pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	hx_client *c = arg;
+	hx_link   *l;
 
-	(void) p;
 	nng_mtx_lock(c->mtx);
+	l = link_of_pipe(c, p);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		c->pipes++;
-	} else if (ev == NNG_PIPE_EV_REM_POST && c->pipes > 0) {
-		c->pipes--;
+		if (l != NULL && l->live++ == 0 && l->state == LINK_LOST) {
+			l->state = LINK_UP;
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		if (c->pipes > 0) {
+			c->pipes--;
+		}
+		if (l != NULL && l->live > 0 && --l->live == 0 && l->state == LINK_UP) {
+			l->state = LINK_LOST;
+		}
 	}
 	nng_cv_wake(c->cv);
 	nng_mtx_unlock(c->mtx);
+}
+
+static int make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t errsz);
+
+/*
+ * Swaps a LOST link's dialer for a fresh, stopped one and starts an attempt
+ * on it, whose result (refused, TLS...) the waiting calls then see. Called
+ * with c->mtx held; drops it while closing and creating, since closing a
+ * dialer may call pipe_event.
+ */
+static void
+link_renew(hx_client *c, hx_link *l)
+{
+	nng_dialer old = l->d, fresh;
+	char       err[256] = "";
+	int        rv;
+
+	l->state = LINK_RENEWING;
+	nng_mtx_unlock(c->mtx);
+	nng_dialer_close(old);
+	rv = make_dialer(c, l->url, &fresh, err, sizeof(err));
+	nng_mtx_lock(c->mtx);
+	l->live = 0;
+	l->state = LINK_IDLE;
+	if (rv != 0) {
+		l->err = rv;
+		l->tries++;
+		snprintf(l->cause, sizeof(l->cause), "%s", err);
+		nng_cv_wake(c->cv);
+		return;
+	}
+	l->d = fresh;
+	link_kick(c, l);
 }
 
 /*
@@ -598,6 +664,9 @@ await_link(hx_client *c, nng_time deadline, char *why, size_t whysz)
 	nng_mtx_lock(c->mtx);
 	for (i = 0; i < c->n_links; i++) {
 		since[i] = c->links[i].tries;
+		if (c->pipes == 0 && c->links[i].state == LINK_LOST && !c->closing) {
+			link_renew(c, &c->links[i]);
+		}
 		link_kick(c, &c->links[i]);
 	}
 	for (;;) {
@@ -623,9 +692,10 @@ await_link(hx_client *c, nng_time deadline, char *why, size_t whysz)
 		why[0] = '\0';
 		for (i = 0; i < c->n_links && o < whysz; i++) {
 			const hx_link *l = &c->links[i];
-			const char    *what = l->state == LINK_UP  ? "connected before; nng is redialing"
-			                      : l->state == LINK_DIALING ? "still connecting"
-			                                                 : l->cause;
+			const char    *what = l->state == LINK_UP || l->state == LINK_LOST
+			                          ? "connection lost; reconnecting"
+			                      : l->state == LINK_IDLE ? l->cause
+			                                              : "still connecting";
 
 			o += (size_t) snprintf(why + o, whysz - o, "%s%s: %s", i > 0 ? "; " : "",
 			                       l->url, what);
@@ -635,36 +705,46 @@ await_link(hx_client *c, nng_time deadline, char *why, size_t whysz)
 	return (rv);
 }
 
+/* A stopped dialer for `url` on the client's socket, with its options. */
 static int
-add_link(hx_client *c, hx_link *l, const char *url, const hx_client_opts *o, size_t maxsz,
-         char *err, size_t errsz)
+make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t errsz)
 {
-	nng_dialer d;
-	int        rv;
+	hx_client_opts o = { .api_key = "", .tls_ca_file = c->tls_ca_given,
+		             .tls_server_name = c->tls_name };
+	nng_dialer     d;
+	int            rv;
 
-	l->c = c;
-	l->state = LINK_IDLE;
-	if ((l->url = strdup(url)) == NULL) {
-		set_err(err, errsz, "out of memory");
-		return (NNG_ENOMEM);
-	}
 	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0) {
 		set_err(err, errsz, "%s: %s", url,
 		        rv == NNG_ENOTSUP ? "not a supported URL (tcp://, ipc://, tls+tcp://)"
 		                          : nng_strerror(rv));
 		return (rv);
 	}
-	l->d = d;
-	if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, maxsz)) != 0 ||
+	if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, c->maxsz)) != 0 ||
 	    (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, HX_RECONNECT_MIN_MS)) != 0 ||
 	    (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, HX_RECONNECT_MAX_MS)) != 0) {
 		set_err(err, errsz, "%s: %s", url, nng_strerror(rv));
+	} else if (is_tls_url(url)) {
+		rv = dialer_tls(d, url, &o, err, errsz);
+	}
+	if (rv != 0) {
+		nng_dialer_close(d);
 		return (rv);
 	}
-	if (is_tls_url(url) && (rv = dialer_tls(d, url, o, err, errsz)) != 0) {
-		return (rv);
-	}
+	*out = d;
 	return (0);
+}
+
+static int
+add_link(hx_client *c, hx_link *l, const char *url, char *err, size_t errsz)
+{
+	l->c = c;
+	l->state = LINK_IDLE;
+	if ((l->url = strdup(url)) == NULL) {
+		set_err(err, errsz, "out of memory");
+		return (NNG_ENOMEM);
+	}
+	return (make_dialer(c, url, &l->d, err, errsz));
 }
 
 static int
@@ -704,6 +784,9 @@ copy_opts(hx_client *c, const hx_client_opts *opts)
 	if (opts->tls_server_name != NULL && (c->tls_name = strdup(opts->tls_server_name)) == NULL) {
 		return (-1);
 	}
+	if (opts->tls_ca_file != NULL && (c->tls_ca_given = strdup(opts->tls_ca_file)) == NULL) {
+		return (-1);
+	}
 	return (0);
 }
 
@@ -732,10 +815,11 @@ hx_client_open(hx_client **out, const char *const *urls, size_t n_urls, const hx
 		return (HX_RESOURCE_EXHAUSTED);
 	}
 	maxsz = opts->max_reply_bytes != 0 ? opts->max_reply_bytes : HX_CLIENT_DEFAULT_MAX_REPLY;
+	c->maxsz = maxsz;
 	rv = open_socket(c, maxsz, err, errsz);
 	for (i = 0; rv == 0 && i < n_urls; i++) {
 		c->n_links = i + 1;
-		rv = add_link(c, &c->links[i], urls[i], opts, maxsz, err, errsz);
+		rv = add_link(c, &c->links[i], urls[i], err, errsz);
 	}
 	if (rv != 0) {
 		hx_client_close(c);
@@ -790,6 +874,7 @@ hx_client_close(hx_client *c)
 		free(c->api_key);
 	}
 	free(c->tls_ca);
+	free(c->tls_ca_given);
 	free(c->tls_name);
 	free(c);
 }

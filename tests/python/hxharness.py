@@ -776,7 +776,7 @@ def percentile(values, p):
 class _ClientOpts(ctypes.Structure):
     _fields_ = [("api_key", ctypes.c_char_p), ("timeout_ms", ctypes.c_uint32),
                 ("tls_ca_file", ctypes.c_char_p), ("tls_server_name", ctypes.c_char_p),
-                ("max_reply_bytes", ctypes.c_size_t)]
+                ("max_reply_bytes", ctypes.c_size_t), ("retry_window_ms", ctypes.c_uint32)]
 
 
 class ClientLib:
@@ -814,7 +814,7 @@ class ClientLib:
         self._c = ctypes.c_void_p()
         urls = (ctypes.c_char_p * 1)(url.encode())
         opts = _ClientOpts(key.encode(), timeout_ms, tls_ca.encode() if tls_ca else None,
-                           tls_server_name.encode() if tls_server_name else None, 0)
+                           tls_server_name.encode() if tls_server_name else None, 0, 0)
         err = ctypes.create_string_buffer(512)
         rv = lib.hx_client_open(ctypes.byref(self._c), urls, 1, ctypes.byref(opts), err,
                                 len(err))
@@ -823,10 +823,16 @@ class ClientLib:
 
     def health(self):
         """Returns the reply's code (a number, CODE[...])."""
+        return self.health_reply()[0]
+
+    def health_reply(self):
+        """Returns (code, message): hx_reply starts with hx_status code, then
+        char *message (at the next pointer-aligned offset)."""
         reply = ctypes.create_string_buffer(4096)  # larger than any hx_reply
         code = self.lib().hx_client_health(self._c, None, reply)
+        msg = ctypes.c_char_p.from_buffer(reply, ctypes.sizeof(ctypes.c_void_p)).value
         self.lib().hx_reply_free(reply)
-        return code
+        return code, (msg or b"").decode("utf-8", "replace")
 
     def close(self):
         if self._c:

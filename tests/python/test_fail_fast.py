@@ -157,3 +157,56 @@ def test_slow_server_is_deadline_exceeded():
         assert slow.requests >= 1, "the request never reached the slow server"
     finally:
         slow.close()
+
+
+_LOST_CHILD = """
+import json, sys, time
+import hxharness as hx
+url, key = sys.argv[1], sys.argv[2]
+out = []
+with hx.ClientLib(url, key, 20000) as c:
+    for step in sys.stdin:
+        t0 = time.monotonic()
+        code, msg = c.health_reply()
+        out.append([hx.code_name(code), msg, time.monotonic() - t0])
+        print(json.dumps(out[-1]), flush=True)
+"""
+
+
+def test_library_names_a_lost_server_fast(pg, api_key):
+    """A long-lived client whose server went away learns why at once (the
+    link is renewed and dialed afresh), and finds the server again when it
+    is back on the same address."""
+    import subprocess
+    import sys
+    port = hx.free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    srv = hx.Server(pg.conninfo, keys=[api_key], listen=[url])
+    env = dict(os.environ, PYTHONPATH=hx.HERE)
+    env.update({"LD_PRELOAD": hx._asan_runtime(os.path.join(hx.BUILD_DIR, "libheliox-client.so")),
+                "ASAN_OPTIONS": "detect_leaks=0"} if hx._asan_runtime(
+                    os.path.join(hx.BUILD_DIR, "libheliox-client.so")) else {})
+    child = subprocess.Popen([sys.executable, "-c", _LOST_CHILD, url, api_key], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env)
+
+    def step():
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        return json.loads(child.stdout.readline())
+
+    try:
+        srv.start()
+        assert step()[0] == "OK"
+        srv.stop()
+        code, msg, secs = step()
+        assert code == "UNAVAILABLE" and url in msg and "connection refused" in msg, (code, msg)
+        assert secs < FAST_S, f"{secs:.2f}s to notice: {msg}"
+        srv = hx.Server(pg.conninfo, keys=[api_key], listen=[url])
+        srv.start()
+        code, msg, _ = step()
+        assert code == "OK", msg
+    finally:
+        child.stdin.close()
+        child.wait(30)
+        srv.stop(check=False)
+        srv.cleanup()
