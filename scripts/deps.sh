@@ -20,7 +20,7 @@ HX_DEPS=(
 # quick start stays small: fuzzing (scripts/fuzz.sh), static analysis
 # (scripts/lint.sh) and memcheck (scripts/valgrind.sh).
 HX_FUZZ_DEPS=(clang libclang-rt-14-dev)
-HX_LINT_DEPS=(cppcheck clang-tidy)
+HX_LINT_DEPS=(cppcheck clang-tidy clang-format)
 HX_VALGRIND_DEPS=(valgrind)
 
 # hx_missing_deps [PKG...]: the packages of the list (default HX_DEPS) that

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# lint.sh - clang-tidy (14) and cppcheck (2.10) over src/ and clients/.
+# lint.sh - clang-format (14), clang-tidy (14) and cppcheck (2.10) over our C.
 #
 #   scripts/lint.sh              uses build/compile_commands.json
 #   HX_LINT_BUILD=DIR scripts/lint.sh   another build tree
 #
-# clang-tidy's checks are in .clang-tidy; cppcheck's are below. Each tool sees
-# exactly the flags the compiler does (compile_commands.json), so the build
-# tree is configured first if need be, and the protobuf-c header generated.
-# Exits 1 when either tool reports anything, 2 when a tool is missing.
+# The house style is .clang-format: every tracked .c and .h must already be
+# formatted (clang-format -i FILE fixes one). clang-tidy's checks are in
+# .clang-tidy; cppcheck's are below. Each of those two sees exactly the flags
+# the compiler does (compile_commands.json), so the build tree is configured
+# first if need be, and the protobuf-c header generated.
+# Exits 1 when any tool reports anything, 2 when a tool is missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,8 +24,10 @@ case "${1:-}" in
 esac
 
 tidy=$(command -v run-clang-tidy-14 || command -v run-clang-tidy || true)
-if [ -z "$tidy" ] || ! command -v cppcheck >/dev/null; then
-	echo "lint.sh: needs run-clang-tidy (clang-tidy 14) and cppcheck (apt-get install clang-tidy cppcheck)" >&2
+format=$(command -v clang-format-14 || command -v clang-format || true)
+if [ -z "$tidy" ] || [ -z "$format" ] || ! command -v cppcheck >/dev/null; then
+	echo "lint.sh: needs run-clang-tidy (clang-tidy 14), clang-format 14 and cppcheck" \
+		"(apt-get install clang-tidy clang-format cppcheck)" >&2
 	exit 2
 fi
 clang_tidy=$(command -v clang-tidy-14 || command -v clang-tidy)
@@ -37,9 +41,28 @@ cmake --build "$build" --target hx_proto -j"$jobs" >/dev/null
 
 failed=()
 
+# Every C file in the repository, generated code aside (it lives in the build
+# tree). Names a file per finding; --dry-run changes nothing.
+echo "==> clang-format" >&2
+mapfile -t sources < <(git -C "$root" ls-files -- '*.c' '*.h')
+if [ ${#sources[@]} -eq 0 ]; then
+	echo "lint.sh: no C files found (not a git checkout?)" >&2
+	exit 2
+fi
+fmt_rc=0
+fmt_out=$(cd "$root" && "$format" --style=file --dry-run -Werror "${sources[@]}" 2>&1) || fmt_rc=$?
+if [ "$fmt_rc" -ne 0 ]; then
+	# One line per file, not one per misformatted line.
+	summary=$(printf '%s\n' "$fmt_out" | sed -n 's/^\([^ :]*\):[0-9]*:[0-9]*: error: .*clang-format-violations.*/\1/p' |
+		sort | uniq -c | awk '{ printf "  %s: %d places to reformat\n", $2, $1 }')
+	printf '%s\n' "${summary:-$fmt_out}" >&2
+	echo "  fix with: $format -i FILE..." >&2
+	failed+=(clang-format)
+fi
+
 echo "==> clang-tidy" >&2
 if ! "$tidy" -clang-tidy-binary "$clang_tidy" -p "$build" -j "$jobs" -quiet \
-	"^$root/(src|clients)/[^/]*\.c\$"; then
+	"^$root/(src|clients)/.*\.c\$"; then
 	failed+=(clang-tidy)
 fi
 

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heliox/api.h"
 #include "heliox/heliox.h"
 #include "heliox/record.h"
 #include "heliox/summary.h"
@@ -62,9 +63,9 @@ typedef struct hx_client_opts {
  * at once when every URL's attempt has failed. On failure returns the status
  * and writes a reason to err.
  */
-hx_status hx_client_open(hx_client **out, const char *const *urls, size_t n_urls,
+HX_API hx_status hx_client_open(hx_client **out, const char *const *urls, size_t n_urls,
                          const hx_client_opts *opts, char *err, size_t errsz);
-void hx_client_close(hx_client *c);
+HX_API void hx_client_close(hx_client *c);
 
 /* Per-call options; NULL means all defaults. */
 typedef struct hx_call_opts {
@@ -117,7 +118,7 @@ typedef struct hx_reply {
 	size_t           n_rows;
 } hx_reply;
 
-void hx_reply_free(hx_reply *r);
+HX_API void hx_reply_free(hx_reply *r);
 
 /* A record in wire form: borrowed text, cost as decimal text. */
 typedef struct hx_cost_record {
@@ -127,19 +128,19 @@ typedef struct hx_cost_record {
 	const char *cost_usd;
 } hx_cost_record;
 
-hx_status hx_client_ingest_mock(hx_client *c, const hx_ingest_opts *o, hx_reply *out);
-hx_status hx_client_ingest_json(hx_client *c, const void *json, size_t len,
+HX_API hx_status hx_client_ingest_mock(hx_client *c, const hx_ingest_opts *o, hx_reply *out);
+HX_API hx_status hx_client_ingest_json(hx_client *c, const void *json, size_t len,
                                 const hx_ingest_opts *o, hx_reply *out);
-hx_status hx_client_ingest_records(hx_client *c, const hx_cost_record *recs, size_t n,
+HX_API hx_status hx_client_ingest_records(hx_client *c, const hx_cost_record *recs, size_t n,
                                    const hx_ingest_opts *o, hx_reply *out);
-hx_status hx_client_health(hx_client *c, const hx_call_opts *o, hx_reply *out);
-hx_status hx_client_summary(hx_client *c, const hx_summary_query *q, const hx_call_opts *o,
+HX_API hx_status hx_client_health(hx_client *c, const hx_call_opts *o, hx_reply *out);
+HX_API hx_status hx_client_summary(hx_client *c, const hx_summary_query *q, const hx_call_opts *o,
                             hx_reply *out);
 
 /* Sends an already serialized RpcRequest and returns the raw reply bytes
  * (malloc'd into *resp). For tools and tests; most callers want the typed
  * calls. Returns HX_OK when a reply arrived. */
-hx_status hx_client_call_raw(hx_client *c, const void *req, size_t len, uint32_t timeout_ms,
+HX_API hx_status hx_client_call_raw(hx_client *c, const void *req, size_t len, uint32_t timeout_ms,
                              void **resp, size_t *resp_len);
 
 #ifdef __cplusplus

@@ -8,6 +8,8 @@
 #ifndef HELIOX_HELIOX_H
 #define HELIOX_HELIOX_H
 
+#include "heliox/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,11 +38,11 @@ typedef enum hx_status {
 
 /* The status's wire name, e.g. "INVALID_ARGUMENT"; "UNKNOWN" for a number we
  * do not know. The string is static. */
-const char *hx_status_name(hx_status st);
+HX_API const char *hx_status_name(hx_status st);
 
 /* Parses a wire name back ("OK" -> HX_OK). Returns HX_OK and sets *out, or
  * HX_INVALID_ARGUMENT for an unknown name. */
-hx_status hx_status_parse(const char *name, hx_status *out);
+HX_API hx_status hx_status_parse(const char *name, hx_status *out);
 
 #ifdef __cplusplus
 }

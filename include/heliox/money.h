@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heliox/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,11 +44,11 @@ typedef enum hx_money_err {
  * (callers trim first). Trailing fractional zeros beyond 6 places are allowed
  * ("1.50000000" is 1.5). On HX_MONEY_OK stores the amount in *out.
  */
-hx_money_err hx_money_parse(const char *s, size_t len, hx_micros *out);
+HX_API hx_money_err hx_money_parse(const char *s, size_t len, hx_micros *out);
 
 /* A short English reason for an error, e.g. "has more than 6 fractional
  * digits". Static string. */
-const char *hx_money_strerror(hx_money_err err);
+HX_API const char *hx_money_strerror(hx_money_err err);
 
 /*
  * Formats an amount as plain decimal text with at least 2 and at most 6
@@ -54,7 +56,7 @@ const char *hx_money_strerror(hx_money_err err);
  * 1245670000 -> "1245.67", 1000000000 -> "1000.00", 1 -> "0.000001".
  * Returns the length written (always fits HX_MONEY_TEXT_MAX).
  */
-size_t hx_money_format(hx_micros v, char buf[HX_MONEY_TEXT_MAX]);
+HX_API size_t hx_money_format(hx_micros v, char buf[HX_MONEY_TEXT_MAX]);
 
 /*
  * Turns a double (as cJSON hands JSON numbers over) into the shortest plain
@@ -64,7 +66,7 @@ size_t hx_money_format(hx_micros v, char buf[HX_MONEY_TEXT_MAX]);
  * Returns 0, or -1 for NaN/infinity or a magnitude too large to write out
  * (>= 1e21), in which case buf holds "".
  */
-int hx_money_from_double(double d, char buf[HX_MONEY_TEXT_MAX]);
+HX_API int hx_money_from_double(double d, char buf[HX_MONEY_TEXT_MAX]);
 
 /*
  * Normalises decimal text of any size (e.g. Postgres numeric output such as
@@ -73,7 +75,7 @@ int hx_money_from_double(double d, char buf[HX_MONEY_TEXT_MAX]);
  * Used for sums, which may exceed an int64. Returns 0, or -1 if `in` is not
  * [+-]digits[.digits] or does not fit `outsz` bytes with its NUL.
  */
-int hx_money_normalize_text(const char *in, char *out, size_t outsz);
+HX_API int hx_money_normalize_text(const char *in, char *out, size_t outsz);
 
 #ifdef __cplusplus
 }

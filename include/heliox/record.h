@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heliox/api.h"
 #include "heliox/heliox.h"
 #include "heliox/money.h"
 
@@ -82,13 +83,13 @@ typedef struct hx_violations {
 } hx_violations;
 
 /* limit 0 means HX_VIOLATIONS_DEFAULT_LIMIT. */
-void hx_violations_init(hx_violations *v, size_t limit);
-void hx_violations_free(hx_violations *v);
-void hx_violations_clear(hx_violations *v);
+HX_API void hx_violations_init(hx_violations *v, size_t limit);
+HX_API void hx_violations_free(hx_violations *v);
+HX_API void hx_violations_clear(hx_violations *v);
 /* Records one violation (counted always, kept while under the limit). Field
  * and description are truncated to fit. Returns HX_OK or HX_RESOURCE_EXHAUSTED
  * when memory runs out. */
-hx_status hx_violations_add(hx_violations *v, const char *field, const char *fmt, ...)
+HX_API hx_status hx_violations_add(hx_violations *v, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- field checks (pure, exposed for tests and the streaming client) ---- */
@@ -100,9 +101,9 @@ hx_status hx_violations_add(hx_violations *v, const char *field, const char *fmt
  * "contains a control character", "is not valid UTF-8", "must be a string",
  * "is required", "must be greater than 0", ...).
  */
-const char *hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1]);
-const char *hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1]);
-const char *hx_check_cost(const hx_raw_value *v, hx_micros *out);
+HX_API const char *hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1]);
+HX_API const char *hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1]);
+HX_API const char *hx_check_cost(const hx_raw_value *v, hx_micros *out);
 
 /* ---- the batch -------------------------------------------------------- */
 
@@ -120,10 +121,10 @@ typedef struct hx_batch {
 	size_t     received; /* records offered to hx_batch_add, valid or not */
 } hx_batch;
 
-void hx_batch_init(hx_batch *b);
-void hx_batch_free(hx_batch *b);
+HX_API void hx_batch_init(hx_batch *b);
+HX_API void hx_batch_free(hx_batch *b);
 /* Forgets the records but keeps the memory, for reuse. */
-void hx_batch_reset(hx_batch *b);
+HX_API void hx_batch_reset(hx_batch *b);
 
 /*
  * Validates and normalises `raw`, the record at position `index` of the array
@@ -134,7 +135,7 @@ void hx_batch_reset(hx_batch *b);
  * when it was not (violations added, nothing appended), HX_RESOURCE_EXHAUSTED
  * when memory ran out. b->received counts every call.
  */
-hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name,
+HX_API hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name,
                        size_t index, hx_violations *viol);
 
 #ifdef __cplusplus

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "heliox/api.h"
 #include "heliox/money.h"
 #include "heliox/record.h"
 
@@ -24,10 +25,10 @@ typedef enum hx_group_by {
 } hx_group_by;
 
 /* "NONE", "PROVIDER", ...; NULL for an unknown value. */
-const char *hx_group_by_name(hx_group_by g);
+HX_API const char *hx_group_by_name(hx_group_by g);
 /* Case-insensitive; accepts the wire names and "provider_gpu_type" etc.
  * Returns 0 and sets *out, or -1. */
-int hx_group_by_parse(const char *name, hx_group_by *out);
+HX_API int hx_group_by_parse(const char *name, hx_group_by *out);
 
 /* Filters; NULL or "" = no filter. Dates are YYYY-MM-DD, inclusive; names
  * are compared after normalisation (trim + ASCII lower-case). */

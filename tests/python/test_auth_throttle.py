@@ -25,7 +25,7 @@ SERVER_OPTS = dict(workers=2)
 FREE = 5              # failures without delay (HX_THROTTLE_FREE)
 BASE_S = 1.0          # the first delay (HX_THROTTLE_BASE_MS)
 CAP_S = 5.0           # the longest (HX_THROTTLE_CAP_MS)
-DEFER_SLOTS = 64      # delayed replies held at once (DEFER_SLOTS in src/server.c)
+DEFER_SLOTS = 64      # delayed replies held at once (DEFER_SLOTS in src/server/server.c)
 GOOD_P99_S = 0.200
 WRONG_KEY = "not-the-key-" + "g" * 24
 

@@ -1,4 +1,4 @@
-"""`heliox-ingest ingest FILE` on exports of any size (clients/stream_*.c): the
+"""`heliox-ingest ingest FILE` on exports of any size (clients/stream/): the
 file is checked whole, then sent as RecordBatch requests of --batch records,
 --inflight at a time, each with request_id BASE-b<k>. Real server, real
 Postgres (one cluster and one server for the module, as conftest.py sets up).

@@ -16,12 +16,9 @@
 #include <nng/nng.h>
 
 #include "config.h"
+#include "datadir.h"
 #include "heliox/heliox.h"
 #include "rpc.h"
-
-#ifndef HX_DEFAULT_DATA_DIR
-#define HX_DEFAULT_DATA_DIR "/usr/local/share/heliox"
-#endif
 
 #define PROG "heliox-ingestd"
 
@@ -77,7 +74,7 @@ usage(FILE *f)
 	    "  --workers N               concurrent requests, one DB connection each\n"
 	    "                            (1..%u, default %u)\n"
 	    "  --data-dir DIR            where mock_cost_export.json lives\n"
-	    "                            (default " HX_DEFAULT_DATA_DIR ")\n"
+	    "                            (default %s)\n"
 	    "  --max-message-bytes N     largest request; k and M suffixes accepted\n"
 	    "                            (default %zu)\n"
 	    "  --default-timeout-ms N    deadline for requests that set none (default %u)\n"
@@ -91,7 +88,7 @@ usage(FILE *f)
 	    "\n"
 	    "SIGINT/SIGTERM: finish the requests in flight, then exit 0.\n"
 	    "Exit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n",
-	    HX_MAX_WORKERS, HX_DEFAULT_WORKERS, HX_RPC_DEFAULT_MAX_MESSAGE,
+	    HX_MAX_WORKERS, HX_DEFAULT_WORKERS, hx_default_data_dir(), HX_RPC_DEFAULT_MAX_MESSAGE,
 	    HX_RPC_DEFAULT_TIMEOUT_MS);
 }
 
@@ -319,7 +316,7 @@ hx_config_parse(hx_server_config *c, int argc, char **argv)
 	memset(c, 0, sizeof(*c));
 	c->conninfo           = "";
 	c->workers            = HX_DEFAULT_WORKERS;
-	c->data_dir           = HX_DEFAULT_DATA_DIR;
+	c->data_dir           = hx_default_data_dir();
 	c->max_message_bytes  = HX_RPC_DEFAULT_MAX_MESSAGE;
 	c->default_timeout_ms = HX_RPC_DEFAULT_TIMEOUT_MS;
 	c->log_level          = HX_LOG_INFO;

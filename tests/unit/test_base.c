@@ -1,0 +1,202 @@
+/*
+ * test_base.c - the primitives of src/base: clock, calendar dates (checked
+ * against timegm over every day of 1600-2400), UUIDs, trim and lower-case,
+ * err formatting, FNV-1a and fmix64 (published test vectors).
+ */
+#define _GNU_SOURCE /* timegm */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/date.h"
+#include "base/errf.h"
+#include "base/hash.h"
+#include "base/text.h"
+#include "base/uuid.h"
+
+static void
+test_clock_monotonic(void **state)
+{
+	uint64_t        a = hx_clock_us();
+	struct timespec pause = { 0, 2000000 }; /* 2 ms */
+	uint64_t        b;
+
+	nanosleep(&pause, NULL);
+	b = hx_clock_us();
+	assert_true(b >= a + 2000);
+	assert_true(b - a < 10u * 1000000u); /* microseconds, not nanoseconds */
+}
+
+static void
+test_date_cases(void **state)
+{
+	static const struct {
+		const char *s;
+		bool        ok;
+		int32_t     days;
+	} cases[] = {
+		{ "1970-01-01", true, 0 },
+		{ "2000-01-01", true, HX_DATE_PG_EPOCH_DAYS },
+		{ "2026-03-01", true, 20513 },
+		{ "0001-01-01", true, -719162 },
+		{ "9999-12-31", true, 2932896 },
+		{ "2024-02-29", true, 19782 },
+		{ "2000-02-29", true, 11016 },
+		{ "2023-02-29", false, 0 },
+		{ "1900-02-29", false, 0 },
+		{ "2026-04-31", false, 0 },
+		{ "2026-13-01", false, 0 },
+		{ "2026-00-10", false, 0 },
+		{ "2026-01-00", false, 0 },
+		{ "0000-01-01", false, 0 },
+		{ "2026-1-01", false, 0 },
+		{ "2026/01/01", false, 0 },
+		{ "2026-01-0a", false, 0 },
+		{ "+026-01-01", false, 0 },
+		{ "", false, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int32_t days = -1;
+		bool    ok = hx_date_parse(cases[i].s, strlen(cases[i].s), &days);
+		if (ok != cases[i].ok || (ok && days != cases[i].days)) {
+			fail_msg("%s: ok=%d days=%d, want ok=%d days=%d", cases[i].s, ok, days,
+			         cases[i].ok, cases[i].days);
+		}
+	}
+	/* len counts, not the NUL; NULL days is allowed. */
+	assert_false(hx_date_parse("2026-03-011", 11, NULL));
+	assert_true(hx_date_parse("2026-03-011", 10, NULL));
+	assert_false(hx_date_parse(NULL, 10, NULL));
+}
+
+/* Every day of 1600-2400 (leap rules at 1700, 1800, 2000, 2100...): the
+ * check agrees with the C library, and the day before the 1st is invalid
+ * exactly when it should be. */
+static void
+test_date_against_timegm(void **state)
+{
+	struct tm tm = { .tm_year = 1600 - 1900, .tm_mon = 0, .tm_mday = 1, .tm_hour = 12 };
+	time_t    t = timegm(&tm);
+	char      buf[64];
+	size_t    n = 0;
+
+	for (; tm.tm_year < 2400 - 1900; t += 86400, n++) {
+		int32_t days;
+		gmtime_r(&t, &tm);
+		snprintf(buf, sizeof(buf), "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+		         tm.tm_mday);
+		assert_true(hx_date_parse(buf, 10, &days));
+		assert_int_equal(days, (int32_t) ((t - 43200) / 86400));
+		if (tm.tm_mday >= 28) {
+			snprintf(buf, sizeof(buf), "%04d-%02d-%02d", tm.tm_year + 1900,
+			         tm.tm_mon + 1, tm.tm_mday + 1);
+			struct tm next;
+			time_t    tn = t + 86400;
+			gmtime_r(&tn, &next);
+			assert_int_equal(hx_date_parse(buf, 10, NULL), next.tm_mday != 1);
+		}
+	}
+	assert_true(n > 290000);
+}
+
+static void
+test_uuid4(void **state)
+{
+	char a[HX_UUID_TEXT], b[HX_UUID_TEXT];
+
+	hx_uuid4(a);
+	hx_uuid4(b);
+	assert_int_equal(strlen(a), 36);
+	assert_string_not_equal(a, b);
+	for (size_t i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			assert_int_equal(a[i], '-');
+		} else {
+			assert_non_null(strchr("0123456789abcdef", a[i]));
+		}
+	}
+	assert_int_equal(a[14], '4');           /* version 4 */
+	assert_non_null(strchr("89ab", a[19])); /* RFC 4122 variant */
+}
+
+static void
+test_text(void **state)
+{
+	const char *s = " \t\r\n AWS  us-east \n";
+	size_t      len = strlen(s);
+	char        buf[] = "NVIDIA H100 Ünïcode";
+
+	hx_text_trim(&s, &len);
+	assert_int_equal(len, 12);
+	assert_memory_equal(s, "AWS  us-east", 12);
+
+	s = " \t ";
+	len = 3;
+	hx_text_trim(&s, &len);
+	assert_int_equal(len, 0);
+	assert_false(hx_text_is_space('\v')); /* only the four the contract names */
+
+	hx_text_lower(buf, 8); /* the length is respected */
+	assert_string_equal(buf, "nvidia h100 Ünïcode");
+	hx_text_lower(buf, strlen(buf));
+	assert_string_equal(buf, "nvidia h100 Ünïcode"); /* bytes above 0x7f untouched */
+}
+
+static void
+test_errf(void **state)
+{
+	char err[8];
+
+	hx_errf(err, sizeof(err), "%s=%d", "abc", 12345);
+	assert_string_equal(err, "abc=123"); /* truncated and terminated */
+	hx_errf(NULL, 10, "%d", 1);
+	memcpy(err, "keep", 5);
+	hx_errf(err, 0, "%d", 1);
+	assert_string_equal(err, "keep");
+
+	char line[64];
+	hx_errf_line(line, sizeof(line), "ERROR:  %s\n\tDETAIL: %s\n", "bad", "x");
+	assert_string_equal(line, "ERROR:  bad  DETAIL: x");
+}
+
+static void
+test_hash_vectors(void **state)
+{
+	/* FNV-1a 64 vectors from the FNV reference (draft-eastlake-fnv). */
+	assert_true(hx_fnv1a(HX_FNV1A_OFFSET, "", 0) == 0xcbf29ce484222325ULL);
+	assert_true(hx_fnv1a(HX_FNV1A_OFFSET, "a", 1) == 0xaf63dc4c8601ec8cULL);
+	assert_true(hx_fnv1a(HX_FNV1A_OFFSET, "foobar", 6) == 0x85944171f73967e8ULL);
+	/* Continuing is the same as hashing the concatenation. */
+	assert_true(hx_fnv1a(hx_fnv1a(HX_FNV1A_OFFSET, "foo", 3), "bar", 3) ==
+	            0x85944171f73967e8ULL);
+	assert_true(hx_mix64(0) == 0);
+	assert_true(hx_mix64(1) == 0xb456bcfc34c2cb2cULL);
+	/* A record key as the CLI's key set hashes it: fields with their NULs. */
+	assert_true(hx_mix64(hx_fnv1a(HX_FNV1A_OFFSET, "2026-03-01\0aws\0a100", 20)) ==
+	            0x446a16372e50730fULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clock_monotonic),
+		cmocka_unit_test(test_date_cases),
+		cmocka_unit_test(test_date_against_timegm),
+		cmocka_unit_test(test_uuid4),
+		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_errf),
+		cmocka_unit_test(test_hash_vectors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
