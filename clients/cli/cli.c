@@ -142,8 +142,7 @@ usage_error(const char *fmt, ...)
 
 /* A local failure that is not the caller's typing: text on stderr, and
  * with --json the one object on stdout. Returns `exit_status`. */
-static int
-local_error(hx_status code, int exit_status, const char *fmt, ...)
+static int local_error(hx_status code, int exit_status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -343,7 +342,8 @@ apply_global(cli_args *a, opt_id id, const char *val)
 	case OPT_RETRY_WINDOW:
 		if (parse_timeout(val, &a->retry_window_ms) != 0) {
 			return (usage_error("--retry-window: '%s' is not a number of milliseconds "
-			                    "from 1 to %u", val, CLI_MAX_TIMEOUT_MS));
+			                    "from 1 to %u",
+			                    val, CLI_MAX_TIMEOUT_MS));
 		}
 		return (0);
 	case OPT_TIMEOUT:
@@ -631,8 +631,10 @@ read_key_file(const char *path, char *buf, size_t bufsz, char *err, size_t errsz
 		return (-1);
 	}
 	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errsz, "--api-key-file %s is mode %04o: group or others may %s it; "
-		         "chmod 600 it", path, (unsigned) (st.st_mode & 07777),
+		snprintf(err, errsz,
+		         "--api-key-file %s is mode %04o: group or others may %s it; "
+		         "chmod 600 it",
+		         path, (unsigned) (st.st_mode & 07777),
 		         (st.st_mode & 044) != 0 ? "read" : "write");
 		close(fd);
 		return (-1);
@@ -650,8 +652,9 @@ read_key_file(const char *path, char *buf, size_t bufsz, char *err, size_t errsz
 			p++;
 		}
 		n = strlen(p);
-		while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' ||
-		                 p[n - 1] == '\t')) {
+		while (
+		    n > 0 &&
+		    (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t')) {
 			p[--n] = '\0';
 		}
 		if (n == 0 || *p == '#') {
@@ -848,7 +851,7 @@ int
 main(int argc, char **argv)
 {
 	cli_args   a = { .timeout_ms = HX_CLIENT_DEFAULT_TIMEOUT_MS,
-	                 .retry_window_ms = HX_CLIENT_DEFAULT_RETRY_WINDOW_MS };
+		         .retry_window_ms = HX_CLIENT_DEFAULT_RETRY_WINDOW_MS };
 	hx_client *c = NULL;
 	hx_reply   r = { 0 };
 	char       keybuf[1024];

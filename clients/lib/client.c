@@ -99,10 +99,10 @@ struct hx_client {
 	char      *api_key;
 	uint32_t   timeout_ms;
 	uint32_t   retry_window_ms;
-	size_t     maxsz;    /* the reply size limit every dialer gets */
-	char      *tls_ca;   /* the CA file a TLS link verifies against */
+	size_t     maxsz;        /* the reply size limit every dialer gets */
+	char      *tls_ca;       /* the CA file a TLS link verifies against */
 	char      *tls_ca_given; /* the caller's tls_ca_file, NULL = the default */
-	char      *tls_name; /* the name it verifies, NULL = the URL's host */
+	char      *tls_name;     /* the name it verifies, NULL = the URL's host */
 	nng_mtx   *mtx;
 	nng_cv    *cv;
 	unsigned   pipes; /* connections up, from nng's pipe notifications */
@@ -267,11 +267,15 @@ tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *e
 		if (is_ip_literal(name)) {
 			/* nng's TLS engine (mbedTLS) matches DNS names only:
 			 * every handshake would fail, silently, until timeout. */
-			set_err(err, errsz, "%s: an IP address cannot be verified: nng's TLS "
-			        "engine (mbedTLS 2.28) matches only DNS names of a certificate, never its "
-			        "IP addresses; give --tls-server-name NAME with a DNS name the "
-			        "certificate carries (e.g. --tls-server-name localhost), or use that "
-			        "name in the URL", url);
+			set_err(
+			    err, errsz,
+			    "%s: an IP address cannot be verified: nng's TLS "
+			    "engine (mbedTLS 2.28) matches only DNS names of a certificate, never "
+			    "its "
+			    "IP addresses; give --tls-server-name NAME with a DNS name the "
+			    "certificate carries (e.g. --tls-server-name localhost), or use that "
+			    "name in the URL",
+			    url);
 			rv = NNG_EINVAL;
 			goto out;
 		}
@@ -327,8 +331,8 @@ is_tls_url(const char *url)
 /* ---- why a connection failed -------------------------------------------- */
 
 /* A cause is for a person to read: cut short rather than not said. */
-static void
-say(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *out, size_t outsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 say(char *out, size_t outsz, const char *fmt, ...)
@@ -363,8 +367,8 @@ probe(const char *url, const char *ca, const char *name, bool verify)
 			rv = nng_tls_config_ca_file(cfg, ca);
 		}
 		if (rv == 0) {
-			rv = nng_tls_config_auth_mode(cfg, verify ? NNG_TLS_AUTH_MODE_REQUIRED
-			                                          : NNG_TLS_AUTH_MODE_NONE);
+			rv = nng_tls_config_auth_mode(
+			    cfg, verify ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
 		}
 		if (rv == 0 && name != NULL) {
 			rv = nng_tls_config_server_name(cfg, name);
@@ -411,16 +415,21 @@ explain_tls(const hx_client *c, const char *url, int rv, char *out, size_t outsz
 
 	tls_name_of(c, url, name, sizeof(name));
 	if (probe(url + 4, NULL, NULL, false) == 0) {
-		say(out, outsz, "TLS handshake failed: not TLS: the server speaks plain nng on "
-		         "this port (use %s, or the server's tls+tcp:// port)", url + 4);
+		say(out, outsz,
+		    "TLS handshake failed: not TLS: the server speaks plain nng on "
+		    "this port (use %s, or the server's tls+tcp:// port)",
+		    url + 4);
 	} else if (probe(url, c->tls_ca, NULL, true) == 0) {
-		say(out, outsz, "TLS handshake failed: name mismatch: the server's certificate "
-		         "does not carry the name '%s' (give --tls-server-name with a name it "
-		         "carries)", name);
+		say(out, outsz,
+		    "TLS handshake failed: name mismatch: the server's certificate "
+		    "does not carry the name '%s' (give --tls-server-name with a name it "
+		    "carries)",
+		    name);
 	} else if (probe(url, NULL, NULL, false) == 0) {
-		say(out, outsz, "TLS handshake failed: unknown CA: the server's certificate "
-		         "does not verify against %s (give --tls-ca with the CA that signed it)",
-		         c->tls_ca);
+		say(out, outsz,
+		    "TLS handshake failed: unknown CA: the server's certificate "
+		    "does not verify against %s (give --tls-ca with the CA that signed it)",
+		    c->tls_ca);
 	} else {
 		say(out, outsz, "TLS handshake failed: %s", nng_strerror(rv));
 	}
@@ -437,8 +446,10 @@ explain_closed(const char *url, int rv, char *out, size_t outsz)
 	if (strncmp(url, "tcp", 3) == 0 && probe(tls_url, NULL, NULL, false) == 0) {
 		say(out, outsz, "not TLS: the server expects TLS on this port (use %s)", tls_url);
 	} else {
-		say(out, outsz, "the server closed the connection during nng's handshake "
-		         "(%s): is it a heliox-ingestd port?", nng_strerror(rv));
+		say(out, outsz,
+		    "the server closed the connection during nng's handshake "
+		    "(%s): is it a heliox-ingestd port?",
+		    nng_strerror(rv));
 	}
 }
 
@@ -473,17 +484,19 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 	switch (rv) {
 	case NNG_ECONNREFUSED:
 		if (ipc && access(url + 6, F_OK) != 0) {
-			say(out, outsz, "connection refused (no socket file %s; is "
-			         "heliox-ingestd running?)", url + 6);
+			say(out, outsz,
+			    "connection refused (no socket file %s; is "
+			    "heliox-ingestd running?)",
+			    url + 6);
 		} else {
 			say(out, outsz, "connection refused (%s)",
-			         ipc ? "a socket file is there but no server listens on it"
-			             : "nothing listens on that port; is heliox-ingestd running?");
+			    ipc ? "a socket file is there but no server listens on it"
+			        : "nothing listens on that port; is heliox-ingestd running?");
 		}
 		break;
 	case NNG_ENOENT:
-		say(out, outsz, "%s", ipc ? "no socket file there; is heliox-ingestd running?"
-		                               : nng_strerror(rv));
+		say(out, outsz, "%s",
+		    ipc ? "no socket file there; is heliox-ingestd running?" : nng_strerror(rv));
 		break;
 	case NNG_EADDRINVAL:
 		if (ipc) {
@@ -507,8 +520,10 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 		if (!ipc && !is_tls_url(url)) {
 			explain_closed(url, rv, out, outsz);
 		} else {
-			say(out, outsz, "the server closed the connection during the handshake "
-			         "(%s)", nng_strerror(rv));
+			say(out, outsz,
+			    "the server closed the connection during the handshake "
+			    "(%s)",
+			    nng_strerror(rv));
 		}
 		break;
 	case NNG_EUNREACHABLE:
@@ -693,9 +708,9 @@ await_link(hx_client *c, nng_time deadline, char *why, size_t whysz)
 		for (i = 0; i < c->n_links && o < whysz; i++) {
 			const hx_link *l = &c->links[i];
 			const char    *what = l->state == LINK_UP || l->state == LINK_LOST
-			                          ? "connection lost; reconnecting"
-			                      : l->state == LINK_IDLE ? l->cause
-			                                              : "still connecting";
+			       ? "connection lost; reconnecting"
+			       : l->state == LINK_IDLE ? l->cause
+			                               : "still connecting";
 
 			o += (size_t) snprintf(why + o, whysz - o, "%s%s: %s", i > 0 ? "; " : "",
 			                       l->url, what);
@@ -709,7 +724,8 @@ await_link(hx_client *c, nng_time deadline, char *why, size_t whysz)
 static int
 make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t errsz)
 {
-	hx_client_opts o = { .api_key = "", .tls_ca_file = c->tls_ca_given,
+	hx_client_opts o = { .api_key = "",
+		             .tls_ca_file = c->tls_ca_given,
 		             .tls_server_name = c->tls_name };
 	nng_dialer     d;
 	int            rv;
@@ -775,13 +791,14 @@ static int
 copy_opts(hx_client *c, const hx_client_opts *opts)
 {
 	c->timeout_ms = opts->timeout_ms != 0 ? opts->timeout_ms : HX_CLIENT_DEFAULT_TIMEOUT_MS;
-	c->retry_window_ms = opts->retry_window_ms != 0 ? opts->retry_window_ms
-	                                                : HX_CLIENT_DEFAULT_RETRY_WINDOW_MS;
+	c->retry_window_ms =
+	    opts->retry_window_ms != 0 ? opts->retry_window_ms : HX_CLIENT_DEFAULT_RETRY_WINDOW_MS;
 	if ((c->api_key = strdup(opts->api_key)) == NULL ||
 	    (c->tls_ca = strdup(tls_ca_path(opts))) == NULL) {
 		return (-1);
 	}
-	if (opts->tls_server_name != NULL && (c->tls_name = strdup(opts->tls_server_name)) == NULL) {
+	if (opts->tls_server_name != NULL &&
+	    (c->tls_name = strdup(opts->tls_server_name)) == NULL) {
 		return (-1);
 	}
 	if (opts->tls_ca_file != NULL && (c->tls_ca_given = strdup(opts->tls_ca_file)) == NULL) {
@@ -1186,8 +1203,9 @@ static hx_status
 reply_no_link(hx_reply *out, int rv, uint32_t timeout_ms, const char *why, const char *request_id)
 {
 	if (rv == NNG_ETIMEDOUT) {
-		reply_local(out, HX_DEADLINE_EXCEEDED, "no connection to the server within %u ms: %s",
-		            (unsigned) timeout_ms, why);
+		reply_local(out, HX_DEADLINE_EXCEEDED,
+		            "no connection to the server within %u ms: %s", (unsigned) timeout_ms,
+		            why);
 	} else {
 		reply_local(out, HX_UNAVAILABLE, "cannot connect to %s", why);
 	}
@@ -1226,8 +1244,8 @@ call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
 		}
 		memcpy(nng_msg_body(msg), buf, len);
 		now = nng_clock();
-		if ((rv = roundtrip(c, msg, (uint32_t) (deadline > now ? deadline - now : 1), &rep)) !=
-		    0) {
+		if ((rv = roundtrip(c, msg, (uint32_t) (deadline > now ? deadline - now : 1),
+		                    &rep)) != 0) {
 			return (reply_no_answer(out, rv, timeout_ms, request_id));
 		}
 		decode_reply(rep, request_id, out);
@@ -1238,7 +1256,8 @@ call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
 			return (out->code);
 		}
 		nng_msleep(backoff);
-		backoff = backoff * 2 > HX_RETRY_BACKOFF_MAX_MS ? HX_RETRY_BACKOFF_MAX_MS : backoff * 2;
+		backoff =
+		    backoff * 2 > HX_RETRY_BACKOFF_MAX_MS ? HX_RETRY_BACKOFF_MAX_MS : backoff * 2;
 	}
 }
 

@@ -351,11 +351,11 @@ verdict_sent(run *x)
 static void
 send_only_count(run *x, hx_client *client)
 {
-	stream_report  *r = x->r;
-	send_totals    *t = &r->batches;
-	hx_ingest_opts  o;
-	hx_reply        rep;
-	char            rid[STREAM_BASE_ID_MAX + 32];
+	stream_report *r = x->r;
+	send_totals   *t = &r->batches;
+	hx_ingest_opts o;
+	hx_reply       rep;
+	char           rid[STREAM_BASE_ID_MAX + 32];
 
 	if (r->received == 0 || r->received > UINT32_MAX) {
 		return;

@@ -49,7 +49,7 @@ struct sender {
 	size_t          n_alloc;
 	size_t          outstanding; /* queued or being sent */
 	uint64_t        next_k;
-	uint64_t        next_index; /* cost_data index after the last record added */
+	uint64_t              next_index; /* cost_data index after the last record added */
 	bool            closing;
 	atomic_bool     stopped;
 	atomic_uint_least64_t records_done, batches_done;

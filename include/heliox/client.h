@@ -39,7 +39,7 @@ typedef struct hx_client hx_client;
 #define HX_CLIENT_DEFAULT_URL        "tcp://127.0.0.1:7407"
 #define HX_CLIENT_DEFAULT_TIMEOUT_MS 30000u
 #define HX_CLIENT_DEFAULT_RETRY_WINDOW_MS 30000u
-#define HX_CLIENT_MAX_URLS           64
+#define HX_CLIENT_MAX_URLS                64
 
 typedef struct hx_client_opts {
 	const char *api_key;         /* required; copied */

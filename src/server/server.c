@@ -747,9 +747,12 @@ warn_plain(const char *url)
 		return;
 	}
 	if (!is_loopback_host(u->u_hostname)) {
-		hx_warn("-", "%s is plain tcp:// on a non-loopback address: API keys and cost data "
-		        "cross the network in clear; use tls+tcp:// unless that network is yours end "
-		        "to end (SECURITY.md)", url);
+		hx_warn(
+		    "-",
+		    "%s is plain tcp:// on a non-loopback address: API keys and cost data "
+		    "cross the network in clear; use tls+tcp:// unless that network is yours end "
+		    "to end (SECURITY.md)",
+		    url);
 	}
 	nng_url_free(u);
 }
@@ -957,8 +960,8 @@ static uint64_t
 listener_errors(nng_stat *all, nng_listener l)
 {
 	static const char *const names[] = { "auth", "proto", "other", "disconnect", "timedout" };
-	nng_stat *ls = nng_stat_find_listener(all, l), *st;
-	uint64_t  sum = 0;
+	nng_stat                *ls = nng_stat_find_listener(all, l), *st;
+	uint64_t                 sum = 0;
 
 	for (size_t i = 0; ls != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
 		if ((st = nng_stat_find(ls, names[i])) != NULL) {
@@ -990,10 +993,12 @@ watch_tls(struct server *srv)
 		}
 		w->seen = n;
 		if (w->pending > 0 && (w->last_log == 0 || now - w->last_log >= TLS_WATCH_LOG_MS)) {
-			hx_warn("-", "%s: %llu TLS handshake(s) failed since the last report (a client "
-			        "that does not trust this certificate, expects another name, or does "
-			        "not speak TLS; nng 1.5 does not report the peer's address)",
-			        srv->conf.listen[i], (unsigned long long) w->pending);
+			hx_warn(
+			    "-",
+			    "%s: %llu TLS handshake(s) failed since the last report (a client "
+			    "that does not trust this certificate, expects another name, or does "
+			    "not speak TLS; nng 1.5 does not report the peer's address)",
+			    srv->conf.listen[i], (unsigned long long) w->pending);
 			w->pending = 0;
 			w->last_log = now;
 		}

@@ -75,7 +75,7 @@ hx_auth_name_len(const char *s, size_t len)
 	size_t i;
 
 	for (i = 0; i < len && i <= HX_AUTH_KEY_ID_MAX; i++) {
-		unsigned char ch = (unsigned char)s[i];
+		unsigned char ch = (unsigned char) s[i];
 		if (ch == ':')
 			return i;
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
@@ -92,7 +92,7 @@ hx_auth_hash_id(const char *key, size_t len, char *out, size_t outsz)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
-	SHA256((const unsigned char *)key, len, md);
+	SHA256((const unsigned char *) key, len, md);
 	snprintf(out, outsz, "sha256:%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
 	OPENSSL_cleanse(md, sizeof(md));
 }
@@ -102,7 +102,7 @@ static hx_status
 hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t pos,
             char *err, size_t errsz)
 {
-	size_t name_len = hx_auth_name_len(key, len);
+	size_t      name_len = hx_auth_name_len(key, len);
 	const char *name = key;
 
 	if (name_len > 0) {
@@ -129,7 +129,7 @@ hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t 
 	memcpy(k->bytes, key, len);
 	k->len = len;
 	if (name_len > 0)
-		snprintf(k->id, sizeof(k->id), "%.*s", (int)name_len, name);
+		snprintf(k->id, sizeof(k->id), "%.*s", (int) name_len, name);
 	else
 		hx_auth_hash_id(key, len, k->id, sizeof(k->id));
 	return HX_OK;
@@ -319,7 +319,7 @@ hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key
 {
 	unsigned char pad[HX_AUTH_MAX_KEY_LEN] = {0};
 	unsigned match = 0;
-	size_t which = 0;
+	size_t        which = 0;
 
 	if (key_id != NULL)
 		*key_id = NULL;
@@ -333,7 +333,7 @@ hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key
 		const hx_key *k = &a->keys[i];
 		unsigned differ = hx_nonzero((uint64_t)(unsigned)CRYPTO_memcmp(pad, k->bytes, sizeof(pad)));
 		differ |= hx_nonzero((uint64_t)(k->len ^ len));
-		size_t sel = (size_t)0 - (size_t)(differ ^ 1u); /* all ones on a match */
+		size_t sel = (size_t) 0 - (size_t) (differ ^ 1u); /* all ones on a match */
 		which = (which & ~sel) | (i & sel);
 		match |= differ ^ 1u;
 	}

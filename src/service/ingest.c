@@ -315,7 +315,7 @@ hx_ingest_client_failed(hx_call *c, const IngestRequest *rq, hx_ingest_job *job)
 		hx_call_fail(c, HX_INVALID_ARGUMENT, "client_failed without skip_invalid");
 		return false;
 	}
-	if ((uint64_t)job->received + rq->client_failed > UINT32_MAX) {
+	if ((uint64_t) job->received + rq->client_failed > UINT32_MAX) {
 		hx_violations_add(&c->viol, "client_failed", "too large");
 		hx_call_fail(c, HX_INVALID_ARGUMENT, "client_failed too large");
 		return false;
@@ -341,10 +341,13 @@ static hx_ingest_job
 hx_ingest_job_for(const hx_call *c, const IngestRequest *rq)
 {
 	hx_ingest_job job = {
-		.request_id = c->rid, .source = hx_ingest_source(rq), .dry_run = rq->dry_run,
+		.request_id = c->rid,
+		.source = hx_ingest_source(rq),
+		.dry_run = rq->dry_run,
 		.started_us = c->started_us,
 		.base_request_id = c->base_rid[0] != '\0' ? c->base_rid : c->rid,
-		.key_id = c->key_id, .peer = c->peer,
+		.key_id = c->key_id,
+		.peer = c->peer,
 	};
 	return job;
 }
@@ -384,8 +387,8 @@ hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
 		job.received = hx_u32(b.received);
 		job.failed = hx_u32(b.received - b.len);
 		hx_ingest_log_records(c, &b);
-		if ((st == HX_OK || st == HX_INVALID_ARGUMENT) && hx_ingest_client_failed(c, rq, &job) &&
-		    hx_ingest_accept(c, rq, &b))
+		if ((st == HX_OK || st == HX_INVALID_ARGUMENT) &&
+		    hx_ingest_client_failed(c, rq, &job) && hx_ingest_accept(c, rq, &b))
 			hx_ingest_run(c, &job);
 	}
 	if (c->code != HX_OK) {

@@ -220,7 +220,8 @@ hx_step_auth(hx_call *c, const RpcRequest *r)
 
 	if (r->api_key[0] == '\0')
 		why = "missing api_key";
-	else if (hx_auth_check_id(c->cfg->auth, r->api_key, strlen(r->api_key), &c->key_id) != HX_OK)
+	else if (hx_auth_check_id(c->cfg->auth, r->api_key, strlen(r->api_key), &c->key_id) !=
+	         HX_OK)
 		why = "invalid api_key";
 	if (why == NULL) {
 		c->auth = HX_RPC_AUTH_OK;
@@ -237,16 +238,20 @@ hx_step_request_id(hx_call *c, bool valid, const char *base)
 {
 	bool base_ok = hx_request_id_valid(base);
 
-	snprintf(c->base_rid, sizeof(c->base_rid), "%s", base_ok && base[0] != '\0' ? base : c->rid);
+	snprintf(c->base_rid, sizeof(c->base_rid), "%s",
+	         base_ok && base[0] != '\0' ? base : c->rid);
 	if (valid && base_ok)
 		return true;
 	if (!valid)
 		hx_violations_add(&c->viol, "request_id",
-		    "must be at most %d bytes of printable ASCII without spaces", HX_REQUEST_ID_MAX);
+		                  "must be at most %d bytes of printable ASCII without spaces",
+		                  HX_REQUEST_ID_MAX);
 	if (!base_ok)
 		hx_violations_add(&c->viol, "base_request_id",
-		    "must be at most %d bytes of printable ASCII without spaces", HX_REQUEST_ID_MAX);
-	hx_call_fail(c, HX_INVALID_ARGUMENT, "invalid %s", valid ? "base_request_id" : "request_id");
+		                  "must be at most %d bytes of printable ASCII without spaces",
+		                  HX_REQUEST_ID_MAX);
+	hx_call_fail(c, HX_INVALID_ARGUMENT, "invalid %s",
+	             valid ? "base_request_id" : "request_id");
 	return false;
 }
 
@@ -505,18 +510,19 @@ hx_log_call(const hx_call *c)
 	uint64_t us = c->result_case == HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST
 	    ? c->ingest.duration_us : hx_now_us() - c->started_us;
 	const char *sep = c->detail[0] != '\0' ? " " : "";
-	char ids[2 * HX_REQUEST_ID_MAX + 64] = "";
+	char        ids[2 * HX_REQUEST_ID_MAX + 64] = "";
 
 	/* The ids the audit row holds, so that log and table join on them. */
 	if (c->key_id != NULL)
 		snprintf(ids, sizeof(ids), " base_request_id=%s key_id=%s",
-		    c->base_rid[0] != '\0' ? c->base_rid : c->rid, c->key_id);
+		         c->base_rid[0] != '\0' ? c->base_rid : c->rid, c->key_id);
 	if (c->code == HX_OK)
-		hx_info(c->rid, "%s peer=%s%s code=OK%s%s duration_us=%" PRIu64, c->method,
-		    c->peer, ids, sep, c->detail, us);
+		hx_info(c->rid, "%s peer=%s%s code=OK%s%s duration_us=%" PRIu64, c->method, c->peer,
+		        ids, sep, c->detail, us);
 	else
 		hx_info(c->rid, "%s peer=%s%s code=%s%s%s duration_us=%" PRIu64 " message=\"%s\"",
-		    c->method, c->peer, ids, hx_status_name(c->code), sep, c->detail, us, c->message);
+		        c->method, c->peer, ids, hx_status_name(c->code), sep, c->detail, us,
+		        c->message);
 }
 
 /* Packs the reply into a malloc'd buffer. Should the violation list not

@@ -94,7 +94,7 @@ static const struct {
 	const char *name;
 	const char *sql;
 } stmts[ST_COUNT] = {
-	[ST_TIMEOUT] = {"hx_timeout", "SELECT set_config('statement_timeout', $1, true)"},
+	[ST_TIMEOUT] = { "hx_timeout", "SELECT set_config('statement_timeout', $1, true)" },
 	/*
 	 * A read transaction plans every statement for its own arguments. The
 	 * summaries' filters are optional ("$3 IS NULL OR provider = $3"),
@@ -104,32 +104,32 @@ static const struct {
 	 * Planning anew costs tens of microseconds; a wrong plan costs the
 	 * table. NULL keeps the server's statement_timeout.
 	 */
-	[ST_READ_SETUP] = {"hx_read_setup",
-	                   "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
-	                   "set_config('statement_timeout', coalesce($1, "
-	                   "current_setting('statement_timeout')), true)"},
-	[ST_RUN] = {"hx_run",
-	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
-	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
-	            "duration_us, base_request_id, key_id, peer) VALUES ($1, $2, $3::bytea, "
-	            "$4::bool, $5::bool, $6::int, $7, $8::int, $9::int, $10::int, $11::int, "
-	            "$12::int, $13::bigint, $14, $15, $16)"},
+	[ST_READ_SETUP] = { "hx_read_setup",
+	                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+	                    "set_config('statement_timeout', coalesce($1, "
+	                    "current_setting('statement_timeout')), true)" },
+	[ST_RUN] = { "hx_run",
+	             "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
+	             "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
+	             "duration_us, base_request_id, key_id, peer) VALUES ($1, $2, $3::bytea, "
+	             "$4::bool, $5::bool, $6::int, $7, $8::int, $9::int, $10::int, $11::int, "
+	             "$12::int, $13::bigint, $14, $15, $16)" },
 	/* Without GROUP BY an aggregate returns its one row even over no rows. */
-	[ST_SUM_NONE] = {"hx_sum_none", "SELECT '', '', '', " SUM_COLS},
-	[ST_SUM_PROVIDER] = {"hx_sum_provider",
-	                     "SELECT '', s.provider, '', " SUM_COLS
-	                     " GROUP BY s.provider ORDER BY s.provider"},
-	[ST_SUM_GPU_TYPE] = {"hx_sum_gpu_type",
-	                     "SELECT '', '', s.gpu_type, " SUM_COLS
-	                     " GROUP BY s.gpu_type ORDER BY s.gpu_type"},
+	[ST_SUM_NONE] = { "hx_sum_none", "SELECT '', '', '', " SUM_COLS },
+	[ST_SUM_PROVIDER] = { "hx_sum_provider",
+	                      "SELECT '', s.provider, '', " SUM_COLS
+	                      " GROUP BY s.provider ORDER BY s.provider" },
+	[ST_SUM_GPU_TYPE] = { "hx_sum_gpu_type",
+	                      "SELECT '', '', s.gpu_type, " SUM_COLS
+	                      " GROUP BY s.gpu_type ORDER BY s.gpu_type" },
 	/* to_char, not ::text: the latter follows the server's DateStyle. */
-	[ST_SUM_DATE] = {"hx_sum_date",
-	                 "SELECT to_char(s.date, 'YYYY-MM-DD'), '', '', " SUM_COLS
-	                 " GROUP BY s.date ORDER BY s.date"},
-	[ST_SUM_PROVIDER_GPU_TYPE] = {"hx_sum_provider_gpu_type",
-	                              "SELECT '', s.provider, s.gpu_type, " SUM_COLS
-	                              " GROUP BY s.provider, s.gpu_type "
-	                              "ORDER BY s.provider, s.gpu_type"},
+	[ST_SUM_DATE] = { "hx_sum_date",
+	                  "SELECT to_char(s.date, 'YYYY-MM-DD'), '', '', " SUM_COLS
+	                  " GROUP BY s.date ORDER BY s.date" },
+	[ST_SUM_PROVIDER_GPU_TYPE] = { "hx_sum_provider_gpu_type",
+	                               "SELECT '', s.provider, s.gpu_type, " SUM_COLS
+	                               " GROUP BY s.provider, s.gpu_type "
+	                               "ORDER BY s.provider, s.gpu_type" },
 };
 
 /* ---- health -------------------------------------------------------------------- */
@@ -588,8 +588,8 @@ const char *
 hx_store_base_id(const hx_ingest_job *job)
 {
 	return job->base_request_id != NULL && job->base_request_id[0] != '\0'
-	           ? job->base_request_id
-	           : job->request_id;
+	    ? job->base_request_id
+	    : job->request_id;
 }
 
 bool
@@ -611,7 +611,7 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 {
 	char        num[6][24], dur[24];
 	const char *vals[16];
-	int         lens[16] = {0}, fmts[16] = {0};
+	int         lens[16] = { 0 }, fmts[16] = { 0 };
 	uint64_t    now = hx_store_now_us();
 	hx_status   st;
 
@@ -869,8 +869,8 @@ static const struct migration {
 	const char        *name;
 	const char *const *sql; /* one statement each, NULL-terminated */
 } migrations[] = {
-	{1, "cost_snapshots and ingestion_runs", migration_1},
-	{3, "ingestion_runs: base_request_id, key_id, peer", migration_3},
+	{ 1, "cost_snapshots and ingestion_runs", migration_1 },
+	{ 3, "ingestion_runs: base_request_id, key_id, peer", migration_3 },
 };
 
 static void

@@ -80,17 +80,18 @@
  *
  * $1 request_id, $2 fingerprint (binary), $3 source, $4 received,
  * $5 failed, $6 records in the batch, $7 microseconds spent before this
- * statement; the array form adds $8..$11, the batch's columns.
+ * statement, $8 base_request_id, $9 key_id, $10 peer; the array form adds
+ * $11..$14, the batch's columns.
  */
-#define PRIOR_CTE                                                                      \
-	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, "   \
-	"received, inserted, updated, unchanged, failed, duration_us "                 \
-	"FROM ingestion_runs "                                                         \
+#define PRIOR_CTE                                                                    \
+	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, " \
+	"received, inserted, updated, unchanged, failed, duration_us "               \
+	"FROM ingestion_runs "                                                       \
 	"WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed), "
 
-#define INPUT_ARRAYS                                                                   \
-	"input AS (SELECT unnest($11::date[]) AS date, unnest($12::text[]) AS provider, "\
-	"unnest($13::text[]) AS gpu_type, unnest($14::numeric[]) AS cost_usd "         \
+#define INPUT_ARRAYS                                                                      \
+	"input AS (SELECT unnest($11::date[]) AS date, unnest($12::text[]) AS provider, " \
+	"unnest($13::text[]) AS gpu_type, unnest($14::numeric[]) AS cost_usd "            \
 	"WHERE NOT EXISTS (SELECT FROM prior)), "
 
 #define INPUT_TABLE                                                                    \
@@ -183,21 +184,21 @@
 /* duration_us is the request's time up to the end of this statement, and
  * the one figure the row, the reply and every replay report: a replay
  * returns (and its own row repeats) the stored run's. */
-#define RESULT_CTE(dry)                                                                \
-	"res AS (SELECT false AS replayed, true AS same, $4::int AS received, "        \
-	"w.ins AS inserted, w.upd AS updated, $6::int - w.ins - w.upd AS unchanged, "  \
-	"$5::int AS failed, $7::bigint + "                                             \
-	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"    \
-	"::bigint AS duration_us FROM w WHERE NOT EXISTS (SELECT FROM prior) "         \
-	"UNION ALL SELECT true, same, received, inserted, updated, unchanged, failed, "\
-	"duration_us FROM prior), "                                                    \
-	"run AS (INSERT INTO ingestion_runs (request_id, source, fingerprint, "        \
-	"dry_run, replayed, code, code_name, received, inserted, updated, unchanged, " \
-	"failed, duration_us, base_request_id, key_id, peer) "                         \
-	"SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', "                       \
-	"received, inserted, updated, unchanged, failed, duration_us, $8, $9, $10 "    \
-	"FROM res WHERE same) "                                                        \
-	"SELECT same, replayed, received, inserted, updated, unchanged, failed, "      \
+#define RESULT_CTE(dry)                                                                 \
+	"res AS (SELECT false AS replayed, true AS same, $4::int AS received, "         \
+	"w.ins AS inserted, w.upd AS updated, $6::int - w.ins - w.upd AS unchanged, "   \
+	"$5::int AS failed, $7::bigint + "                                              \
+	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"     \
+	"::bigint AS duration_us FROM w WHERE NOT EXISTS (SELECT FROM prior) "          \
+	"UNION ALL SELECT true, same, received, inserted, updated, unchanged, failed, " \
+	"duration_us FROM prior), "                                                     \
+	"run AS (INSERT INTO ingestion_runs (request_id, source, fingerprint, "         \
+	"dry_run, replayed, code, code_name, received, inserted, updated, unchanged, "  \
+	"failed, duration_us, base_request_id, key_id, peer) "                          \
+	"SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', "                        \
+	"received, inserted, updated, unchanged, failed, duration_us, $8, $9, $10 "     \
+	"FROM res WHERE same) "                                                         \
+	"SELECT same, replayed, received, inserted, updated, unchanged, failed, "       \
 	"duration_us FROM res"
 
 /* Per input form, three statements in the order of enum form. */
@@ -901,7 +902,8 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
 	if (!hx_store_cell_u32(r, 0, 2, &out->received) ||
 	    !hx_store_cell_u32(r, 0, 3, &out->inserted) ||
 	    !hx_store_cell_u32(r, 0, 4, &out->updated) ||
-	    !hx_store_cell_u32(r, 0, 5, &out->unchanged) || !hx_store_cell_u32(r, 0, 6, &out->failed) ||
+	    !hx_store_cell_u32(r, 0, 5, &out->unchanged) ||
+	    !hx_store_cell_u32(r, 0, 6, &out->failed) ||
 	    !hx_store_cell_u64(r, 0, 7, &out->duration_us) ||
 	    (!out->replayed && (uint64_t) out->inserted + out->updated > job->n)) {
 		hx_store_err(err, errsz, "write: unexpected counts");
@@ -936,7 +938,7 @@ tx_arrays(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_count
 	params_init(&jp, s, job, true);
 	pl_init(&pl);
 	pl_head(&pl, s, job, &jp);
-	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_ARRAYS + form), 14, jp.vals, jp.lens, jp.fmts);
+	pl.keep_at = pl_stmt(&pl, s, (enum wstmt)(WS_ARRAYS + form), 14, jp.vals, jp.lens, jp.fmts);
 	pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, failed_at, err, errsz);
 }
@@ -998,7 +1000,7 @@ tx_copy(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts 
 	}
 	params_spent(&jp, job);
 	pl_init(&pl);
-	pl.keep_at = pl_stmt(&pl, s, (enum wstmt) (WS_TABLE + form), 10, jp.vals, jp.lens, jp.fmts);
+	pl.keep_at = pl_stmt(&pl, s, (enum wstmt)(WS_TABLE + form), 10, jp.vals, jp.lens, jp.fmts);
 	pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, &later, err, errsz);
 }
