@@ -1336,13 +1336,14 @@ static bool run_health_phase(bench *b)
  */
 static const struct {
 	const char *name, *keys, *tail;
+	int         nkeys; /* columns before count(*) */
 } sum_groups[5] = {
-	{"none", "", ""},
-	{"provider", "provider, ", " GROUP BY provider ORDER BY provider"},
-	{"gpu_type", "gpu_type, ", " GROUP BY gpu_type ORDER BY gpu_type"},
-	{"date", "to_char(date, 'YYYY-MM-DD'), ", " GROUP BY date ORDER BY date"},
+	{"none", "", "", 0},
+	{"provider", "provider, ", " GROUP BY provider ORDER BY provider", 1},
+	{"gpu_type", "gpu_type, ", " GROUP BY gpu_type ORDER BY gpu_type", 1},
+	{"date", "to_char(date, 'YYYY-MM-DD'), ", " GROUP BY date ORDER BY date", 1},
 	{"provider_gpu_type", "provider, gpu_type, ",
-	 " GROUP BY provider, gpu_type ORDER BY provider, gpu_type"},
+	 " GROUP BY provider, gpu_type ORDER BY provider, gpu_type", 2},
 };
 
 /* The date windows are set by summary_windows() to lie inside the data
@@ -1396,7 +1397,8 @@ static void summary_windows(size_t rows)
 	civil_date(first + 90 < last ? first + 90 : last, sum_quarter[1]);
 }
 
-/* rows rows: 1,000 a day from 2024-01-01, 20 providers x 50 GPU types, by
+/* rows rows: 1,000 a day from 2024-01-01, 20 providers x 50 GPU types
+ * (gpu_hours known for two in three), by
  * COPY; then VACUUM ANALYZE, the state of a table autovacuum has seen. */
 static bool summary_load(PGconn *pg, size_t rows)
 {
@@ -1406,7 +1408,8 @@ static bool summary_load(PGconn *pg, size_t rows)
 
 	if (!fresh_table(pg))
 		return false;
-	r = PQexec(pg, "COPY cost_snapshots (date, provider, gpu_type, cost_usd) FROM STDIN");
+	r = PQexec(pg, "COPY cost_snapshots (date, provider, gpu_type, cost_usd, gpu_hours) "
+	               "FROM STDIN");
 	ok = PQresultStatus(r) == PGRES_COPY_IN;
 	PQclear(r);
 	for (size_t i = 0; ok && i < rows; i++) {
@@ -1414,8 +1417,10 @@ static bool summary_load(PGconn *pg, size_t rows)
 		unsigned long cents = 10000 + (unsigned long)(i * 7919 % 250000);
 
 		civil_date(SUM_EPOCH_DAY + (long)(i / (SUM_PROVIDERS * SUM_GPUS)), date);
-		p += snprintf(p, 96, "%s\tprov-%02zu\tgpu-%02zu\t%lu.%02lu\n", date,
-		              k / SUM_GPUS, k % SUM_GPUS, cents / 100, cents % 100);
+		/* Two rows in three know their GPU-hours: 8 GPUs for a day. */
+		p += snprintf(p, 96, "%s\tprov-%02zu\tgpu-%02zu\t%lu.%02lu\t%s\n", date,
+		              k / SUM_GPUS, k % SUM_GPUS, cents / 100, cents % 100,
+		              i % 3 ? "192" : "\\N");
 		if (COPY_CHUNK - (size_t)(p - buf) < 128 || i + 1 == rows) {
 			ok = PQputCopyData(pg, buf, (int)(p - buf)) == 1;
 			p = buf;
@@ -1438,7 +1443,9 @@ static void summary_sql(char *out, size_t outsz, int g, int f)
 {
 	size_t n = (size_t)snprintf(out, outsz,
 	    "SELECT %scount(*), sum(cost_usd), round(avg(cost_usd), 2), min(cost_usd), "
-	    "max(cost_usd) FROM cost_snapshots WHERE true", sum_groups[g].keys);
+	    "max(cost_usd), sum(gpu_hours), round(sum(cost_usd) FILTER (WHERE gpu_hours IS NOT "
+	    "NULL) / nullif(sum(gpu_hours), 0), 4) FROM cost_snapshots WHERE true",
+	    sum_groups[g].keys);
 
 	if (sum_filters[f].from)
 		n += (size_t)snprintf(out + n, outsz - n, " AND date >= '%s' AND date <= '%s'",
@@ -1448,6 +1455,16 @@ static void summary_sql(char *out, size_t outsz, int g, int f)
 	if (sum_filters[f].gpu_type)
 		n += (size_t)snprintf(out + n, outsz - n, " AND gpu_type = '%s'", sum_filters[f].gpu_type);
 	snprintf(out + n, outsz - n, "%s", sum_groups[g].tail);
+}
+
+/* The server's decimal text and Postgres's for the same sum ("" = NULL). */
+static bool same_decimal(const char *ours, const char *pg)
+{
+	char norm[128];
+
+	if (!*pg)
+		return !*ours;
+	return hx_money_normalize_text(pg, norm, sizeof norm) == 0 && strcmp(ours, norm) == 0;
 }
 
 /* One timed call each way; false on a failed call or rows that differ. */
@@ -1475,7 +1492,9 @@ static bool summary_once(bench *b, int g, int f, double *srv_ms, double *sql_ms)
 	     PQresultStatus(r) == PGRES_TUPLES_OK &&
 	     (size_t)PQntuples(r) == rep.n_rows &&
 	     (rep.n_rows == 0 ||
-	      rep.rows[0].records == strtoull(PQgetvalue(r, 0, PQnfields(r) - 5), NULL, 10));
+	      (rep.rows[0].records == strtoull(PQgetvalue(r, 0, sum_groups[g].nkeys), NULL, 10) &&
+	       same_decimal(rep.rows[0].total_usd, PQgetvalue(r, 0, sum_groups[g].nkeys + 1)) &&
+	       same_decimal(rep.rows[0].gpu_hours, PQgetvalue(r, 0, sum_groups[g].nkeys + 5))));
 	if (!ok)
 		say("summary %s/%s: %s %s; bare SQL: %s", sum_groups[g].name, sum_filters[f].name,
 		    hx_status_name(rep.code), rep.message ? rep.message : "",

@@ -28,10 +28,11 @@ failed(const char *what, const hx_reply *r)
 static int
 run(hx_client *c)
 {
+	/* date, provider, gpu_type, cost_usd, gpu_hours (NULL or "": unknown) */
 	static const hx_cost_record recs[] = {
-		{ "2026-03-01", "AWS", "A100", "1245.67" },
-		{ "2026-03-01", "GCP", "H100", "2210.05" },
-		{ "2026-03-02", "AWS", "A100", "1190.10" },
+		{ "2026-03-01", "AWS", "A100", "1245.67", "24" },
+		{ "2026-03-01", "GCP", "H100", "2210.05", "8" },
+		{ "2026-03-02", "AWS", "A100", "1190.10", "24" },
 	};
 	hx_summary_query q = { .group_by = HX_GROUP_PROVIDER,
 		               .from_date = "2026-03-01",
@@ -58,8 +59,9 @@ run(hx_client *c)
 	}
 	printf("summary by %s:\n", hx_group_by_name(q.group_by));
 	for (size_t i = 0; i < r.n_rows; i++) {
-		printf("  %-8s records=%" PRIu64 " total_usd=%s\n", r.rows[i].provider,
-		       r.rows[i].records, r.rows[i].total_usd);
+		printf("  %-8s records=%" PRIu64 " total_usd=%s gpu_hours=%s usd_per_gpu_hour=%s\n",
+		       r.rows[i].provider, r.rows[i].records, r.rows[i].total_usd, r.rows[i].gpu_hours,
+		       r.rows[i].usd_per_gpu_hour);
 	}
 	hx_reply_free(&r);
 	return (0);

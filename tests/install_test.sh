@@ -118,14 +118,15 @@ cat "$tmp/run1.txt"
 expect "$tmp/run1.txt" "health: serving=1 database_ok=1 version=0.1.0"
 expect "$tmp/run1.txt" "ingest: received=3 inserted=3 updated=0 unchanged=0"
 expect "$tmp/run1.txt" "summary by PROVIDER:"
-expect "$tmp/run1.txt" "  aws      records=2 total_usd=2435.77"
-expect "$tmp/run1.txt" "  gcp      records=1 total_usd=2210.05"
+expect "$tmp/run1.txt" "  aws      records=2 total_usd=2435.77 gpu_hours=48.00 usd_per_gpu_hour=50.7452"
+# 2210.05 / 8 = 276.25625: half away from zero at 4 places
+expect "$tmp/run1.txt" "  gcp      records=1 total_usd=2210.05 gpu_hours=8.00 usd_per_gpu_hour=276.2563"
 
 step "the example built with CMake, against the server (same records again)"
 "$tmp/ex-cmake/build/ingest-example" "$HELIOX_URL" >"$tmp/run2.txt" ||
 	{ cat "$tmp/run2.txt" >&2; fail "CMake example run"; }
 expect "$tmp/run2.txt" "ingest: received=3 inserted=0 updated=0 unchanged=3"
-expect "$tmp/run2.txt" "  aws      records=2 total_usd=2435.77"
+expect "$tmp/run2.txt" "  aws      records=2 total_usd=2435.77 gpu_hours=48.00 usd_per_gpu_hour=50.7452"
 
 step "heliox-ingest ingest --mock, from the prefix"
 "$prefix/bin/heliox-ingest" ingest --mock >"$tmp/mock.txt" 2>&1 || { cat "$tmp/mock.txt" >&2; fail "ingest --mock"; }

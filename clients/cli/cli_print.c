@@ -46,9 +46,9 @@ print_ingest(const hx_reply *r)
 	const hx_ingest_result *g = &r->ingest;
 
 	printf("ingest: %s  request_id=%s  received=%u inserted=%u updated=%u unchanged=%u "
-	       "failed=%u  (%.1f ms)%s%s\n",
+	       "failed=%u deleted=%u  (%.1f ms)%s%s\n",
 	       hx_status_name(r->code), r->request_id, g->received, g->inserted, g->updated,
-	       g->unchanged, g->failed, (double) g->duration_us / 1000.0,
+	       g->unchanged, g->failed, g->deleted, (double) g->duration_us / 1000.0,
 	       g->dry_run ? "  [dry run: nothing written]" : "",
 	       g->replayed ? "  [replayed: answered from the earlier run]" : "");
 	/* With --skip-invalid the call succeeds and names what it skipped. */
@@ -67,10 +67,14 @@ print_health(const hx_reply *r)
 
 /* ---- the summary table -------------------------------------------------- */
 
-enum { COL_DATE, COL_PROVIDER, COL_GPU, COL_RECORDS, COL_TOTAL, COL_AVG, COL_MIN, COL_MAX, NCOLS };
+enum {
+	COL_DATE, COL_PROVIDER, COL_GPU, COL_RECORDS, COL_TOTAL, COL_AVG, COL_MIN, COL_MAX,
+	COL_GPU_HOURS, COL_PER_HOUR, NCOLS
+};
 
 static const char *const col_names[NCOLS] = {
 	"date", "provider", "gpu_type", "records", "total_usd", "avg_usd", "min_usd", "max_usd",
+	"gpu_hours", "usd_per_gpu_hour",
 };
 
 /* The key columns shown are those the rows were grouped by. */
@@ -101,6 +105,9 @@ row_cells(const hx_summary_row *row, char num[24], const char *cell[NCOLS])
 	cell[COL_AVG] = row->avg_usd[0] != '\0' ? row->avg_usd : "-";
 	cell[COL_MIN] = row->min_usd[0] != '\0' ? row->min_usd : "-";
 	cell[COL_MAX] = row->max_usd[0] != '\0' ? row->max_usd : "-";
+	/* "-": no GPU-hours known in the group (or they sum to 0). */
+	cell[COL_GPU_HOURS] = row->gpu_hours[0] != '\0' ? row->gpu_hours : "-";
+	cell[COL_PER_HOUR] = row->usd_per_gpu_hour[0] != '\0' ? row->usd_per_gpu_hour : "-";
 }
 
 /* Names left-aligned, numbers right-aligned, two spaces between columns. */
@@ -197,6 +204,7 @@ json_ingest(cJSON *o, const hx_ingest_result *g)
 	cJSON_AddNumberToObject(o, "updated", g->updated);
 	cJSON_AddNumberToObject(o, "unchanged", g->unchanged);
 	cJSON_AddNumberToObject(o, "failed", g->failed);
+	cJSON_AddNumberToObject(o, "deleted", g->deleted);
 	cJSON_AddNumberToObject(o, "duration_us", (double) g->duration_us);
 	cJSON_AddBoolToObject(o, "replayed", g->replayed);
 	cJSON_AddBoolToObject(o, "dry_run", g->dry_run);
@@ -233,6 +241,8 @@ json_rows(cJSON *o, const hx_reply *r)
 		cJSON_AddStringToObject(row, "avg_usd", s->avg_usd);
 		cJSON_AddStringToObject(row, "min_usd", s->min_usd);
 		cJSON_AddStringToObject(row, "max_usd", s->max_usd);
+		cJSON_AddStringToObject(row, "gpu_hours", s->gpu_hours);
+		cJSON_AddStringToObject(row, "usd_per_gpu_hour", s->usd_per_gpu_hour);
 	}
 }
 

@@ -59,8 +59,8 @@ print_counts(FILE *f, const stream_report *r)
 {
 	fprintf(f,
 	        "received=%" PRIu64 " inserted=%" PRIu64 " updated=%" PRIu64 " unchanged=%" PRIu64
-	        " failed=%" PRIu64,
-	        r->received, r->inserted, r->updated, r->unchanged, r->failed);
+	        " failed=%" PRIu64 " deleted=%" PRIu64,
+	        r->received, r->inserted, r->updated, r->unchanged, r->failed, r->deleted);
 }
 
 static void
@@ -179,6 +179,7 @@ print_json(const stream_report *r)
 	cJSON_AddNumberToObject(o, "updated", (double) r->updated);
 	cJSON_AddNumberToObject(o, "unchanged", (double) r->unchanged);
 	cJSON_AddNumberToObject(o, "failed", (double) r->failed);
+	cJSON_AddNumberToObject(o, "deleted", (double) r->deleted);
 	cJSON_AddNumberToObject(o, "duration_us", (double) r->duration_us);
 	cJSON_AddNumberToObject(o, "records_per_s", (double) (uint64_t) records_per_s(r));
 	cJSON_AddBoolToObject(o, "dry_run", r->dry_run);

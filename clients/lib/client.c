@@ -1101,6 +1101,7 @@ copy_ingest(hx_ingest_result *d, const Heliox__Ingest__V1__IngestResult *s)
 	d->updated = s->updated;
 	d->unchanged = s->unchanged;
 	d->failed = s->failed;
+	d->deleted = s->deleted;
 	d->duration_us = s->duration_us;
 	d->replayed = s->replayed != 0;
 	d->dry_run = s->dry_run != 0;
@@ -1140,6 +1141,8 @@ copy_rows(hx_reply *out, const Heliox__Ingest__V1__SummaryResult *s)
 		copy_field(r->avg_usd, sizeof(r->avg_usd), w->avg_usd);
 		copy_field(r->min_usd, sizeof(r->min_usd), w->min_usd);
 		copy_field(r->max_usd, sizeof(r->max_usd), w->max_usd);
+		copy_field(r->gpu_hours, sizeof(r->gpu_hours), w->gpu_hours);
+		copy_field(r->usd_per_gpu_hour, sizeof(r->usd_per_gpu_hour), w->usd_per_gpu_hour);
 	}
 	return (0);
 }
@@ -1301,17 +1304,47 @@ begin(const hx_client *c, hx_reply *out)
 }
 
 static hx_status
-call_ingest(hx_client *c, Heliox__Ingest__V1__IngestRequest *ing, const hx_ingest_opts *o,
-            hx_reply *out)
+call_ingest(hx_client *c, const Heliox__Ingest__V1__IngestRequest *source,
+            const hx_ingest_opts *o, hx_reply *out)
 {
-	rpc_request req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
+	/* A copy: the windows and provenance below live only for this call. */
+	Heliox__Ingest__V1__IngestRequest     ing = *source;
+	rpc_request                           req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
+	Heliox__Ingest__V1__Provenance        prov = HELIOX__INGEST__V1__PROVENANCE__INIT;
+	Heliox__Ingest__V1__ReplaceWindow    *win = NULL, **ptrs = NULL;
+	size_t                                n = o != NULL && o->replace != NULL ? o->n_replace : 0;
+	size_t                                i;
+	hx_status                             st;
 
-	ing->dry_run = o != NULL && o->dry_run;
-	ing->skip_invalid = o != NULL && o->skip_invalid;
-	ing->client_failed = o != NULL ? o->client_failed : 0;
+	ing.dry_run = o != NULL && o->dry_run;
+	ing.skip_invalid = o != NULL && o->skip_invalid;
+	ing.client_failed = o != NULL ? o->client_failed : 0;
+	if (n > 0 && ((win = calloc(n, sizeof(*win))) == NULL ||
+	              (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__ReplaceWindow *))) == NULL)) {
+		free(win);
+		return (reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory"));
+	}
+	for (i = 0; i < n; i++) {
+		heliox__ingest__v1__replace_window__init(&win[i]);
+		win[i].provider = wire_str(o->replace[i].provider);
+		win[i].from_date = wire_str(o->replace[i].from_date);
+		win[i].to_date = wire_str(o->replace[i].to_date);
+		ptrs[i] = &win[i];
+	}
+	ing.n_replace = n;
+	ing.replace = ptrs;
+	if (o != NULL && o->provenance != NULL) {
+		prov.format = wire_str(o->provenance->format);
+		prov.name = wire_str(o->provenance->name);
+		prov.mapping_version = wire_str(o->provenance->mapping_version);
+		ing.provenance = &prov;
+	}
 	req.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST;
-	req.ingest = ing;
-	return (call(c, &req, o != NULL ? &o->call : NULL, out));
+	req.ingest = &ing;
+	st = call(c, &req, o != NULL ? &o->call : NULL, out);
+	free(ptrs);
+	free(win);
+	return (st);
 }
 
 hx_status
@@ -1372,6 +1405,7 @@ hx_client_ingest_records(hx_client *c, const hx_cost_record *recs, size_t n,
 		wire[i].provider = wire_str(recs[i].provider);
 		wire[i].gpu_type = wire_str(recs[i].gpu_type);
 		wire[i].cost_usd = wire_str(recs[i].cost_usd);
+		wire[i].gpu_hours = wire_str(recs[i].gpu_hours);
 		ptrs[i] = &wire[i];
 	}
 	batch.n_records = n;

@@ -101,7 +101,8 @@ set_event(doc_reader *r, jstream_event kind, doc_event *ev)
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = kind;
 	ev->index = r->js.index;
-	if (kind == JSTREAM_ELEMENT || kind == JSTREAM_CURRENCY) {
+	if (kind == JSTREAM_ELEMENT || kind == JSTREAM_CURRENCY || kind == JSTREAM_REPLACE ||
+	    kind == JSTREAM_PROVENANCE) {
 		ev->span = r->buf + (r->js.span_start - r->buf_off);
 		ev->len = (size_t) (r->js.span_end - r->js.span_start);
 	}

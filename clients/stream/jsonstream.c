@@ -34,15 +34,15 @@ enum str_state { STR_CHAR = 0, STR_ESC, STR_HEX, STR_LOW_BS, STR_LOW_U, STR_LOW_
 /* RFC 8259 number grammar; ZERO, INT, FRAC and EXP may end the number. */
 enum num_state { NUM_MINUS, NUM_ZERO, NUM_INT, NUM_DOT, NUM_FRAC, NUM_E, NUM_ESIGN, NUM_EXP };
 
-enum role { ROLE_NONE = 0, ROLE_DATA, ROLE_CURRENCY };
+enum role { ROLE_NONE = 0, ROLE_DATA, ROLE_CURRENCY, ROLE_REPLACE, ROLE_PROVENANCE };
 
-enum span_kind { SPAN_ELEMENT, SPAN_CURRENCY };
+enum span_kind { SPAN_ELEMENT, SPAN_CURRENCY, SPAN_REPLACE, SPAN_PROVENANCE };
 
 /* Where spans begin: members of the root object, elements of cost_data. */
 #define DEPTH_MEMBER  1u
 #define DEPTH_ELEMENT 2u
 
-/* Stored for a key byte that cannot be part of "cost_data" or "currency". */
+/* Stored for a key byte that cannot be part of a key we follow. */
 #define KEY_NOT_ASCII '\x80'
 
 static const unsigned char utf8_bom[3] = { 0xEF, 0xBB, 0xBF };
@@ -159,6 +159,10 @@ span_begin(jstream *s)
 		s->index = s->n_elements++;
 	} else if (s->depth == DEPTH_MEMBER && s->role == ROLE_CURRENCY) {
 		s->span_kind = SPAN_CURRENCY;
+	} else if (s->depth == DEPTH_MEMBER && s->role == ROLE_REPLACE) {
+		s->span_kind = SPAN_REPLACE;
+	} else if (s->depth == DEPTH_MEMBER && s->role == ROLE_PROVENANCE) {
+		s->span_kind = SPAN_PROVENANCE;
 	} else {
 		return;
 	}
@@ -179,10 +183,19 @@ value_done(jstream *s)
 	if (s->spanning && s->depth == span_depth) {
 		s->spanning = false;
 		s->span_end = s->pos;
-		if (s->span_kind == SPAN_ELEMENT) {
+		switch (s->span_kind) {
+		case SPAN_ELEMENT:
 			ev = s->retain ? JSTREAM_ELEMENT : JSTREAM_ELEMENT_TOO_BIG;
-		} else {
+			break;
+		case SPAN_REPLACE:
+			ev = s->retain ? JSTREAM_REPLACE : JSTREAM_REPLACE_TOO_BIG;
+			break;
+		case SPAN_PROVENANCE:
+			ev = s->retain ? JSTREAM_PROVENANCE : JSTREAM_PROVENANCE_TOO_BIG;
+			break;
+		default:
 			ev = s->retain ? JSTREAM_CURRENCY : JSTREAM_CURRENCY_TOO_BIG;
+			break;
 		}
 		s->retain = false;
 	}
@@ -303,6 +316,12 @@ key_done(jstream *s)
 	} else if (key_is(s, "currency") && !s->seen_currency) {
 		s->seen_currency = true;
 		s->role = ROLE_CURRENCY;
+	} else if (key_is(s, "replace") && !s->seen_replace) {
+		s->seen_replace = true;
+		s->role = ROLE_REPLACE;
+	} else if (key_is(s, "provenance") && !s->seen_provenance) {
+		s->seen_provenance = true;
+		s->role = ROLE_PROVENANCE;
 	}
 }
 

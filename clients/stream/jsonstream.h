@@ -8,7 +8,8 @@
  * offsets, the spans the caller must look at:
  *
  *   - every element of the top-level "cost_data" array, in order;
- *   - the top-level "currency" value.
+ *   - the top-level "currency" value;
+ *   - v2: the top-level "replace" and "provenance" values.
  *
  * The caller keeps the bytes from jstream_keep_from() on (so a span is still
  * in its buffer when reported) and parses each span with cJSON. A span longer
@@ -44,6 +45,10 @@ typedef enum jstream_event {
 	JSTREAM_CURRENCY_TOO_BIG, /* "currency" is longer than max_span */
 	JSTREAM_END,              /* the document is complete and well formed */
 	JSTREAM_ERROR,            /* see `error` and `error_at`; sticky */
+	JSTREAM_REPLACE,          /* v2: "replace" is [span_start, span_end) */
+	JSTREAM_REPLACE_TOO_BIG,
+	JSTREAM_PROVENANCE,       /* v2: "provenance" is [span_start, span_end) */
+	JSTREAM_PROVENANCE_TOO_BIG,
 } jstream_event;
 
 typedef enum jstream_error {
@@ -85,7 +90,7 @@ typedef struct jstream {
 	char     key[JSTREAM_KEY_MAX];
 	size_t   key_len; /* > JSTREAM_KEY_MAX: too long to be one of ours */
 	uint8_t  role;    /* what the current top-level value is */
-	bool     seen_data, seen_currency, in_data;
+	bool     seen_data, seen_currency, seen_replace, seen_provenance, in_data;
 
 	/* the span being followed */
 	bool     spanning, retain;

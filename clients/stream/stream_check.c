@@ -103,7 +103,9 @@ document_end(stream_check *c, const jstream *js)
 	case JSTREAM_DATA_OTHER:
 		return (doc_violation(c, "cost_data", "must be an array"));
 	default:
-		if (js->n_elements == 0) {
+		/* With replace windows an empty export is the truth "nothing
+		 * in there", as on the server. */
+		if (js->n_elements == 0 && (c->meta == NULL || c->meta->windows_received == 0)) {
 			return (doc_violation(c, "cost_data", "must not be empty"));
 		}
 		return (CHECK_OK);
@@ -249,6 +251,35 @@ on_currency(stream_check *c, const doc_event *ev)
 	return (CHECK_OK);
 }
 
+/* v2: "replace" and "provenance", parsed by the core library into c->meta
+ * with the server's rules and paths. Their faults are the document's. */
+static check_result
+on_meta(stream_check *c, const doc_event *ev, size_t max_span)
+{
+	bool      replace = ev->kind == JSTREAM_REPLACE || ev->kind == JSTREAM_REPLACE_TOO_BIG;
+	hx_status st;
+
+	if (c->mode == CHECK_EMIT || c->meta == NULL) {
+		return (CHECK_OK);
+	}
+	if (ev->kind == JSTREAM_REPLACE_TOO_BIG || ev->kind == JSTREAM_PROVENANCE_TOO_BIG) {
+		char desc[HX_DESC_MAX];
+
+		snprintf(desc, sizeof(desc), "is longer than %zu bytes", max_span);
+		if (replace) {
+			c->meta->windows_received++; /* it was there: an empty cost_data stays allowed */
+		}
+		return (doc_violation(c, replace ? "replace" : "provenance", desc));
+	}
+	st = replace ? hx_export_parse_replace(ev->span, ev->len, c->meta, c->viol)
+	             : hx_export_parse_provenance(ev->span, ev->len, c->meta, c->viol);
+	if (st == HX_RESOURCE_EXHAUSTED) {
+		return (CHECK_NOMEM);
+	}
+	c->doc_error = c->doc_error || st != HX_OK;
+	return (CHECK_OK);
+}
+
 /* The document is over, well formed or not. */
 static check_result
 on_end(stream_check *c, const doc_event *ev, const jstream *js)
@@ -281,6 +312,12 @@ stream_check_run(stream_check *c, doc_reader *r)
 		case JSTREAM_CURRENCY:
 		case JSTREAM_CURRENCY_TOO_BIG:
 			rc = on_currency(c, &ev);
+			break;
+		case JSTREAM_REPLACE:
+		case JSTREAM_REPLACE_TOO_BIG:
+		case JSTREAM_PROVENANCE:
+		case JSTREAM_PROVENANCE_TOO_BIG:
+			rc = on_meta(c, &ev, r->js.max_span);
 			break;
 		default:
 			return (on_end(c, &ev, &r->js));

@@ -49,6 +49,8 @@ typedef struct stream_check {
 	check_sink     sink;     /* CHECK_EMIT */
 	check_tick     tick;     /* optional: called every few thousand records */
 	void          *ctx;
+	hx_batch      *meta;     /* CHECK_VALIDATE, optional: gets the document's replace
+	                          * windows and provenance (v2) */
 
 	/* out */
 	uint64_t received;  /* elements of cost_data */

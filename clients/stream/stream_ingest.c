@@ -30,6 +30,9 @@ typedef struct run {
 	sender            *snd;
 	uint64_t           n_valid;
 	bool               doc_error;
+	hx_batch           meta;    /* v2: the document's replace windows and provenance */
+	bool               windowed; /* it has windows: one request (stream_ingest.h) */
+	uint64_t           outside;  /* records found outside their window (pass 2) */
 } run;
 
 /* ---- report ---------------------------------------------------------------- */
@@ -163,6 +166,7 @@ pass_check(run *x)
 	c.invalid = &x->invalid;
 	c.tick = checking_tick;
 	c.ctx = x;
+	c.meta = &x->meta;
 	progress_begin(&x->prog, "checking", x->src.size);
 	if ((rc = stream_check_run(&c, &rd)) != CHECK_OK) {
 		pass_failed(x, rc, &rd);
@@ -226,6 +230,21 @@ draw_sending(run *x)
 	progress_update(&x->prog, records, records, note);
 }
 
+/* A record outside its provider's window: the one request must not go,
+ * and every such record is reported. The request's single batch is only
+ * sent once full (or at the end, unless stopped), so stopping the sender
+ * here, before the batch filled, sends nothing. */
+static int
+outside_window(run *x, const hx_record *rec, uint64_t index)
+{
+	char field[HX_FIELD_MAX];
+
+	x->outside++;
+	sender_stop(x->snd);
+	snprintf(field, sizeof(field), "cost_data[%" PRIu64 "]", index);
+	return (hx_window_violation(&x->meta, rec, field, &x->r->viol) == HX_RESOURCE_EXHAUSTED);
+}
+
 static int
 send_sink(void *ctx, const hx_record *rec, uint64_t index)
 {
@@ -234,6 +253,12 @@ send_sink(void *ctx, const hx_record *rec, uint64_t index)
 	if (interrupted) {
 		sender_stop(x->snd);
 		return (1);
+	}
+	if (x->windowed && !hx_record_in_window(&x->meta, rec)) {
+		return (outside_window(x, rec, index));
+	}
+	if (x->outside > 0) {
+		return (0); /* stopped already; read on for the other violations */
 	}
 	return (sender_add(x->snd, rec, index) != 0 ? 1 : 0);
 }
@@ -264,7 +289,7 @@ start_sender(run *x, hx_client *client)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.client = client;
 	cfg.base_id = x->o->base_id;
-	cfg.batch_size = x->o->batch_size;
+	cfg.batch_size = x->windowed ? (size_t) x->n_valid : x->o->batch_size;
 	cfg.inflight = x->o->inflight;
 	cfg.expected = x->n_valid;
 	cfg.total = x->r->received;
@@ -272,6 +297,9 @@ start_sender(run *x, hx_client *client)
 	cfg.skip_invalid = x->o->skip_invalid;
 	cfg.timeout_ms = x->o->timeout_ms;
 	cfg.viol = &x->r->viol;
+	cfg.replace = x->meta.windows;
+	cfg.n_replace = x->meta.n_windows;
+	cfg.provenance = &x->meta.prov;
 	cfg.idle = send_idle;
 	cfg.ctx = x;
 	return (sender_start(&x->snd, &cfg));
@@ -390,17 +418,88 @@ send_only_count(run *x, hx_client *client)
 	verdict_sent(x);
 }
 
+/* The document's windows, checked before anything else: with
+ * --skip-invalid (the server refuses it: a skipped record would delete its
+ * stored row), or too many records for the one request it must be. */
+static void
+check_windows(run *x)
+{
+	hx_status st = HX_OK;
+
+	x->windowed = x->meta.windows_received > 0;
+	if (!x->windowed) {
+		return;
+	}
+	if (x->o->skip_invalid) {
+		st = hx_violations_add(&x->r->viol, "replace",
+		                       "cannot be combined with --skip-invalid (a skipped record "
+		                       "would delete its stored row)");
+		x->doc_error = true;
+	} else if (x->n_valid > STREAM_MAX_BATCH) {
+		st = hx_violations_add(&x->r->viol, "replace",
+		                       "a document with replace windows goes as one request: at most "
+		                       "%u records, this one has %" PRIu64,
+		                       STREAM_MAX_BATCH, x->n_valid);
+		x->doc_error = true;
+	}
+	(void) st; /* out of memory: the verdict still says the file is at fault */
+}
+
+/* Windows and no records: one request with none, which empties them. */
+static void
+send_empty(run *x, hx_client *client)
+{
+	stream_report *r = x->r;
+	char           rid[STREAM_BASE_ID_MAX + 8];
+	hx_ingest_opts o;
+	hx_reply       rep;
+
+	memset(&o, 0, sizeof(o));
+	snprintf(rid, sizeof(rid), "%s-b1", x->o->base_id);
+	o.call.request_id = rid;
+	o.call.base_request_id = x->o->base_id;
+	o.call.timeout_ms = x->o->timeout_ms;
+	o.dry_run = x->o->dry_run;
+	o.replace = x->meta.windows;
+	o.n_replace = x->meta.n_windows;
+	o.provenance = &x->meta.prov;
+	r->sent = true;
+	r->batches.batches = 1;
+	hx_client_ingest_records(client, NULL, 0, &o, &rep);
+	for (size_t i = 0; i < rep.n_violations; i++) {
+		(void) hx_violations_add(&r->viol, rep.violations[i].field, "%s",
+		                         rep.violations[i].description);
+	}
+	if (rep.code == HX_OK) {
+		r->batches.committed = 1;
+		r->batches.replayed = rep.ingest.replayed ? 1 : 0;
+		r->batches.deleted = rep.ingest.deleted;
+	} else {
+		set_outcome(r, rep.code, "the request failed: %s", rep.message);
+	}
+	hx_reply_free(&rep);
+}
+
 static void
 check_then_send(run *x, hx_client *client)
 {
 	stream_report *r = x->r;
 	int            fd;
 
+	check_windows(x);
 	if (x->doc_error || (r->viol.total > 0 && !x->o->skip_invalid)) {
 		verdict_invalid(x);
 		return;
 	}
-	r->batches_total = (x->n_valid + x->o->batch_size - 1) / x->o->batch_size;
+	if (x->windowed) {
+		r->batches_total = 1;
+		if (x->n_valid == 0) {
+			send_empty(x, client);
+			return;
+		}
+	} else {
+		r->batches_total = (x->n_valid + x->o->batch_size - 1) / x->o->batch_size;
+	}
 	if (x->n_valid == 0) {
 		send_only_count(x, client); /* --skip-invalid, and not one valid record */
 		return;
@@ -423,6 +522,14 @@ check_then_send(run *x, hx_client *client)
 		        r->batches_total, r->base_id, r->batches_total);
 	}
 	send_records(x, fd);
+	if (x->outside > 0) {
+		r->sent = false; /* the one request never went */
+		set_outcome(r, HX_INVALID_ARGUMENT,
+		            "%" PRIu64 " of %" PRIu64 " records are outside their replace window; "
+		            "nothing was sent",
+		            x->outside, r->received);
+		return;
+	}
 	verdict_sent(x);
 }
 
@@ -434,6 +541,7 @@ totals(stream_report *r)
 	r->inserted = r->batches.inserted;
 	r->updated = r->batches.updated;
 	r->unchanged = r->batches.unchanged;
+	r->deleted = r->batches.deleted;
 	r->failed = r->received - (r->inserted + r->updated + r->unchanged);
 }
 
@@ -453,6 +561,7 @@ stream_ingest(hx_client *client, const stream_opts *o, stream_report *r)
 	r->batch_size = o->batch_size;
 	r->code = HX_OK;
 	bitvec_init(&x.invalid);
+	hx_batch_init(&x.meta);
 	progress_init(&x.prog, o->progress);
 	if (source_open(&x.src, o->path, &usage, r->message, sizeof(r->message)) != 0) {
 		r->code = usage ? HX_INVALID_ARGUMENT : HX_INTERNAL;
@@ -469,4 +578,5 @@ stream_ingest(hx_client *client, const stream_opts *o, stream_report *r)
 	r->duration_us = now_us() - t0;
 	source_close(&x.src);
 	bitvec_free(&x.invalid);
+	hx_batch_free(&x.meta);
 }

@@ -32,6 +32,7 @@ typedef struct send_batch {
 	hx_record         *recs;
 	uint64_t          *src;  /* cost_data index of each record */
 	char             (*cost)[HX_MONEY_TEXT_MAX];
+	char             (*hours)[HX_MONEY_TEXT_MAX];
 	hx_cost_record    *wire;
 	hx_reply           reply;
 	bool               skipped; /* dropped after a failure, never sent */
@@ -69,6 +70,7 @@ batch_free(send_batch *b)
 	free(b->recs);
 	free(b->src);
 	free(b->cost);
+	free(b->hours);
 	free(b->wire);
 	free(b);
 }
@@ -85,8 +87,10 @@ batch_new(size_t cap)
 	b->recs = malloc(cap * sizeof(*b->recs));
 	b->src = malloc(cap * sizeof(*b->src));
 	b->cost = malloc(cap * sizeof(*b->cost));
+	b->hours = malloc(cap * sizeof(*b->hours));
 	b->wire = malloc(cap * sizeof(*b->wire));
-	if (b->recs == NULL || b->src == NULL || b->cost == NULL || b->wire == NULL) {
+	if (b->recs == NULL || b->src == NULL || b->cost == NULL || b->hours == NULL ||
+	    b->wire == NULL) {
 		batch_free(b);
 		return (NULL);
 	}
@@ -117,6 +121,11 @@ batch_wire(send_batch *b)
 		b->wire[j].provider = b->recs[j].provider;
 		b->wire[j].gpu_type = b->recs[j].gpu_type;
 		b->wire[j].cost_usd = b->cost[j];
+		b->hours[j][0] = '\0'; /* unknown */
+		if (b->recs[j].has_gpu_hours) {
+			hx_money_format(b->recs[j].gpu_hours, b->hours[j]);
+		}
+		b->wire[j].gpu_hours = b->hours[j];
 	}
 }
 
@@ -134,6 +143,9 @@ batch_send(const send_config *cfg, send_batch *b)
 	o.dry_run = cfg->dry_run;
 	o.skip_invalid = cfg->skip_invalid;
 	o.client_failed = cfg->skip_invalid ? b->invalid : 0;
+	o.replace = cfg->replace;
+	o.n_replace = cfg->n_replace;
+	o.provenance = cfg->provenance;
 	batch_wire(b);
 	hx_client_ingest_records(cfg->client, b->wire, b->n, &o, &b->reply);
 }
@@ -194,6 +206,7 @@ account(sender *s, send_batch *b)
 		t->updated += g->updated;
 		t->unchanged += g->unchanged;
 		t->failed += g->failed;
+		t->deleted += g->deleted;
 	} else {
 		/* Nothing of a failed or dropped batch was written. */
 		if (!b->skipped) {

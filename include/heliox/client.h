@@ -81,10 +81,18 @@ typedef struct hx_ingest_opts {
 	bool         skip_invalid;
 	uint32_t     client_failed; /* skip_invalid: records found invalid here and not sent;
 	                             * the server counts (and audits) them as failed */
+	/* v2: restated data (contract section 5). The request is the whole
+	 * truth for each window's provider over its dates: stored rows there
+	 * that the request does not carry are deleted, in the same
+	 * transaction. Not with skip_invalid. n_replace 0 = none. */
+	const hx_replace_window *replace;
+	size_t                   n_replace;
+	const hx_provenance     *provenance; /* NULL = not given */
 } hx_ingest_opts;
 
 typedef struct hx_ingest_result {
 	uint32_t received, inserted, updated, unchanged, failed;
+	uint32_t deleted; /* v2: rows removed by replace windows (not part of received) */
 	uint64_t duration_us;
 	bool     replayed; /* answered from an earlier run with the same request_id */
 	bool     dry_run;
@@ -126,6 +134,7 @@ typedef struct hx_cost_record {
 	const char *provider;
 	const char *gpu_type;
 	const char *cost_usd;
+	const char *gpu_hours; /* v2: decimal text; NULL or "" = unknown */
 } hx_cost_record;
 
 HX_API hx_status hx_client_ingest_mock(hx_client *c, const hx_ingest_opts *o, hx_reply *out);

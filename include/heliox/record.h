@@ -36,6 +36,9 @@ typedef struct hx_record {
 	char      provider[HX_NAME_MAX + 1]; /* trimmed, ASCII lower-cased */
 	char      gpu_type[HX_NAME_MAX + 1]; /* trimmed, ASCII lower-cased */
 	hx_micros cost;                      /* > 0 and < 10^12 USD */
+	hx_micros gpu_hours;                 /* millionths of a GPU-hour, >= 0 and < 10^12
+	                                      * hours; meaningful when has_gpu_hours */
+	bool      has_gpu_hours;             /* false: unknown (stored as NULL) */
 } hx_record;
 
 /* How a field arrived. */
@@ -60,6 +63,7 @@ typedef struct hx_raw_record {
 	hx_raw_value provider;
 	hx_raw_value gpu_type;
 	hx_raw_value cost_usd;
+	hx_raw_value gpu_hours; /* optional: missing, null or blank text = unknown */
 } hx_raw_record;
 
 /* ---- violations ------------------------------------------------------- */
@@ -104,6 +108,39 @@ HX_API hx_status hx_violations_add(hx_violations *v, const char *field, const ch
 HX_API const char *hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1]);
 HX_API const char *hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1]);
 HX_API const char *hx_check_cost(const hx_raw_value *v, hx_micros *out);
+/* gpu_hours: missing, null or blank text is unknown (*known = false);
+ * otherwise a number or decimal string >= 0, < 10^12, at most 6 fractional
+ * digits. */
+HX_API const char *hx_check_gpu_hours(const hx_raw_value *v, hx_micros *out, bool *known);
+
+/* ---- request-level fields (v2) ------------------------------------------------ */
+
+#define HX_REPLACE_MAX    64  /* windows in one request */
+#define HX_REPLACE_DAYS   366 /* longest window, in days (to - from + 1) */
+#define HX_PROV_TEXT_MAX  64  /* bytes of provenance.format and .mapping_version */
+#define HX_PROV_NAME_MAX  255 /* bytes of provenance.name */
+
+/* A validated replace window: the request is the whole truth for `provider`
+ * over [from_date, to_date] (contract section 5). */
+typedef struct hx_replace_window {
+	char provider[HX_NAME_MAX + 1]; /* normalised like records */
+	char from_date[HX_DATE_LEN + 1];
+	char to_date[HX_DATE_LEN + 1];
+} hx_replace_window;
+
+/* Where the records came from; all optional, "" when not given. */
+typedef struct hx_provenance {
+	char format[HX_PROV_TEXT_MAX + 1];
+	char name[HX_PROV_NAME_MAX + 1];
+	char mapping_version[HX_PROV_TEXT_MAX + 1];
+} hx_provenance;
+
+/* A provenance field: trimmed, valid UTF-8, no control characters, at most
+ * `max` bytes; missing, null or blank is "". */
+HX_API const char *hx_check_prov_text(const hx_raw_value *v, size_t max, char *out);
+
+/* Days from 0001-01-01 of a valid YYYY-MM-DD (hx_check_date's output). */
+HX_API int64_t hx_date_days(const char *date);
 
 /* ---- the batch -------------------------------------------------------- */
 
@@ -119,6 +156,13 @@ typedef struct hx_batch {
 	uint32_t  *slots;   /* owned; open-addressing key table: 0 = empty, else i+1 */
 	size_t     nslots;  /* power of two */
 	size_t     received; /* records offered to hx_batch_add, valid or not */
+
+	/* v2: the request's replace windows (valid ones, in request order) and
+	 * provenance. */
+	hx_replace_window windows[HX_REPLACE_MAX];
+	size_t            n_windows;
+	size_t            windows_received; /* windows offered, valid or not */
+	hx_provenance     prov;
 } hx_batch;
 
 HX_API void hx_batch_init(hx_batch *b);
@@ -137,6 +181,41 @@ HX_API void hx_batch_reset(hx_batch *b);
  */
 HX_API hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name,
                        size_t index, hx_violations *viol);
+
+/*
+ * Validates the replace window at position `index` of "replace": provider
+ * (like a record's), from_date and to_date (real dates), from <= to, at most
+ * HX_REPLACE_DAYS days, at most one window per provider (violation
+ * "replace[i].provider", "another window for provider aws: replace[0]"), at
+ * most HX_REPLACE_MAX windows (violation "replace"). Same returns as
+ * hx_batch_add; b->windows_received counts every call.
+ */
+HX_API hx_status hx_batch_add_window(hx_batch *b, const hx_raw_value *provider,
+                              const hx_raw_value *from_date, const hx_raw_value *to_date,
+                              size_t index, hx_violations *viol);
+
+/* The window of `provider`, or NULL. */
+HX_API const hx_replace_window *hx_batch_window(const hx_batch *b, const char *provider);
+
+/*
+ * Every record of a provider that has a window must lie inside it: adds
+ * "<array>[i].date" "is outside the replace window for aws (2024-09-01 ..
+ * 2024-09-30)" for each that does not (i = the record's request index).
+ * Call after every record and window was added. Returns HX_OK,
+ * HX_INVALID_ARGUMENT or HX_RESOURCE_EXHAUSTED. `bad`, when not NULL, gets
+ * the number of records outside.
+ */
+HX_API hx_status hx_batch_check_windows(const hx_batch *b, const char *array_name,
+                                 hx_violations *viol, size_t *bad);
+
+/* Whether r lies inside its provider's window (or its provider has none). */
+HX_API bool hx_record_in_window(const hx_batch *b, const hx_record *r);
+
+/* Adds "<record_path>.date" "is outside the replace window for aws
+ * (2024-09-01 .. 2024-09-30)" when r lies outside its provider's window and
+ * returns HX_INVALID_ARGUMENT; HX_OK when inside; HX_RESOURCE_EXHAUSTED. */
+HX_API hx_status hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_path,
+                              hx_violations *viol);
 
 #ifdef __cplusplus
 }

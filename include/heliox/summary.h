@@ -49,6 +49,11 @@ typedef struct hx_summary_row {
 	char     avg_usd[HX_MONEY_TEXT_MAX];   /* rounded to 2 places; "" when records == 0 */
 	char     min_usd[HX_MONEY_TEXT_MAX];   /* "" when records == 0 */
 	char     max_usd[HX_MONEY_TEXT_MAX];   /* "" when records == 0 */
+	char     gpu_hours[HX_MONEY_TEXT_MAX];  /* v2: exact sum of the known gpu_hours;
+	                                         * "" when none is known */
+	char     usd_per_gpu_hour[HX_MONEY_TEXT_MAX]; /* v2: cost of the rows with known
+	                                               * gpu_hours / their sum, 4 places;
+	                                               * "" when none or the sum is 0 */
 } hx_summary_row;
 
 #ifdef __cplusplus

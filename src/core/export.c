@@ -9,6 +9,7 @@
  * rebuilt exactly by hx_money_from_double().
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +148,7 @@ raw_value(const cJSON *it, hx_raw_value *v, char buf[HX_MONEY_TEXT_MAX])
 static hx_status
 parse_record(const cJSON *el, size_t i, hx_batch *b, hx_violations *viol)
 {
-	char          num[4][HX_MONEY_TEXT_MAX];
+	char          num[5][HX_MONEY_TEXT_MAX];
 	char          field[HX_FIELD_MAX];
 	hx_raw_record raw;
 	hx_status     st;
@@ -161,6 +162,7 @@ parse_record(const cJSON *el, size_t i, hx_batch *b, hx_violations *viol)
 	raw_value(cJSON_GetObjectItemCaseSensitive(el, "provider"), &raw.provider, num[1]);
 	raw_value(cJSON_GetObjectItemCaseSensitive(el, "gpu_type"), &raw.gpu_type, num[2]);
 	raw_value(cJSON_GetObjectItemCaseSensitive(el, "cost_usd"), &raw.cost_usd, num[3]);
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "gpu_hours"), &raw.gpu_hours, num[4]);
 	st = hx_batch_add(b, &raw, "cost_data", i, viol);
 	/* An invalid record is already in `viol`; only running out of memory
 	 * stops the walk. */
@@ -179,6 +181,88 @@ check_currency(const cJSON *cur, hx_violations *viol)
 	return HX_OK;
 }
 
+/* One element of "replace"; only running out of memory stops the walk. */
+static hx_status
+parse_window(const cJSON *el, size_t i, hx_batch *b, hx_violations *viol)
+{
+	char         num[3][HX_MONEY_TEXT_MAX];
+	char         field[HX_FIELD_MAX];
+	hx_raw_value prov, from, to;
+	hx_status    st;
+
+	if (!cJSON_IsObject(el)) {
+		b->windows_received++;
+		snprintf(field, sizeof(field), "replace[%zu]", i);
+		return hx_violations_add(viol, field, "must be an object");
+	}
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "provider"), &prov, num[0]);
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "from_date"), &from, num[1]);
+	raw_value(cJSON_GetObjectItemCaseSensitive(el, "to_date"), &to, num[2]);
+	st = hx_batch_add_window(b, &prov, &from, &to, i, viol);
+	return st == HX_RESOURCE_EXHAUSTED ? st : HX_OK;
+}
+
+static hx_status
+check_replace(const cJSON *rep, hx_batch *b, hx_violations *viol)
+{
+	const cJSON *el;
+	size_t       i = 0;
+	hx_status    st;
+
+	if (rep == NULL || cJSON_IsNull(rep)) {
+		return HX_OK;
+	}
+	/* The request's own windows came first (src/ingest.c): two sets of
+	 * windows would make the paths ambiguous and the truth unclear. */
+	if (b->windows_received > 0) {
+		return hx_violations_add(viol, "replace",
+		                         "is given both in the request and in the export document");
+	}
+	if (!cJSON_IsArray(rep)) {
+		return hx_violations_add(viol, "replace", "must be an array");
+	}
+	cJSON_ArrayForEach(el, rep) {
+		if ((st = parse_window(el, i++, b, viol)) != HX_OK) {
+			return st;
+		}
+	}
+	return HX_OK;
+}
+
+static hx_status
+check_provenance(const cJSON *p, hx_batch *b, hx_violations *viol)
+{
+	static const struct {
+		const char *key;
+		size_t      off, max;
+	} fields[] = {
+		{"format", offsetof(hx_provenance, format), HX_PROV_TEXT_MAX},
+		{"name", offsetof(hx_provenance, name), HX_PROV_NAME_MAX},
+		{"mapping_version", offsetof(hx_provenance, mapping_version), HX_PROV_TEXT_MAX},
+	};
+	char         num[HX_MONEY_TEXT_MAX], path[HX_FIELD_MAX];
+	hx_raw_value v;
+	const char  *why;
+	hx_status    st = HX_OK;
+	size_t       k;
+
+	if (p == NULL || cJSON_IsNull(p)) {
+		return HX_OK;
+	}
+	if (!cJSON_IsObject(p)) {
+		return hx_violations_add(viol, "provenance", "must be an object");
+	}
+	for (k = 0; k < sizeof(fields) / sizeof(fields[0]) && st == HX_OK; k++) {
+		raw_value(cJSON_GetObjectItemCaseSensitive(p, fields[k].key), &v, num);
+		why = hx_check_prov_text(&v, fields[k].max, (char *) &b->prov + fields[k].off);
+		if (why != NULL) {
+			snprintf(path, sizeof(path), "provenance.%s", fields[k].key);
+			st = hx_violations_add(viol, path, "%s", why);
+		}
+	}
+	return st;
+}
+
 static hx_status
 parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
 {
@@ -188,6 +272,13 @@ parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
 	hx_status    st;
 
 	st = check_currency(cJSON_GetObjectItemCaseSensitive(root, "currency"), viol);
+	if (st == HX_OK) {
+		st = check_provenance(cJSON_GetObjectItemCaseSensitive(root, "provenance"), b, viol);
+	}
+	/* Windows before records: a record is judged against its window. */
+	if (st == HX_OK) {
+		st = check_replace(cJSON_GetObjectItemCaseSensitive(root, "replace"), b, viol);
+	}
 	if (st != HX_OK) {
 		return st;
 	}
@@ -197,7 +288,8 @@ parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
 	if (!cJSON_IsArray(data)) {
 		return hx_violations_add(viol, "cost_data", "must be an array");
 	}
-	if (data->child == NULL) {
+	/* With windows an empty export is the truth "nothing in there". */
+	if (data->child == NULL && b->windows_received == 0) {
 		return hx_violations_add(viol, "cost_data", "must not be empty");
 	}
 	cJSON_ArrayForEach(el, data) {
@@ -205,7 +297,8 @@ parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
 			return st;
 		}
 	}
-	return HX_OK;
+	st = hx_batch_check_windows(b, "cost_data", viol, NULL);
+	return st == HX_RESOURCE_EXHAUSTED ? st : HX_OK;
 }
 
 hx_status
@@ -273,6 +366,40 @@ hx_export_parse_record(const char *json, size_t len, size_t index, hx_batch *b,
 		b->received++; /* not JSON: still a record offered, and refused */
 	}
 	cJSON_Delete(el);
+	if (st != HX_OK) {
+		return st;
+	}
+	return viol->total > before ? HX_INVALID_ARGUMENT : HX_OK;
+}
+
+hx_status
+hx_export_parse_replace(const char *json, size_t len, hx_batch *b, hx_violations *viol)
+{
+	size_t    before = viol->total;
+	cJSON    *rep;
+	hx_status st;
+
+	if ((st = parse_piece(json, len, &rep, viol)) == HX_OK && rep != NULL) {
+		st = check_replace(rep, b, viol);
+	}
+	cJSON_Delete(rep);
+	if (st != HX_OK) {
+		return st;
+	}
+	return viol->total > before ? HX_INVALID_ARGUMENT : HX_OK;
+}
+
+hx_status
+hx_export_parse_provenance(const char *json, size_t len, hx_batch *b, hx_violations *viol)
+{
+	size_t    before = viol->total;
+	cJSON    *p;
+	hx_status st;
+
+	if ((st = parse_piece(json, len, &p, viol)) == HX_OK && p != NULL) {
+		st = check_provenance(p, b, viol);
+	}
+	cJSON_Delete(p);
 	if (st != HX_OK) {
 		return st;
 	}

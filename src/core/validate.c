@@ -24,6 +24,7 @@
 #define MSG_CONTROL  "contains a control character"
 #define MSG_POSITIVE "must be greater than 0"
 #define MSG_COSTTYPE "must be a number or a decimal string"
+#define MSG_NONNEG   "must be 0 or greater"
 
 /* ---- violations ------------------------------------------------------- */
 
@@ -294,6 +295,80 @@ hx_check_cost(const hx_raw_value *v, hx_micros *out)
 	return NULL;
 }
 
+const char *
+hx_check_gpu_hours(const hx_raw_value *v, hx_micros *out, bool *known)
+{
+	const char  *s = v->s;
+	size_t       len = v->len;
+	hx_micros    m = 0;
+	hx_money_err err;
+
+	*known = false;
+	if (v->kind == HX_RAW_MISSING || v->kind == HX_RAW_NULL) {
+		return NULL;
+	}
+	if (v->kind != HX_RAW_STRING && v->kind != HX_RAW_NUMBER) {
+		return MSG_COSTTYPE;
+	}
+	trim(&s, &len);
+	/* The wire's proto3 string cannot be absent, only empty: empty is
+	 * "unknown" there, and the same in JSON. */
+	if (len == 0) {
+		return NULL;
+	}
+	err = hx_money_parse(s, len, &m);
+	if (err == HX_MONEY_EMPTY || err == HX_MONEY_SYNTAX) {
+		return hx_money_strerror(HX_MONEY_SYNTAX);
+	}
+	if (err != HX_MONEY_OK) {
+		return s[0] == '-' ? MSG_NONNEG : hx_money_strerror(err);
+	}
+	if (m < 0) {
+		return MSG_NONNEG;
+	}
+	*out = m;
+	*known = true;
+	return NULL;
+}
+
+const char *
+hx_check_prov_text(const hx_raw_value *v, size_t max, char *out)
+{
+	const char *s = v->s;
+	size_t      len = v->len;
+	const char *why;
+
+	out[0] = '\0';
+	if (v->kind == HX_RAW_MISSING || v->kind == HX_RAW_NULL) {
+		return NULL;
+	}
+	if (v->kind != HX_RAW_STRING) {
+		return MSG_STRING;
+	}
+	trim(&s, &len);
+	if (len > max) {
+		return max == HX_PROV_NAME_MAX ? "is longer than 255 bytes" : MSG_LONG;
+	}
+	if ((why = check_text((const unsigned char *) s, len)) != NULL) {
+		return why;
+	}
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return NULL;
+}
+
+/* Days from 0001-01-01 (proleptic Gregorian): only differences matter. */
+int64_t
+hx_date_days(const char *date)
+{
+	static const int before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+	int64_t          y = digits_value(date, 4) - 1;
+	int              m = digits_value(date + 5, 2), d = digits_value(date + 8, 2);
+
+	return y * 365 + y / 4 - y / 100 + y / 400 + before[m - 1] +
+	       (m > 2 && is_leap((int) y + 1)) + d - 1;
+}
+
 /* ---- the batch -------------------------------------------------------- */
 
 void
@@ -316,6 +391,9 @@ hx_batch_reset(hx_batch *b)
 {
 	b->len = 0;
 	b->received = 0;
+	b->n_windows = 0;
+	b->windows_received = 0;
+	memset(&b->prov, 0, sizeof(b->prov));
 	if (b->slots != NULL) {
 		memset(b->slots, 0, b->nslots * sizeof(*b->slots));
 	}
@@ -490,6 +568,10 @@ hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name, size
 		st = report(viol, array_name, index, "cost_usd",
 		            hx_check_cost(&raw->cost_usd, &r.cost), &bad);
 	}
+	if (st == HX_OK) {
+		st = report(viol, array_name, index, "gpu_hours",
+		            hx_check_gpu_hours(&raw->gpu_hours, &r.gpu_hours, &r.has_gpu_hours), &bad);
+	}
 	if (st != HX_OK) {
 		return st;
 	}
@@ -497,4 +579,125 @@ hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name, size
 		return HX_INVALID_ARGUMENT;
 	}
 	return batch_insert(b, &r, array_name, index, viol);
+}
+
+/* ---- replace windows (v2) ---------------------------------------------------- */
+
+const hx_replace_window *
+hx_batch_window(const hx_batch *b, const char *provider)
+{
+	size_t i;
+
+	/* At most HX_REPLACE_MAX windows, and in practice one per cloud. */
+	for (i = 0; i < b->n_windows; i++) {
+		if (strcmp(b->windows[i].provider, provider) == 0) {
+			return &b->windows[i];
+		}
+	}
+	return NULL;
+}
+
+hx_status
+hx_batch_add_window(hx_batch *b, const hx_raw_value *provider, const hx_raw_value *from_date,
+                    const hx_raw_value *to_date, size_t index, hx_violations *viol)
+{
+	hx_replace_window        w;
+	const hx_replace_window *other;
+	char                     path[HX_FIELD_MAX];
+	bool                     bad = false, dates_ok;
+	hx_status                st;
+	int64_t                  days;
+
+	b->windows_received++;
+	memset(&w, 0, sizeof(w));
+	st = report(viol, "replace", index, "provider", hx_check_name(provider, w.provider), &bad);
+	if (st == HX_OK) {
+		st = report(viol, "replace", index, "from_date", hx_check_date(from_date, w.from_date),
+		            &bad);
+	}
+	if (st == HX_OK) {
+		st = report(viol, "replace", index, "to_date", hx_check_date(to_date, w.to_date), &bad);
+	}
+	/* The order and span only mean something between two real dates. */
+	dates_ok = w.from_date[0] != '\0' && w.to_date[0] != '\0';
+	if (st == HX_OK && dates_ok) {
+		days = hx_date_days(w.to_date) - hx_date_days(w.from_date) + 1;
+		if (days < 1) {
+			st = report(viol, "replace", index, "to_date", "must not be before from_date", &bad);
+		} else if (days > HX_REPLACE_DAYS) {
+			st = report(viol, "replace", index, "to_date",
+			            "is more than 366 days after from_date", &bad);
+		}
+	}
+	if (st == HX_OK && w.provider[0] != '\0' && (other = hx_batch_window(b, w.provider)) != NULL) {
+		snprintf(path, sizeof(path), "replace[%zu].provider", index);
+		st = hx_violations_add(viol, path, "another window for provider %s: replace[%zu]",
+		                       w.provider, (size_t) (other - b->windows));
+		bad = true;
+	}
+	if (st == HX_OK && !bad && b->n_windows == HX_REPLACE_MAX) {
+		st = hx_violations_add(viol, "replace", "has more than %d windows", HX_REPLACE_MAX);
+		bad = true;
+	}
+	if (st != HX_OK) {
+		return st;
+	}
+	if (bad) {
+		return HX_INVALID_ARGUMENT;
+	}
+	b->windows[b->n_windows++] = w;
+	return HX_OK;
+}
+
+bool
+hx_record_in_window(const hx_batch *b, const hx_record *r)
+{
+	const hx_replace_window *w = hx_batch_window(b, r->provider);
+
+	/* YYYY-MM-DD compares as text the way it compares as a date. */
+	return w == NULL ||
+	       (strcmp(r->date, w->from_date) >= 0 && strcmp(r->date, w->to_date) <= 0);
+}
+
+hx_status
+hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_path,
+                    hx_violations *viol)
+{
+	const hx_replace_window *w = hx_batch_window(b, r->provider);
+	char                     path[HX_FIELD_MAX];
+
+	if (hx_record_in_window(b, r)) {
+		return HX_OK;
+	}
+	snprintf(path, sizeof(path), "%s.date", record_path);
+	if (hx_violations_add(viol, path, "is outside the replace window for %s (%s .. %s)",
+	                      w->provider, w->from_date, w->to_date) != HX_OK) {
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	return HX_INVALID_ARGUMENT;
+}
+
+hx_status
+hx_batch_check_windows(const hx_batch *b, const char *array_name, hx_violations *viol,
+                       size_t *bad)
+{
+	char      path[HX_FIELD_MAX];
+	size_t    i, n = 0;
+	hx_status st = HX_OK;
+
+	for (i = 0; i < b->len && st == HX_OK && b->n_windows > 0; i++) {
+		snprintf(path, sizeof(path), "%s[%zu]", array_name, b->src[i]);
+		st = hx_window_violation(b, &b->recs[i], path, viol);
+		if (st == HX_INVALID_ARGUMENT) {
+			n++;
+			st = HX_OK;
+		}
+	}
+	if (bad != NULL) {
+		*bad = n;
+	}
+	if (st != HX_OK) {
+		return st;
+	}
+	return n > 0 ? HX_INVALID_ARGUMENT : HX_OK;
 }

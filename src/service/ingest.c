@@ -126,21 +126,83 @@ hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batc
 {
 	hx_status worst = HX_OK;
 
-	if (rb == NULL || rb->n_records == 0) {
+	/* With windows an empty batch is the truth "nothing in there". */
+	if ((rb == NULL || rb->n_records == 0) && b->windows_received == 0) {
 		hx_violations_add(&c->viol, "records", "must not be empty");
 		return HX_INVALID_ARGUMENT;
 	}
-	for (size_t i = 0; i < rb->n_records; i++) {
+	for (size_t i = 0; rb != NULL && i < rb->n_records; i++) {
 		const Heliox__Ingest__V1__CostRecord *r = rb->records[i];
 		hx_raw_record raw = {
 			hx_raw_string(r->date), hx_raw_string(r->provider),
 			hx_raw_string(r->gpu_type), hx_raw_string(r->cost_usd),
+			hx_raw_string(r->gpu_hours),
 		};
 		hx_status st = hx_batch_add(b, &raw, "records", i, &c->viol);
 		if (st == HX_RESOURCE_EXHAUSTED)
 			return st;
 		if (st != HX_OK)
 			worst = st;
+	}
+	hx_status st = hx_batch_check_windows(b, "records", &c->viol, NULL);
+	return st != HX_OK ? st : worst;
+}
+
+/* ---- request-level fields (v2) ---------------------------------------------- */
+
+static hx_raw_value
+hx_raw_opt(const char *s)
+{
+	hx_raw_value v = {HX_RAW_STRING, s != NULL ? s : "", s != NULL ? strlen(s) : 0};
+	return v;
+}
+
+/* The request's own replace windows, before the source is read: a source's
+ * records are judged against them (and an export document that brings its
+ * own is refused, export.c). */
+static hx_status
+hx_ingest_windows(hx_call *c, const IngestRequest *rq, hx_batch *b)
+{
+	hx_status worst = HX_OK;
+
+	for (size_t i = 0; i < rq->n_replace; i++) {
+		const Heliox__Ingest__V1__ReplaceWindow *w = rq->replace[i];
+		hx_raw_value p = hx_raw_opt(w->provider), f = hx_raw_opt(w->from_date),
+		    t = hx_raw_opt(w->to_date);
+		hx_status st = hx_batch_add_window(b, &p, &f, &t, i, &c->viol);
+		if (st == HX_RESOURCE_EXHAUSTED)
+			return st;
+		if (st != HX_OK)
+			worst = st;
+	}
+	return worst;
+}
+
+/* The request's provenance; its fields, when given, win over an export
+ * document's. */
+static hx_status
+hx_ingest_provenance(hx_call *c, const IngestRequest *rq, hx_batch *b)
+{
+	const Heliox__Ingest__V1__Provenance *p = rq->provenance;
+	const struct { const char *name, *val; char *dst; size_t max; } f[] = {
+		{"provenance.format", p ? p->format : NULL, b->prov.format, HX_PROV_TEXT_MAX},
+		{"provenance.name", p ? p->name : NULL, b->prov.name, HX_PROV_NAME_MAX},
+		{"provenance.mapping_version", p ? p->mapping_version : NULL,
+		    b->prov.mapping_version, HX_PROV_TEXT_MAX},
+	};
+	hx_status worst = HX_OK;
+
+	for (size_t k = 0; p != NULL && k < sizeof(f) / sizeof(f[0]); k++) {
+		char buf[HX_PROV_NAME_MAX + 1];
+		hx_raw_value v = hx_raw_opt(f[k].val);
+		const char *why = hx_check_prov_text(&v, f[k].max, buf);
+		if (why != NULL) {
+			if (hx_violations_add(&c->viol, f[k].name, "%s", why) != HX_OK)
+				return HX_RESOURCE_EXHAUSTED;
+			worst = HX_INVALID_ARGUMENT;
+		} else if (buf[0] != '\0') {
+			memcpy(f[k].dst, buf, strlen(buf) + 1);
+		}
 	}
 	return worst;
 }
@@ -151,18 +213,22 @@ hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batc
 static hx_status
 hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 {
-	hx_status st;
+	hx_status st = hx_ingest_windows(c, rq, b), st2;
 
+	if (st == HX_RESOURCE_EXHAUSTED) {
+		hx_call_fail(c, HX_RESOURCE_EXHAUSTED, "out of memory");
+		return st;
+	}
 	switch (rq->source_case) {
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK:
 		if (c->cfg->mock_json == NULL) {
 			hx_call_fail(c, HX_FAILED_PRECONDITION, "no mock export in the data dir");
 			return HX_FAILED_PRECONDITION;
 		}
-		st = hx_export_parse(c->cfg->mock_json, c->cfg->mock_len, b, &c->viol);
+		st2 = hx_export_parse(c->cfg->mock_json, c->cfg->mock_len, b, &c->viol);
 		break;
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON:
-		st = hx_export_parse((const char *)rq->export_json.data, rq->export_json.len, b,
+		st2 = hx_export_parse((const char *)rq->export_json.data, rq->export_json.len, b,
 		    &c->viol);
 		break;
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:
@@ -170,13 +236,28 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 		 * invalid and says how many: the run is still audited. */
 		if (rq->skip_invalid && rq->client_failed > 0 && rq->records != NULL &&
 		    rq->records->n_records == 0)
-			st = HX_OK;
+			st2 = HX_OK;
 		else
-			st = hx_ingest_records(c, rq->records, b);
+			st2 = hx_ingest_records(c, rq->records, b);
 		break;
 	default:
 		hx_violations_add(&c->viol, "source", "one of mock, export_json, records is required");
 		return HX_INVALID_ARGUMENT;
+	}
+	if (st2 != HX_OK && st != HX_RESOURCE_EXHAUSTED)
+		st = st2;
+	if (st != HX_RESOURCE_EXHAUSTED) {
+		st2 = hx_ingest_provenance(c, rq, b);
+		if (st2 != HX_OK)
+			st = st2;
+	}
+	/* A skipped record would have its stored row deleted by its window. */
+	if (st != HX_RESOURCE_EXHAUSTED && rq->skip_invalid && b->windows_received > 0) {
+		if (hx_violations_add(&c->viol, "replace", "cannot be combined with skip_invalid "
+		    "(a skipped record would delete its stored row)") != HX_OK)
+			st = HX_RESOURCE_EXHAUSTED;
+		else
+			st = HX_INVALID_ARGUMENT;
 	}
 	if (st == HX_RESOURCE_EXHAUSTED)
 		hx_call_fail(c, HX_RESOURCE_EXHAUSTED, "out of memory");
@@ -277,6 +358,7 @@ hx_ingest_run(hx_call *c, hx_ingest_job *job)
 	c->ingest.updated = n.updated;
 	c->ingest.unchanged = n.unchanged;
 	c->ingest.failed = n.failed;
+	c->ingest.deleted = n.deleted;
 	c->ingest.replayed = n.replayed;
 	c->ingest.duration_us = n.duration_us;
 }
@@ -386,6 +468,9 @@ hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
 		job.n = b.len;
 		job.received = hx_u32(b.received);
 		job.failed = hx_u32(b.received - b.len);
+		job.windows = b.windows;
+		job.n_windows = b.n_windows;
+		job.prov = &b.prov;
 		hx_ingest_log_records(c, &b);
 		if ((st == HX_OK || st == HX_INVALID_ARGUMENT) &&
 		    hx_ingest_client_failed(c, rq, &job) && hx_ingest_accept(c, rq, &b))
@@ -401,9 +486,9 @@ hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
 	hx_ingest_audit(c, &job);
 	snprintf(c->detail, sizeof(c->detail),
 	    "source=%s received=%" PRIu32 " inserted=%" PRIu32 " updated=%" PRIu32
-	    " unchanged=%" PRIu32 " failed=%" PRIu32 " dry_run=%s%s", job.source,
-	    c->ingest.received, c->ingest.inserted, c->ingest.updated, c->ingest.unchanged,
-	    c->ingest.failed, rq->dry_run ? "true" : "false",
+	    " unchanged=%" PRIu32 " failed=%" PRIu32 " deleted=%" PRIu32 " dry_run=%s%s",
+	    job.source, c->ingest.received, c->ingest.inserted, c->ingest.updated,
+	    c->ingest.unchanged, c->ingest.failed, c->ingest.deleted, rq->dry_run ? "true" : "false",
 	    c->ingest.replayed ? " replayed=true" : "");
 	hx_batch_free(&b);
 }

@@ -437,6 +437,8 @@ hx_summary_result(hx_call *c, hx_summary_row *rows, size_t n)
 		msgs[i].avg_usd = rows[i].avg_usd;
 		msgs[i].min_usd = rows[i].min_usd;
 		msgs[i].max_usd = rows[i].max_usd;
+		msgs[i].gpu_hours = rows[i].gpu_hours;
+		msgs[i].usd_per_gpu_hour = rows[i].usd_per_gpu_hour;
 		ptrs[i] = &msgs[i];
 	}
 	heliox__ingest__v1__summary_result__init(&c->summary);

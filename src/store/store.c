@@ -80,11 +80,24 @@ enum stmt {
 _Static_assert(ST_SUM_PROVIDER_GPU_TYPE - ST_SUM_NONE == (int) HX_GROUP_PROVIDER_GPU_TYPE,
                "summary statements follow hx_group_by");
 
+/*
+ * usd_per_gpu_hour: the cost of the rows whose gpu_hours is known over
+ * their GPU-hours, rounded half away from zero to 4 places - exactly.
+ * round(c / h, 4) would round twice (numeric division stops at ~16
+ * significant digits first, and 0.12344999..., cut there, becomes 0.12345);
+ * div() is exact integer division, and both sums are >= 0, so
+ * floor((2c * 10^4 + h) / 2h) is c / h * 10^4 rounded half up. NULL
+ * (shown empty) when no row has gpu_hours or they sum to 0.
+ */
+#define USD_PER_GPU_HOUR                                                               \
+	"round(div(sum(s.cost_usd) FILTER (WHERE s.gpu_hours IS NOT NULL) * 20000 "     \
+	"+ sum(s.gpu_hours), nullif(sum(s.gpu_hours), 0) * 2) / 10000, 4)"
+
 /* Shared by the five summaries. A filter is NULL when absent; the texts are
  * fixed, so user input never reaches SQL text. */
 #define SUM_COLS                                                                       \
 	"count(*), sum(s.cost_usd), round(avg(s.cost_usd), 2), min(s.cost_usd), "      \
-	"max(s.cost_usd) FROM cost_snapshots s "                                       \
+	"max(s.cost_usd), sum(s.gpu_hours), " USD_PER_GPU_HOUR " FROM cost_snapshots s " \
 	"WHERE ($1::date IS NULL OR s.date >= $1::date) "                              \
 	"AND ($2::date IS NULL OR s.date <= $2::date) "                                \
 	"AND ($3::text IS NULL OR s.provider = $3::text) "                             \
@@ -104,16 +117,17 @@ static const struct {
 	 * Planning anew costs tens of microseconds; a wrong plan costs the
 	 * table. NULL keeps the server's statement_timeout.
 	 */
-	[ST_READ_SETUP] = { "hx_read_setup",
-	                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
-	                    "set_config('statement_timeout', coalesce($1, "
-	                    "current_setting('statement_timeout')), true)" },
-	[ST_RUN] = { "hx_run",
-	             "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
-	             "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
-	             "duration_us, base_request_id, key_id, peer) VALUES ($1, $2, $3::bytea, "
-	             "$4::bool, $5::bool, $6::int, $7, $8::int, $9::int, $10::int, $11::int, "
-	             "$12::int, $13::bigint, $14, $15, $16)" },
+	[ST_READ_SETUP] = {"hx_read_setup",
+	                   "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+	                   "set_config('statement_timeout', coalesce($1, "
+	                   "current_setting('statement_timeout')), true)"},
+	[ST_RUN] = {"hx_run",
+	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
+	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
+	            "duration_us, source_format, source_name, mapping_version, base_request_id, "
+	            "key_id, peer) VALUES ($1, $2, $3::bytea, $4::bool, $5::bool, $6::int, $7, "
+	            "$8::int, $9::int, $10::int, $11::int, $12::int, $13::bigint, nullif($14, ''), "
+	            "nullif($15, ''), nullif($16, ''), $17, $18, $19)"},
 	/* Without GROUP BY an aggregate returns its one row even over no rows. */
 	[ST_SUM_NONE] = { "hx_sum_none", "SELECT '', '', '', " SUM_COLS },
 	[ST_SUM_PROVIDER] = { "hx_sum_provider",
@@ -610,8 +624,8 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
           char *err, size_t errsz)
 {
 	char        num[6][24], dur[24];
-	const char *vals[16];
-	int         lens[16] = { 0 }, fmts[16] = { 0 };
+	const char *vals[19];
+	int         lens[19] = {0}, fmts[19] = {0};
 	uint64_t    now = hx_store_now_us();
 	hx_status   st;
 
@@ -639,10 +653,13 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	vals[10] = num[4];
 	vals[11] = num[5];
 	vals[12] = dur;
-	vals[13] = hx_store_base_id(job);
-	vals[14] = job->key_id;
-	vals[15] = job->peer;
-	PQclear(pg_prepared(s, ST_RUN, 16, vals, lens, fmts, &st, err, errsz));
+	vals[13] = job->prov != NULL ? job->prov->format : "";
+	vals[14] = job->prov != NULL ? job->prov->name : "";
+	vals[15] = job->prov != NULL ? job->prov->mapping_version : "";
+	vals[16] = hx_store_base_id(job);
+	vals[17] = job->key_id;
+	vals[18] = job->peer;
+	PQclear(pg_prepared(s, ST_RUN, 19, vals, lens, fmts, &st, err, errsz));
 	return st;
 }
 
@@ -724,7 +741,9 @@ summary_rows(const PGresult *r, hx_summary_row **rows, size_t *n, char *err, siz
 		    !cell_u64(r, i, 3, &row->records) ||
 		    !cell_money(r, i, 4, "0.00", row->total_usd) ||
 		    !cell_money(r, i, 5, "", row->avg_usd) || !cell_money(r, i, 6, "", row->min_usd) ||
-		    !cell_money(r, i, 7, "", row->max_usd)) {
+		    !cell_money(r, i, 7, "", row->max_usd) ||
+		    !cell_money(r, i, 8, "", row->gpu_hours) ||
+		    !cell_money(r, i, 9, "", row->usd_per_gpu_hour)) {
 			free(out);
 			hx_store_err(err, errsz, "summary: malformed row %d", i);
 			return HX_INTERNAL;
@@ -849,6 +868,24 @@ static const char *const migration_1[] = {
 };
 
 /*
+ * v2: GPU-hours beside each cost, and what ingestion_runs learns of a
+ * request (rows its replace windows deleted, where its records came from).
+ * Upgrades a v1 database in place: every new column is NULL or has a
+ * constant default, so Postgres adds it without rewriting the table, and
+ * existing rows read as "GPU-hours unknown", "nothing deleted".
+ */
+static const char *const migration_2[] = {
+	"ALTER TABLE cost_snapshots ADD COLUMN gpu_hours numeric(18,6) NULL"
+	" CONSTRAINT cost_snapshots_gpu_hours_check CHECK (gpu_hours >= 0)",
+	"ALTER TABLE ingestion_runs"
+	" ADD COLUMN deleted int NOT NULL DEFAULT 0,"
+	" ADD COLUMN source_format text,"
+	" ADD COLUMN source_name text,"
+	" ADD COLUMN mapping_version text",
+	NULL,
+};
+
+/*
  * Who did what, and as part of what (issue 11): the id the user saw (the
  * batches of one CLI import share it), a non-secret name of the key, and
  * the peer. Rows from before have the request id as their base and no key
@@ -869,8 +906,9 @@ static const struct migration {
 	const char        *name;
 	const char *const *sql; /* one statement each, NULL-terminated */
 } migrations[] = {
-	{ 1, "cost_snapshots and ingestion_runs", migration_1 },
-	{ 3, "ingestion_runs: base_request_id, key_id, peer", migration_3 },
+	{1, "cost_snapshots and ingestion_runs", migration_1},
+	{2, "gpu_hours, replace windows and provenance", migration_2},
+	{3, "ingestion_runs: base_request_id, key_id, peer", migration_3},
 };
 
 static void

@@ -20,7 +20,8 @@ typedef struct hx_store_buf {
 	size_t   len, cap;
 } hx_store_buf;
 
-enum { HX_STORE_NCOL = 4 }; /* date, provider, gpu_type, cost_usd */
+enum { HX_STORE_NCOL = 5 };  /* date, provider, gpu_type, cost_usd, gpu_hours */
+enum { HX_STORE_NWCOL = 3 }; /* a replace window's provider, from_date, to_date */
 
 /* One record of the batch, as the write path orders them. */
 typedef const hx_record *hx_store_rec;
@@ -41,6 +42,7 @@ struct hx_store {
 	 * COPY target, and scratch space. */
 	bool              has_input;
 	hx_store_buf      col[HX_STORE_NCOL]; /* binary array parameters */
+	hx_store_buf      wcol[HX_STORE_NWCOL]; /* the replace windows, likewise */
 	hx_store_buf      copy;               /* a COPY BINARY stream */
 	hx_store_rec     *order;              /* the batch in key order */
 	size_t            order_cap;

@@ -78,21 +78,30 @@
  *          request (same = false: the caller answers INVALID_ARGUMENT and
  *          nothing at all was written)
  *
+ *   win    the request's replace windows (v2)
+ *   del    the rows of those windows whose key the batch does not carry,
+ *          deleted (dry run: only found) in the same statement, so under
+ *          the same snapshot and in the same transaction as the upsert. A
+ *          deleted key is never in the batch and an upserted one always is,
+ *          so the two never touch the same row.
+ *
  * $1 request_id, $2 fingerprint (binary), $3 source, $4 received,
  * $5 failed, $6 records in the batch, $7 microseconds spent before this
- * statement, $8 base_request_id, $9 key_id, $10 peer; the array form adds
- * $11..$14, the batch's columns.
+ * statement, $8..$10 the windows' providers, first and last dates (binary
+ * arrays, empty when none), $11..$13 the provenance (format, name,
+ * mapping_version; '' = not given), $14 base_request_id, $15 key_id,
+ * $16 peer; the array form adds $17..$21, the batch's columns.
  */
-#define PRIOR_CTE                                                                    \
-	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, " \
-	"received, inserted, updated, unchanged, failed, duration_us "               \
-	"FROM ingestion_runs "                                                       \
+#define PRIOR_CTE                                                                      \
+	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, "   \
+	"received, inserted, updated, unchanged, failed, deleted, duration_us "        \
+	"FROM ingestion_runs "                                                         \
 	"WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed), "
 
 #define INPUT_ARRAYS                                                                      \
-	"input AS (SELECT unnest($11::date[]) AS date, unnest($12::text[]) AS provider, " \
-	"unnest($13::text[]) AS gpu_type, unnest($14::numeric[]) AS cost_usd "            \
-	"WHERE NOT EXISTS (SELECT FROM prior)), "
+	"input AS (SELECT unnest($17::date[]) AS date, unnest($18::text[]) AS provider, " \
+	"unnest($19::text[]) AS gpu_type, unnest($20::numeric[]) AS cost_usd, "           \
+	"unnest($21::numeric[]) AS gpu_hours WHERE NOT EXISTS (SELECT FROM prior)), "
 
 #define INPUT_TABLE                                                                    \
 	"input AS (SELECT * FROM pg_temp.hx_input WHERE NOT EXISTS (SELECT FROM prior)), "
@@ -117,19 +126,48 @@
  * while it was in force. tests/unit/test_store.c (test_writes_never_scan)
  * counts sequential scans of both tables across every write form.
  *
- * The stored cost of an input row's key, or NULL: a scalar subquery, one
- * index probe per row. The same test written as a join was planned as a
- * hash join over the whole table whenever its statistics were stale.
+ * Whether the row stored under an input row's key holds the same cost and
+ * GPU-hours (an unknown gpu_hours equals only an unknown one): NULL when
+ * there is no such row. A scalar subquery, one index probe per row. The
+ * same test written as a join was planned as a hash join over the whole
+ * table whenever its statistics were stale.
  */
-#define OLD_COST                                                                       \
-	"(SELECT o.cost_usd FROM cost_snapshots o WHERE o.date = i.date "              \
+#define OLD_SAME                                                                       \
+	"(SELECT o.cost_usd = i.cost_usd AND o.gpu_hours IS NOT DISTINCT FROM "        \
+	"i.gpu_hours FROM cost_snapshots o WHERE o.date = i.date "                     \
 	"AND o.provider = i.provider AND o.gpu_type = i.gpu_type)"
 
-/* Each row of the batch with the cost stored under its key (NULL: none),
- * looked up once. Unchanged rows go no further: ON CONFLICT DO UPDATE
- * ... WHERE would lock each of them, and write WAL for the lock, only to
- * leave it alone. */
-#define CLASSIFY_CTE "cls AS (SELECT i.*, " OLD_COST " AS old FROM input i), "
+/* Each row of the batch with the verdict on its key (NULL: new, true:
+ * unchanged, false: changed), looked up once. Unchanged rows go no
+ * further: ON CONFLICT DO UPDATE ... WHERE would lock each of them, and
+ * write WAL for the lock, only to leave it alone. */
+#define CLASSIFY_CTE "cls AS (SELECT i.*, " OLD_SAME " AS unch FROM input i), "
+
+/* The replace windows (v2), none when this request_id already ran. */
+#define WIN_CTE                                                                        \
+	"win AS (SELECT unnest($8::text[]) AS provider, unnest($9::date[]) AS f, "     \
+	"unnest($10::date[]) AS t WHERE NOT EXISTS (SELECT FROM prior)), "
+
+/* The stored rows of a window whose key the batch does not carry. Without
+ * windows `win` is empty and the join has nothing to do. */
+#define WIN_ROWS                                                                       \
+	"d.provider = w.provider AND d.date BETWEEN w.f AND w.t AND NOT EXISTS "       \
+	"(SELECT FROM input i WHERE i.date = d.date AND i.provider = d.provider "      \
+	"AND i.gpu_type = d.gpu_type)"
+
+#define DELETE_CTE                                                                     \
+	WIN_CTE "del AS (DELETE FROM cost_snapshots d USING win w WHERE " WIN_ROWS     \
+	" RETURNING 1), "
+
+#define DELETE_DRY_CTE                                                                 \
+	WIN_CTE "del AS (SELECT 1 FROM cost_snapshots d JOIN win w ON " WIN_ROWS "), "
+
+/* A request without windows runs statements without the DELETE: a role
+ * that never restates data needs no DELETE privilege, and the common case
+ * pays nothing for the feature. */
+#define NO_DELETE_CTE                                                                  \
+	"del AS (SELECT 1 WHERE false AND $8::text[] IS NULL AND $9::date[] IS NULL "  \
+	"AND $10::date[] IS NULL), "
 
 /* The upsert proper, with the RETURNING it counts from: of the rows it
  * returns, xmax = 0 marks a fresh insert. The batch arrives in key order,
@@ -138,11 +176,12 @@
  * INSERT and this upsert run in no fixed order between them; a deadlock
  * there is retried in the plain form.) */
 #define UPSERT_FROM(src)                                                               \
-	"up AS (INSERT INTO cost_snapshots AS c (date, provider, gpu_type, cost_usd) " \
-	"SELECT date, provider, gpu_type, cost_usd FROM " src " "                      \
+	"up AS (INSERT INTO cost_snapshots AS c (date, provider, gpu_type, cost_usd, "  \
+	"gpu_hours) SELECT date, provider, gpu_type, cost_usd, gpu_hours FROM " src " " \
 	"ON CONFLICT (date, provider, gpu_type) DO UPDATE "                            \
-	"SET cost_usd = EXCLUDED.cost_usd, updated_at = now() "                        \
-	"WHERE c.cost_usd IS DISTINCT FROM EXCLUDED.cost_usd "                         \
+	"SET cost_usd = EXCLUDED.cost_usd, gpu_hours = EXCLUDED.gpu_hours, "           \
+	"updated_at = now() WHERE (c.cost_usd, c.gpu_hours) IS DISTINCT FROM "         \
+	"(EXCLUDED.cost_usd, EXCLUDED.gpu_hours) "                                     \
 	"RETURNING (c.xmax = 0) AS ins), "
 
 /*
@@ -155,10 +194,10 @@
  */
 #define FAST_CTE                                                                       \
 	CLASSIFY_CTE                                                                   \
-	"fr AS (INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd) "      \
-	"SELECT date, provider, gpu_type, cost_usd FROM cls WHERE old IS NULL "        \
-	"RETURNING 1), "                                                               \
-	UPSERT_FROM("cls WHERE old <> cost_usd")                                       \
+	"fr AS (INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd, "      \
+	"gpu_hours) SELECT date, provider, gpu_type, cost_usd, gpu_hours FROM cls "    \
+	"WHERE unch IS NULL RETURNING 1), "                                            \
+	UPSERT_FROM("cls WHERE NOT unch")                                              \
 	"w AS (SELECT (SELECT count(*) FROM fr)::int + "                               \
 	"count(*) FILTER (WHERE ins)::int AS ins, "                                    \
 	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
@@ -178,8 +217,8 @@
 	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
 
 #define DRY_CTE                                                                        \
-	CLASSIFY_CTE "w AS (SELECT count(*) FILTER (WHERE old IS NULL)::int AS ins, "  \
-	"count(*) FILTER (WHERE old <> cost_usd)::int AS upd FROM cls), "
+	CLASSIFY_CTE "w AS (SELECT count(*) FILTER (WHERE unch IS NULL)::int AS ins, " \
+	"count(*) FILTER (WHERE NOT unch)::int AS upd FROM cls), "
 
 /* duration_us is the request's time up to the end of this statement, and
  * the one figure the row, the reply and every replay report: a replay
@@ -187,19 +226,20 @@
 #define RESULT_CTE(dry)                                                                 \
 	"res AS (SELECT false AS replayed, true AS same, $4::int AS received, "         \
 	"w.ins AS inserted, w.upd AS updated, $6::int - w.ins - w.upd AS unchanged, "   \
-	"$5::int AS failed, $7::bigint + "                                              \
+	"$5::int AS failed, (SELECT count(*) FROM del)::int AS deleted, $7::bigint + "  \
 	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"     \
 	"::bigint AS duration_us FROM w WHERE NOT EXISTS (SELECT FROM prior) "          \
 	"UNION ALL SELECT true, same, received, inserted, updated, unchanged, failed, " \
-	"duration_us FROM prior), "                                                     \
+	"deleted, duration_us FROM prior), "                                            \
 	"run AS (INSERT INTO ingestion_runs (request_id, source, fingerprint, "         \
 	"dry_run, replayed, code, code_name, received, inserted, updated, unchanged, "  \
-	"failed, duration_us, base_request_id, key_id, peer) "                          \
-	"SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', "                        \
-	"received, inserted, updated, unchanged, failed, duration_us, $8, $9, $10 "     \
-	"FROM res WHERE same) "                                                         \
+	"failed, deleted, source_format, source_name, mapping_version, duration_us, "   \
+	"base_request_id, key_id, peer) "                                               \
+	"SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', received, inserted, "    \
+	"updated, unchanged, failed, deleted, nullif($11, ''), nullif($12, ''), "       \
+	"nullif($13, ''), duration_us, $14, $15, $16 FROM res WHERE same) "             \
 	"SELECT same, replayed, received, inserted, updated, unchanged, failed, "       \
-	"duration_us FROM res"
+	"deleted, duration_us FROM res"
 
 /* Per input form, three statements in the order of enum form. */
 enum form { FORM_FAST, FORM_PLAIN, FORM_DRY };
@@ -213,8 +253,15 @@ enum wstmt {
 	WS_TABLE, /* WS_TABLE + enum form */
 	WS_TABLE_PLAIN,
 	WS_TABLE_DRY,
+	WS_R_ARRAYS, /* the same six with replace windows: + WS_REPLACE */
+	WS_R_ARRAYS_PLAIN,
+	WS_R_ARRAYS_DRY,
+	WS_R_TABLE,
+	WS_R_TABLE_PLAIN,
+	WS_R_TABLE_DRY,
 	WS_COUNT
 };
+enum { WS_REPLACE = WS_R_ARRAYS - WS_ARRAYS };
 
 static const struct {
 	const char *name;
@@ -227,12 +274,30 @@ static const struct {
 	 * (PLANS above) at no extra cost. */
 	[WS_LOCK] = {"hx_w_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), "
 	                          "set_config('enable_seqscan', 'off', true)"},
-	[WS_ARRAYS] = {"hx_w_arrays", PRIOR_CTE INPUT_ARRAYS FAST_CTE RESULT_CTE("false")},
-	[WS_ARRAYS_PLAIN] = {"hx_w_arrays_plain", PRIOR_CTE INPUT_ARRAYS PLAIN_CTE RESULT_CTE("false")},
-	[WS_ARRAYS_DRY] = {"hx_w_arrays_dry", PRIOR_CTE INPUT_ARRAYS DRY_CTE RESULT_CTE("true")},
-	[WS_TABLE] = {"hx_w_table", PRIOR_CTE INPUT_TABLE FAST_CTE RESULT_CTE("false")},
-	[WS_TABLE_PLAIN] = {"hx_w_table_plain", PRIOR_CTE INPUT_TABLE PLAIN_CTE RESULT_CTE("false")},
-	[WS_TABLE_DRY] = {"hx_w_table_dry", PRIOR_CTE INPUT_TABLE DRY_CTE RESULT_CTE("true")},
+	[WS_ARRAYS] = {"hx_w_arrays",
+	               PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE FAST_CTE RESULT_CTE("false")},
+	[WS_ARRAYS_PLAIN] = {"hx_w_arrays_plain",
+	                     PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
+	[WS_ARRAYS_DRY] = {"hx_w_arrays_dry",
+	                   PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE DRY_CTE RESULT_CTE("true")},
+	[WS_TABLE] = {"hx_w_table",
+	              PRIOR_CTE INPUT_TABLE NO_DELETE_CTE FAST_CTE RESULT_CTE("false")},
+	[WS_TABLE_PLAIN] = {"hx_w_table_plain",
+	                    PRIOR_CTE INPUT_TABLE NO_DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
+	[WS_TABLE_DRY] = {"hx_w_table_dry",
+	                  PRIOR_CTE INPUT_TABLE NO_DELETE_CTE DRY_CTE RESULT_CTE("true")},
+	[WS_R_ARRAYS] = {"hx_w_r_arrays",
+	                 PRIOR_CTE INPUT_ARRAYS DELETE_CTE FAST_CTE RESULT_CTE("false")},
+	[WS_R_ARRAYS_PLAIN] = {"hx_w_r_arrays_plain",
+	                       PRIOR_CTE INPUT_ARRAYS DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
+	[WS_R_ARRAYS_DRY] = {"hx_w_r_arrays_dry",
+	                     PRIOR_CTE INPUT_ARRAYS DELETE_DRY_CTE DRY_CTE RESULT_CTE("true")},
+	[WS_R_TABLE] = {"hx_w_r_table",
+	                PRIOR_CTE INPUT_TABLE DELETE_CTE FAST_CTE RESULT_CTE("false")},
+	[WS_R_TABLE_PLAIN] = {"hx_w_r_table_plain",
+	                      PRIOR_CTE INPUT_TABLE DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
+	[WS_R_TABLE_DRY] = {"hx_w_r_table_dry",
+	                    PRIOR_CTE INPUT_TABLE DELETE_DRY_CTE DRY_CTE RESULT_CTE("true")},
 };
 
 /* The COPY target, once per connection. ON COMMIT DELETE ROWS empties it
@@ -241,7 +306,8 @@ static const struct {
  * table writes no WAL. */
 #define CREATE_INPUT                                                                   \
 	"CREATE TEMP TABLE hx_input (date date NOT NULL, provider text NOT NULL, "     \
-	"gpu_type text NOT NULL, cost_usd numeric NOT NULL) ON COMMIT DELETE ROWS"
+	"gpu_type text NOT NULL, cost_usd numeric NOT NULL, gpu_hours numeric) "       \
+	"ON COMMIT DELETE ROWS"
 
 #define COPY_INPUT "COPY pg_temp.hx_input FROM STDIN (FORMAT binary)"
 
@@ -318,6 +384,9 @@ hx_store_write_free(hx_store *s)
 
 	for (k = 0; k < HX_STORE_NCOL; k++) {
 		buf_free(&s->col[k]);
+	}
+	for (k = 0; k < HX_STORE_NWCOL; k++) {
+		buf_free(&s->wcol[k]);
 	}
 	buf_free(&s->copy);
 	free(s->order);
@@ -420,7 +489,7 @@ put32(uint8_t *p, uint32_t v)
 #define DATE_BYTES    (4 + 4)
 #define NUMERIC_BYTES (4 + 8 + 5 * 2)
 #define NAME_BYTES    4
-#define TUPLE_BYTES   (2 + DATE_BYTES + 2 * NAME_BYTES + NUMERIC_BYTES)
+#define TUPLE_BYTES   (2 + DATE_BYTES + 2 * NAME_BYTES + 2 * NUMERIC_BYTES)
 #define HEAD_BYTES    32 /* an array's or a COPY stream's header, and more */
 
 static int
@@ -522,7 +591,8 @@ static hx_status
 rec_check(const hx_record *r, int32_t *days, char *err, size_t errsz)
 {
 	if (!pg_date(r->date, days) || r->cost <= -HX_MONEY_LIMIT_MICROS ||
-	    r->cost >= HX_MONEY_LIMIT_MICROS) {
+	    r->cost >= HX_MONEY_LIMIT_MICROS ||
+	    (r->has_gpu_hours && (r->gpu_hours < 0 || r->gpu_hours >= HX_MONEY_LIMIT_MICROS))) {
 		hx_store_err(err, errsz, "ingest: record %s|%s|%s cannot be stored", r->date,
 		             r->provider, r->gpu_type);
 		return HX_INTERNAL;
@@ -546,11 +616,18 @@ names_bytes(const hx_ingest_job *job, size_t *prov, size_t *gpu)
 
 /* ---- the batch as four binary array parameters ------------------------------------ */
 
+/* gpu_hours, or a NULL (length -1) when unknown. */
 static uint8_t *
-put_array_head(uint8_t *p, uint32_t oid, size_t n)
+put_gpu_hours(uint8_t *p, const hx_record *r)
+{
+	return r->has_gpu_hours ? put_numeric(p, r->gpu_hours) : put32(p, UINT32_MAX);
+}
+
+static uint8_t *
+put_array_head(uint8_t *p, uint32_t oid, size_t n, bool nulls)
 {
 	p = put32(p, n > 0 ? 1 : 0); /* dimensions */
-	p = put32(p, 0);             /* no NULLs */
+	p = put32(p, nulls ? 1 : 0); /* may hold NULLs */
 	p = put32(p, oid);
 	if (n > 0) {
 		p = put32(p, (uint32_t) n);
@@ -562,7 +639,8 @@ put_array_head(uint8_t *p, uint32_t oid, size_t n)
 static hx_status
 encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 {
-	static const uint32_t oids[HX_STORE_NCOL] = {OID_DATE, OID_TEXT, OID_TEXT, OID_NUMERIC};
+	static const uint32_t oids[HX_STORE_NCOL] = {OID_DATE, OID_TEXT, OID_TEXT, OID_NUMERIC,
+	                                             OID_NUMERIC};
 	size_t                size[HX_STORE_NCOL], i;
 	uint8_t              *p[HX_STORE_NCOL];
 	int32_t               days;
@@ -574,12 +652,13 @@ encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 	size[1] += HEAD_BYTES + job->n * NAME_BYTES;
 	size[2] += HEAD_BYTES + job->n * NAME_BYTES;
 	size[3] = HEAD_BYTES + job->n * NUMERIC_BYTES;
+	size[4] = HEAD_BYTES + job->n * NUMERIC_BYTES;
 	for (k = 0; k < HX_STORE_NCOL; k++) {
 		if (!buf_reset(&s->col[k], size[k])) {
 			hx_store_err(err, errsz, "ingest: out of memory");
 			return HX_RESOURCE_EXHAUSTED;
 		}
-		p[k] = put_array_head(s->col[k].p, oids[k], job->n);
+		p[k] = put_array_head(s->col[k].p, oids[k], job->n, k == 4);
 	}
 	for (i = 0; i < job->n; i++) {
 		const hx_record *r = s->order[i];
@@ -591,11 +670,52 @@ encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 		p[1] = put_text(p[1], r->provider);
 		p[2] = put_text(p[2], r->gpu_type);
 		p[3] = put_numeric(p[3], r->cost);
+		p[4] = put_gpu_hours(p[4], r);
 	}
 	for (k = 0; k < HX_STORE_NCOL; k++) {
 		s->col[k].len = (size_t) (p[k] - s->col[k].p);
 	}
 	return st;
+}
+
+/* ---- the replace windows as three binary array parameters ------------------------ */
+
+static hx_status
+encode_windows(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
+{
+	static const uint32_t oids[HX_STORE_NWCOL] = {OID_TEXT, OID_DATE, OID_DATE};
+	uint8_t              *p[HX_STORE_NWCOL];
+	size_t                i, prov = 0;
+	int32_t               from, to;
+	int                   k;
+
+	for (i = 0; i < job->n_windows; i++) {
+		prov += strlen(job->windows[i].provider);
+	}
+	for (k = 0; k < HX_STORE_NWCOL; k++) {
+		if (!buf_reset(&s->wcol[k], HEAD_BYTES + job->n_windows * (DATE_BYTES + NAME_BYTES) +
+		                                (k == 0 ? prov : 0))) {
+			hx_store_err(err, errsz, "ingest: out of memory");
+			return HX_RESOURCE_EXHAUSTED;
+		}
+		p[k] = put_array_head(s->wcol[k].p, oids[k], job->n_windows, false);
+	}
+	for (i = 0; i < job->n_windows; i++) {
+		const hx_replace_window *w = &job->windows[i];
+
+		if (!pg_date(w->from_date, &from) || !pg_date(w->to_date, &to) || from > to) {
+			hx_store_err(err, errsz, "ingest: replace window %s %s..%s cannot be used",
+			             w->provider, w->from_date, w->to_date);
+			return HX_INTERNAL;
+		}
+		p[0] = put_text(p[0], w->provider);
+		p[1] = put_date(p[1], from);
+		p[2] = put_date(p[2], to);
+	}
+	for (k = 0; k < HX_STORE_NWCOL; k++) {
+		s->wcol[k].len = (size_t) (p[k] - s->wcol[k].p);
+	}
+	return HX_OK;
 }
 
 /* ---- the batch as a COPY BINARY stream ----------------------------------------- */
@@ -628,6 +748,7 @@ encode_copy(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 		p = put_text(p, r->provider);
 		p = put_text(p, r->gpu_type);
 		p = put_numeric(p, r->cost);
+		p = put_gpu_hours(p, r);
 	}
 	p = put16(p, 0xffff); /* trailer */
 	s->copy.len = (size_t) (p - s->copy.p);
@@ -822,11 +943,15 @@ pl_run(hx_store *s, pipeline *pl, int *failed_at, char *err, size_t errsz)
 /* ---- the transaction ------------------------------------------------------------- */
 
 /* Text forms of the request's scalars, for the statements' parameters. */
+/* The write statement's parameters: NPARAM_TABLE in the COPY form, and
+ * the batch's columns after them in the array form. */
+enum { NPARAM_TABLE = 16, NPARAM_ARRAYS = NPARAM_TABLE + HX_STORE_NCOL };
+
 typedef struct job_params {
 	char        timeout[16], received[16], failed[16], n[24], spent[24];
 	const char *tvals[1]; /* statement_timeout */
-	const char *vals[14]; /* the write statement's */
-	int         lens[14], fmts[14];
+	const char *vals[NPARAM_ARRAYS];
+	int         lens[NPARAM_ARRAYS], fmts[NPARAM_ARRAYS];
 } job_params;
 
 /* The request's time so far: the audit row adds the write's own. */
@@ -860,13 +985,21 @@ params_init(job_params *jp, hx_store *s, const hx_ingest_job *job, bool arrays)
 	jp->vals[4] = jp->failed;
 	jp->vals[5] = jp->n;
 	jp->vals[6] = jp->spent;
-	jp->vals[7] = hx_store_base_id(job);
-	jp->vals[8] = job->key_id;
-	jp->vals[9] = job->peer;
+	for (k = 0; k < HX_STORE_NWCOL; k++) {
+		jp->vals[7 + k] = (const char *) s->wcol[k].p;
+		jp->lens[7 + k] = (int) s->wcol[k].len;
+		jp->fmts[7 + k] = 1;
+	}
+	jp->vals[10] = job->prov != NULL ? job->prov->format : "";
+	jp->vals[11] = job->prov != NULL ? job->prov->name : "";
+	jp->vals[12] = job->prov != NULL ? job->prov->mapping_version : "";
+	jp->vals[13] = hx_store_base_id(job);
+	jp->vals[14] = job->key_id;
+	jp->vals[15] = job->peer;
 	for (k = 0; arrays && k < HX_STORE_NCOL; k++) {
-		jp->vals[10 + k] = (const char *) s->col[k].p;
-		jp->lens[10 + k] = (int) s->col[k].len;
-		jp->fmts[10 + k] = 1;
+		jp->vals[NPARAM_TABLE + k] = (const char *) s->col[k].p;
+		jp->lens[NPARAM_TABLE + k] = (int) s->col[k].len;
+		jp->fmts[NPARAM_TABLE + k] = 1;
 	}
 }
 
@@ -890,7 +1023,7 @@ static hx_status
 read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
             size_t errsz)
 {
-	if (PQntuples(r) != 1 || PQnfields(r) != 8) {
+	if (PQntuples(r) != 1 || PQnfields(r) != 9) {
 		hx_store_err(err, errsz, "write: unexpected result shape");
 		return HX_INTERNAL;
 	}
@@ -904,7 +1037,8 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
 	    !hx_store_cell_u32(r, 0, 4, &out->updated) ||
 	    !hx_store_cell_u32(r, 0, 5, &out->unchanged) ||
 	    !hx_store_cell_u32(r, 0, 6, &out->failed) ||
-	    !hx_store_cell_u64(r, 0, 7, &out->duration_us) ||
+	    !hx_store_cell_u32(r, 0, 7, &out->deleted) ||
+	    !hx_store_cell_u64(r, 0, 8, &out->duration_us) ||
 	    (!out->replayed && (uint64_t) out->inserted + out->updated > job->n)) {
 		hx_store_err(err, errsz, "write: unexpected counts");
 		return HX_INTERNAL;
@@ -927,6 +1061,14 @@ pl_finish(hx_store *s, pipeline *pl, const hx_ingest_job *job, hx_ingest_counts 
 	return st;
 }
 
+/* The write statement for the input form (WS_ARRAYS or WS_TABLE), the
+ * statement form and whether the request has windows. */
+static enum wstmt
+write_stmt(enum wstmt input, enum form form, const hx_ingest_job *job)
+{
+	return (enum wstmt) ((int) input + (int) form + (job->n_windows > 0 ? WS_REPLACE : 0));
+}
+
 /* The whole transaction in one round trip, the batch as arrays. */
 static hx_status
 tx_arrays(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts *out,
@@ -938,7 +1080,8 @@ tx_arrays(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_count
 	params_init(&jp, s, job, true);
 	pl_init(&pl);
 	pl_head(&pl, s, job, &jp);
-	pl.keep_at = pl_stmt(&pl, s, (enum wstmt)(WS_ARRAYS + form), 14, jp.vals, jp.lens, jp.fmts);
+	pl.keep_at = pl_stmt(&pl, s, write_stmt(WS_ARRAYS, form, job), NPARAM_ARRAYS, jp.vals,
+	                     jp.lens, jp.fmts);
 	pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, failed_at, err, errsz);
 }
@@ -1000,7 +1143,8 @@ tx_copy(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts 
 	}
 	params_spent(&jp, job);
 	pl_init(&pl);
-	pl.keep_at = pl_stmt(&pl, s, (enum wstmt)(WS_TABLE + form), 10, jp.vals, jp.lens, jp.fmts);
+	pl.keep_at = pl_stmt(&pl, s, write_stmt(WS_TABLE, form, job), NPARAM_TABLE, jp.vals,
+	                     jp.lens, jp.fmts);
 	pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, &later, err, errsz);
 }
@@ -1055,7 +1199,7 @@ static hx_status
 job_check(const hx_ingest_job *job, char *err, size_t errsz)
 {
 	if (job->request_id == NULL || job->request_id[0] == '\0' || job->source == NULL ||
-	    (job->n > 0 && job->recs == NULL)) {
+	    (job->n > 0 && job->recs == NULL) || (job->n_windows > 0 && job->windows == NULL)) {
 		hx_store_err(err, errsz, "ingest: incomplete job");
 		return HX_INVALID_ARGUMENT;
 	}
@@ -1079,6 +1223,9 @@ ingest_prepare(hx_store *s, const hx_ingest_job *job, bool copy, char *err, size
 
 	if (st == HX_OK) {
 		st = order_batch(s, job, err, errsz);
+	}
+	if (st == HX_OK) {
+		st = encode_windows(s, job, err, errsz);
 	}
 	if (st == HX_OK) {
 		st = copy ? encode_copy(s, job, err, errsz) : encode_arrays(s, job, err, errsz);

@@ -52,7 +52,8 @@ record_event(scan_out *o, jstream_event kind, const char *doc, uint64_t dropped)
 	e->kind = kind;
 	e->index = o->s.index;
 	e->text[0] = '\0';
-	if (kind == JSTREAM_ELEMENT || kind == JSTREAM_CURRENCY) {
+	if (kind == JSTREAM_ELEMENT || kind == JSTREAM_CURRENCY || kind == JSTREAM_REPLACE ||
+	    kind == JSTREAM_PROVENANCE) {
 		size_t len = (size_t) (o->s.span_end - o->s.span_start);
 
 		/* A caller that dropped what keep_from allowed still has it. */
@@ -866,6 +867,39 @@ test_pathmap(void **state)
 	assert_string_equal(out, "cost_data[5");
 }
 
+/* v2: "replace" and "provenance" are reported like "currency": the first of
+ * each at the top level, wherever it stands, in any chunking; nested ones
+ * and later repeats are not. */
+static void
+test_replace_and_provenance(void **state)
+{
+	static const char doc[] =
+	    "{\"cost_data\": [{\"replace\": 1}], \"replace\": [{\"provider\": \"aws\", "
+	    "\"from_date\": \"2024-09-01\", \"to_date\": \"2024-09-30\"}], \"x\": {\"provenance\": 0}, "
+	    "\"provenance\": {\"format\": \"focus-1.0\"}, \"replace\": [], \"provenance\": null}";
+	scan_out o, p;
+	size_t   chunk;
+
+	(void) state;
+	scan(doc, &o);
+	assert_int_equal(o.last, JSTREAM_END);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(o.ev[0].kind, JSTREAM_ELEMENT);
+	assert_int_equal(o.ev[1].kind, JSTREAM_REPLACE);
+	assert_string_equal(o.ev[1].text, "[{\"provider\": \"aws\", \"from_date\": \"2024-09-01\", "
+	                                  "\"to_date\": \"2024-09-30\"}]");
+	assert_int_equal(o.ev[2].kind, JSTREAM_PROVENANCE);
+	assert_string_equal(o.ev[2].text, "{\"format\": \"focus-1.0\"}");
+	for (chunk = 1; chunk < 12; chunk++) {
+		scan_chunks(doc, strlen(doc), chunk, 4096, &p);
+		assert_same_scan(&o, &p);
+	}
+	/* longer than max_span: reported as too big, not kept */
+	scan_chunks(doc, strlen(doc), 7, 40, &p);
+	assert_int_equal(p.ev[1].kind, JSTREAM_REPLACE_TOO_BIG);
+	assert_int_equal(p.ev[2].kind, JSTREAM_PROVENANCE);
+}
+
 int
 main(void)
 {
@@ -885,6 +919,7 @@ main(void)
 		cmocka_unit_test(test_duplicates_across_whole_file),
 		cmocka_unit_test(test_changed_between_passes),
 		cmocka_unit_test(test_pathmap),
+		cmocka_unit_test(test_replace_and_provenance),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

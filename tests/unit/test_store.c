@@ -189,6 +189,8 @@ teardown(void **state)
 	return 0;
 }
 
+static hx_replace_window window(const char *provider, const char *from, const char *to);
+
 /* n records with distinct keys; cost of record i = base + i cents. */
 static hx_record *
 make_recs(size_t n, hx_micros base)
@@ -280,7 +282,7 @@ test_migrate_idempotent(void **state)
 	/* Each migration once (other branches add theirs: no fixed count). */
 	assert_q(f->q, "t",
 	         "SELECT count(*) = count(DISTINCT version) AND bool_or(version = 1) "
-	         "AND bool_or(version = 3) FROM schema_migrations");
+	         "AND bool_or(version = 2) AND bool_or(version = 3) FROM schema_migrations");
 	assert_q(f->q, "t",
 	         "SELECT to_regclass('cost_snapshots') IS NOT NULL "
 	         "AND to_regclass('ingestion_runs') IS NOT NULL "
@@ -326,7 +328,7 @@ test_migrate_concurrent(void **state)
 	/* Each migration once (other branches add theirs: no fixed count). */
 	assert_q(f->q, "t",
 	         "SELECT count(*) = count(DISTINCT version) AND bool_or(version = 1) "
-	         "AND bool_or(version = 3) FROM schema_migrations");
+	         "AND bool_or(version = 2) AND bool_or(version = 3) FROM schema_migrations");
 	assert_q(f->q, "0", "SELECT count(*) FROM cost_snapshots");
 }
 
@@ -1156,6 +1158,24 @@ test_without_temp_privilege(void **state)
 	j = job_for("no-temp-2", r, 12000, false, 2);
 	c = ingest_ok(s, &j);
 	assert_counts(c, 0, 0, 12000, false);
+	/* v2: this role has no DELETE either. Requests without windows never
+	 * needed it (above); one with windows fails whole, writing nothing. */
+	{
+		hx_replace_window w = window("prov-0", "2026-01-01", "2026-12-31");
+		char              err[512] = "";
+		char             *rows0 = q1(f->q, "%s", ALL_ROWS), *rows1;
+
+		j = job_for("no-delete", r + 1, 100, false, 3);
+		j.windows = &w;
+		j.n_windows = 1;
+		assert_int_equal(hx_store_ingest(s, &j, &c, err, sizeof(err)), HX_INTERNAL);
+		assert_non_null(strstr(err, "permission denied"));
+		rows1 = q1(f->q, "%s", ALL_ROWS);
+		assert_string_equal(rows0, rows1);
+		assert_q(f->q, "0", "SELECT count(*) FROM ingestion_runs WHERE request_id = 'no-delete'");
+		free(rows0);
+		free(rows1);
+	}
 	hx_store_close(s);
 	snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", role, role);
 	exec_ok(f->q, sql);
@@ -1430,6 +1450,23 @@ test_writes_never_scan(void **state)
 	j = job_for("scan-a", a, 10000, false, 3); /* a replay */
 	n = ingest_ok(s2, &j);
 	assert_counts(n, 10000, 0, 0, true);
+	/* v2: replace windows, dry (arrays) and real (COPY); the window deletes
+	 * the other batches' rows of prov-0, through the unique index too */
+	{
+		hx_replace_window w = window("prov-0", "2026-01-01", "2026-12-31");
+
+		j = job_for("scan-c-win-dry", c, 2000, true, 8);
+		j.windows = &w;
+		j.n_windows = 1;
+		n = ingest_ok(f->s, &j);
+		assert_true(n.deleted > 0);
+		j = job_for("scan-b-win", b, 10000, false, 9);
+		j.windows = &w;
+		j.n_windows = 1;
+		n = ingest_ok(s2, &j);
+		assert_counts(n, 0, 0, 10000, false);
+		assert_true(n.deleted > 0);
+	}
 
 	/* A backend flushes its counters when it exits. */
 	hx_store_close(s2);
@@ -1499,6 +1536,262 @@ test_summary_plans_per_call(void **state)
 	free(r);
 }
 
+/* ---- v2: gpu_hours, replace windows, summary per GPU-hour -------------------------- */
+
+static hx_replace_window
+window(const char *provider, const char *from, const char *to)
+{
+	hx_replace_window w;
+
+	memset(&w, 0, sizeof(w));
+	snprintf(w.provider, sizeof(w.provider), "%s", provider);
+	snprintf(w.from_date, sizeof(w.from_date), "%s", from);
+	snprintf(w.to_date, sizeof(w.to_date), "%s", to);
+	return w;
+}
+
+/*
+ * "Unchanged" is cost AND gpu_hours (unknown equals only unknown), in every
+ * write form: the plain upsert (< 1,000 records), the fast form (arrays),
+ * and COPY (>= 10,000).
+ */
+static void
+test_gpu_hours_unchanged_semantics(void **state)
+{
+	static const size_t sizes[] = {8, 1200, 10000};
+	fx                 *f = *state;
+	size_t              k, i, n;
+	char                rid[32], want[64];
+
+	for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		hx_record       *r;
+		hx_ingest_job    j;
+		hx_ingest_counts c;
+
+		n = sizes[k];
+		exec_ok(f->q, "TRUNCATE cost_snapshots");
+		r = make_recs(n, MICROS(10));
+		/* even records: hours known (i hours + 0.5); odd: unknown */
+		for (i = 0; i < n; i++) {
+			r[i].has_gpu_hours = i % 2 == 0;
+			r[i].gpu_hours = r[i].has_gpu_hours ? (hx_micros) i * 1000000 + 500000 : 0;
+		}
+		snprintf(rid, sizeof(rid), "gh-%zu-1", n);
+		j = job_for(rid, r, n, false, (uint8_t) (10 + k));
+		assert_counts(ingest_ok(f->s, &j), (uint32_t) n, 0, 0, false);
+		snprintf(want, sizeof(want), "%zu", n / 2);
+		assert_q(f->q, want, "SELECT count(*) FROM cost_snapshots WHERE gpu_hours IS NULL");
+		assert_q(f->q, "0.500000",
+		         "SELECT gpu_hours::text FROM cost_snapshots WHERE date = '2026-01-01' "
+		         "AND provider = 'prov-0' AND gpu_type = 'gpu-0'");
+
+		/* the same again: all unchanged */
+		snprintf(rid, sizeof(rid), "gh-%zu-2", n);
+		j = job_for(rid, r, n, false, (uint8_t) (20 + k));
+		assert_counts(ingest_ok(f->s, &j), 0, 0, (uint32_t) n, false);
+
+		/* record 0: hours changed; 1: unknown -> known; 2: known ->
+		 * unknown; 3: cost changed, hours still unknown */
+		r[0].gpu_hours += 1;
+		r[1].has_gpu_hours = true;
+		r[1].gpu_hours = 0;
+		r[2].has_gpu_hours = false;
+		r[3].cost += 1;
+		snprintf(rid, sizeof(rid), "gh-%zu-dry", n);
+		j = job_for(rid, r, n, true, (uint8_t) (30 + k));
+		c = ingest_ok(f->s, &j);
+		assert_counts(c, 0, 4, (uint32_t) n - 4, false);
+		snprintf(rid, sizeof(rid), "gh-%zu-3", n);
+		j = job_for(rid, r, n, false, (uint8_t) (40 + k));
+		assert_counts(ingest_ok(f->s, &j), 0, 4, (uint32_t) n - 4, false);
+		assert_q(f->q, "0.500001|0.000000||10.030001",
+		         "SELECT string_agg(coalesce(gpu_hours::text, '') || '', '|' ORDER BY gpu_type) "
+		         "|| '|' || (SELECT cost_usd::text FROM cost_snapshots WHERE date = '2026-01-04' "
+		         "AND provider = 'prov-0') FROM (SELECT * FROM cost_snapshots WHERE provider = "
+		         "'prov-0' AND date <= '2026-01-03' ORDER BY date) x");
+		free(r);
+	}
+}
+
+static hx_ingest_counts
+ingest_windows(fx *f, const char *rid, const hx_record *r, size_t n,
+               const hx_replace_window *w, size_t nw, bool dry, uint8_t fp)
+{
+	hx_ingest_job j = job_for(rid, r, n, dry, fp);
+
+	j.windows = w;
+	j.n_windows = nw;
+	return ingest_ok(f->s, &j);
+}
+
+static void
+test_replace_windows(void **state)
+{
+	fx               *f = *state;
+	hx_record         seed[] = {
+                rec("2024-08-31", "aws", "h100", MICROS(1)), /* before the window */
+                rec("2024-09-01", "aws", "h100", MICROS(2)),
+                rec("2024-09-01", "aws", "a100", MICROS(3)),
+                rec("2024-09-15", "aws", "h100", MICROS(4)),
+                rec("2024-09-30", "aws", "h100", MICROS(5)),
+                rec("2024-10-01", "aws", "h100", MICROS(6)), /* after it */
+                rec("2024-09-15", "azure", "h100", MICROS(7)), /* another provider */
+                rec("2024-09-15", "aws-eu", "h100", MICROS(8)), /* a name it prefixes */
+        };
+	hx_record         final[] = {
+                rec("2024-09-01", "aws", "h100", MICROS(2)), /* unchanged */
+                rec("2024-09-30", "aws", "h100", MICROS(9)), /* updated */
+                rec("2024-09-20", "aws", "h100", MICROS(10)), /* new */
+        };
+	hx_replace_window w[] = {window("aws", "2024-09-01", "2024-09-30")};
+	hx_ingest_job     j = job_for("seed", seed, 8, false, 1);
+	hx_ingest_counts  c;
+	char             *before, *after;
+
+	ingest_ok(f->s, &j);
+	before = q1(f->q, "%s", ALL_ROWS);
+	/* dry run: counts, deletes nothing */
+	c = ingest_windows(f, "dry", final, 3, w, 1, true, 2);
+	assert_counts(c, 1, 1, 1, false);
+	assert_int_equal(c.deleted, 2); /* 09-01 a100, 09-15 h100 */
+	after = q1(f->q, "%s", ALL_ROWS);
+	assert_string_equal(before, after);
+	free(after);
+
+	c = ingest_windows(f, "final", final, 3, w, 1, false, 3);
+	assert_counts(c, 1, 1, 1, false);
+	assert_int_equal(c.deleted, 2);
+	assert_q(f->q,
+	         "2024-08-31 aws h100,2024-09-01 aws h100,2024-09-15 aws-eu h100,"
+	         "2024-09-15 azure h100,2024-09-20 aws h100,2024-09-30 aws h100,2024-10-01 aws h100",
+	         "SELECT string_agg(concat_ws(' ', date, provider, gpu_type), ',' ORDER BY date, "
+	         "provider) FROM cost_snapshots");
+	assert_q(f->q, "2/3/1/1/1", "SELECT concat_ws('/', deleted, received, inserted, updated, "
+	                            "unchanged) FROM ingestion_runs WHERE request_id = 'final'");
+	assert_q(f->q, "2", "SELECT deleted FROM ingestion_runs WHERE request_id = 'dry'");
+
+	/* a replay deletes nothing more and reports the first run's count */
+	after = q1(f->q, "%s", ALL_ROWS);
+	c = ingest_windows(f, "final", final, 3, w, 1, false, 3);
+	assert_true(c.replayed);
+	assert_int_equal(c.deleted, 2);
+	free(before);
+	before = q1(f->q, "%s", ALL_ROWS);
+	assert_string_equal(before, after);
+
+	/* a window and no records: empties it */
+	c = ingest_windows(f, "empty", NULL, 0, w, 1, false, 4);
+	assert_counts(c, 0, 0, 0, false);
+	assert_int_equal(c.deleted, 3);
+	assert_q(f->q, "0", "SELECT count(*) FROM cost_snapshots WHERE provider = 'aws' AND "
+	                    "date BETWEEN '2024-09-01' AND '2024-09-30'");
+	assert_q(f->q, "4", "SELECT count(*) FROM cost_snapshots");
+	free(before);
+	free(after);
+}
+
+/* Windows through the COPY form (>= 10,000 records) and the fast form. */
+static void
+test_replace_windows_large(void **state)
+{
+	fx               *f = *state;
+	hx_record        *r = make_recs(12000, MICROS(10));
+	hx_replace_window w[] = {window("prov-0", "2026-01-01", "2026-12-31"),
+	                         window("prov-1", "2026-03-01", "2026-03-31")};
+	hx_ingest_job     j = job_for("big", r, 12000, false, 1);
+	hx_ingest_counts  c;
+
+	ingest_ok(f->s, &j);
+	/* prov-0 has 336 days x gpu-0 (i < 336) and 336 x gpu-1 (i in
+	 * 16800..; not made: 12000 < 16800), so 336 rows; prov-1 has 28 in
+	 * March. Send everything but prov-0's first 10 and prov-1's March. */
+	{
+		hx_record *keep = calloc(12000, sizeof(*keep));
+		size_t     i, n = 0;
+
+		assert_non_null(keep);
+		for (i = 0; i < 12000; i++) {
+			if ((strcmp(r[i].provider, "prov-0") == 0 && i < 10) ||
+			    (strcmp(r[i].provider, "prov-1") == 0 && strncmp(r[i].date, "2026-03", 7) == 0)) {
+				continue;
+			}
+			keep[n++] = r[i];
+		}
+		assert_int_equal(n, 12000 - 10 - 28);
+		c = ingest_windows(f, "big-dry", keep, n, w, 2, true, 2);
+		assert_counts(c, 0, 0, (uint32_t) n, false);
+		assert_int_equal(c.deleted, 38);
+		c = ingest_windows(f, "big-final", keep, n, w, 2, false, 3);
+		assert_counts(c, 0, 0, (uint32_t) n, false);
+		assert_int_equal(c.deleted, 38);
+		assert_q(f->q, "11962", "SELECT count(*) FROM cost_snapshots");
+		/* the fast form (1,000..9,999 records): a slice that ends inside
+		 * prov-7, whose window is the whole year, deletes the rest of it */
+		{
+			hx_replace_window w7 = window("prov-7", "2026-01-01", "2026-12-31");
+			size_t            in7 = 0;
+
+			for (i = 326; i < 326 + 2000; i++) {
+				in7 += strcmp(keep[i].provider, "prov-7") == 0;
+			}
+			assert_true(in7 > 0 && in7 < 336);
+			c = ingest_windows(f, "mid", keep + 326, 2000, &w7, 1, false, 4);
+			assert_counts(c, 0, 0, 2000, false);
+			assert_int_equal(c.deleted, 336 - in7);
+			assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots WHERE "
+			                             "provider = 'prov-7'"),
+			                 (long long) in7);
+		}
+		free(keep);
+	}
+	free(r);
+}
+
+static void
+test_summary_gpu_hours(void **state)
+{
+	fx            *f = *state;
+	hx_record      r[] = {
+                rec("2024-09-01", "aws", "h100", 98320000),
+                rec("2024-09-02", "aws", "h100", MICROS(100)),
+                rec("2024-09-01", "aws", "a100", MICROS(40)),
+                rec("2024-09-01", "gcp", "l4", MICROS(10)),
+        };
+	hx_ingest_job  j;
+
+	r[0].has_gpu_hours = true, r[0].gpu_hours = MICROS(24);
+	r[1].has_gpu_hours = true, r[1].gpu_hours = 23500000;
+	r[3].has_gpu_hours = true, r[3].gpu_hours = 0;
+	j = job_for("sum", r, 4, false, 1);
+	ingest_ok(f->s, &j);
+	/* all: hours 24 + 23.5 + 0 = 47.5; cost with hours 98.32 + 100 + 10
+	 * = 208.32; 208.32 / 47.5 = 4.38568421... -> 4.3857 */
+	{
+		hx_summary_query q = {NULL, NULL, NULL, NULL, HX_GROUP_PROVIDER_GPU_TYPE};
+		hx_summary_row  *rows = NULL;
+		size_t           n = 0;
+		char             err[512] = "";
+
+		assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+		assert_int_equal(n, 3);
+		/* aws|a100: no hours known */
+		assert_string_equal(rows[0].gpu_hours, "");
+		assert_string_equal(rows[0].usd_per_gpu_hour, "");
+		/* aws|h100: 198.32 / 47.5 = 4.17515789... */
+		assert_string_equal(rows[1].gpu_hours, "47.50");
+		assert_string_equal(rows[1].usd_per_gpu_hour, "4.1752");
+		/* gcp|l4: hours sum to 0 */
+		assert_string_equal(rows[2].gpu_hours, "0.00");
+		assert_string_equal(rows[2].usd_per_gpu_hour, "");
+		free(rows);
+		q.group_by = HX_GROUP_NONE;
+		assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+		assert_string_equal(rows[0].gpu_hours, "47.50");
+		assert_string_equal(rows[0].usd_per_gpu_hour, "4.3857");
+		free(rows);
+	}
+}
+
 int
 main(void)
 {
@@ -1533,6 +1826,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_never_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_plans_per_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gpu_hours_unchanged_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replace_windows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replace_windows_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_gpu_hours, setup, teardown),
 	};
 	const char *db = getenv("HX_TEST_DB");
 	int         rc;

@@ -306,6 +306,7 @@ rec(const char *date, const char *provider, const char *gpu, const char *cost)
 {
 	hx_raw_record r;
 
+	memset(&r, 0, sizeof(r)); /* gpu_hours: missing, i.e. unknown */
 	r.date = str(date);
 	r.provider = str(provider);
 	r.gpu_type = str(gpu);
@@ -507,6 +508,233 @@ test_group_by_names(void **state)
 	assert_int_equal(hx_group_by_parse("", &g), -1);
 }
 
+/* ---- v2: gpu_hours, replace windows, provenance --------------------------- */
+
+static void
+test_gpu_hours(void **state)
+{
+	hx_raw_value missing = {HX_RAW_MISSING, NULL, 0}, null = {HX_RAW_NULL, NULL, 0};
+	hx_raw_value other = {HX_RAW_OTHER, NULL, 0};
+	hx_micros    h = -7;
+	bool         known = true;
+	hx_raw_value v;
+
+	(void) state;
+	/* Unknown: absent, null, or blank text (the wire's empty string). */
+	assert_null(hx_check_gpu_hours(&missing, &h, &known));
+	assert_false(known);
+	known = true;
+	assert_null(hx_check_gpu_hours(&null, &h, &known));
+	assert_false(known);
+	v = str(" \t");
+	known = true;
+	assert_null(hx_check_gpu_hours(&v, &h, &known));
+	assert_false(known);
+	assert_int_equal(h, -7); /* untouched when unknown */
+
+	v = str("0");
+	assert_null(hx_check_gpu_hours(&v, &h, &known));
+	assert_true(known);
+	assert_int_equal(h, 0);
+	v = num("24.5");
+	assert_null(hx_check_gpu_hours(&v, &h, &known));
+	assert_int_equal(h, 24500000);
+	v = str(" 999999999999.999999 ");
+	assert_null(hx_check_gpu_hours(&v, &h, &known));
+	assert_int_equal(h, 999999999999999999LL);
+	v = str("1.5000000"); /* trailing zeros are not precision */
+	assert_null(hx_check_gpu_hours(&v, &h, &known));
+	assert_int_equal(h, 1500000);
+
+	v = str("-1");
+	assert_string_equal(hx_check_gpu_hours(&v, &h, &known), "must be 0 or greater");
+	v = str("-0.0000001");
+	assert_string_equal(hx_check_gpu_hours(&v, &h, &known), "must be 0 or greater");
+	v = str("1000000000000");
+	assert_string_equal(hx_check_gpu_hours(&v, &h, &known), "must be less than 1000000000000");
+	v = str("0.0000001");
+	assert_string_equal(hx_check_gpu_hours(&v, &h, &known), "has more than 6 fractional digits");
+	v = str("12h");
+	assert_string_equal(hx_check_gpu_hours(&v, &h, &known),
+	                    "must be a decimal number such as \"1245.67\"");
+	assert_string_equal(hx_check_gpu_hours(&other, &h, &known),
+	                    "must be a number or a decimal string");
+}
+
+static void
+test_batch_gpu_hours_path(void **state)
+{
+	hx_batch      b;
+	hx_violations v;
+	hx_raw_record r = rec("2024-09-01", "aws", "h100", "10");
+
+	(void) state;
+	hx_batch_init(&b);
+	hx_violations_init(&v, 0);
+	r.gpu_hours = str("-3");
+	assert_int_equal(hx_batch_add(&b, &r, "records", 4, &v), HX_INVALID_ARGUMENT);
+	assert_int_equal(v.total, 1);
+	assert_violation(&v, 0, "records[4].gpu_hours", "must be 0 or greater");
+	r.gpu_hours = num("12.25");
+	assert_int_equal(hx_batch_add(&b, &r, "records", 5, &v), HX_OK);
+	assert_true(b.recs[0].has_gpu_hours);
+	assert_int_equal(b.recs[0].gpu_hours, 12250000);
+	hx_batch_free(&b);
+	hx_violations_free(&v);
+}
+
+static hx_status
+add_window(hx_batch *b, const char *p, const char *f, const char *t, size_t i, hx_violations *v)
+{
+	hx_raw_value pv = str(p), fv = str(f), tv = str(t);
+
+	return hx_batch_add_window(b, &pv, &fv, &tv, i, v);
+}
+
+static void
+test_windows(void **state)
+{
+	hx_batch      b;
+	hx_violations v;
+
+	(void) state;
+	hx_batch_init(&b);
+	hx_violations_init(&v, 0);
+	assert_int_equal(add_window(&b, " AWS ", "2024-09-01", "2024-09-30", 0, &v), HX_OK);
+	assert_string_equal(b.windows[0].provider, "aws");
+	/* 2024 is a leap year: 366 days is the most; 2023-01-01 .. 2024-01-01
+	 * is 366 days too, one more is refused. */
+	assert_int_equal(add_window(&b, "gcp", "2024-01-01", "2024-12-31", 1, &v), HX_OK);
+	assert_int_equal(add_window(&b, "oci", "2023-01-01", "2023-12-31", 2, &v), HX_OK);
+	assert_int_equal(add_window(&b, "x", "2023-01-01", "2024-01-02", 3, &v), HX_INVALID_ARGUMENT);
+	assert_int_equal(add_window(&b, "y", "2024-09-02", "2024-09-01", 4, &v), HX_INVALID_ARGUMENT);
+	assert_int_equal(add_window(&b, "aws", "2024-10-01", "2024-10-31", 5, &v), HX_INVALID_ARGUMENT);
+	assert_int_equal(add_window(&b, "", "2024-02-30", "x", 6, &v), HX_INVALID_ARGUMENT);
+	assert_int_equal(v.total, 6);
+	assert_violation(&v, 0, "replace[3].to_date", "is more than 366 days after from_date");
+	assert_violation(&v, 1, "replace[4].to_date", "must not be before from_date");
+	assert_violation(&v, 2, "replace[5].provider", "another window for provider aws: replace[0]");
+	/* every field of a bad window is named, and no order check without dates */
+	assert_violation(&v, 3, "replace[6].provider", "must not be empty");
+	assert_violation(&v, 4, "replace[6].from_date", MSG_DATE);
+	assert_violation(&v, 5, "replace[6].to_date", MSG_DATE);
+	assert_int_equal(b.n_windows, 3);
+	assert_int_equal(b.windows_received, 7);
+	assert_non_null(hx_batch_window(&b, "gcp"));
+	assert_null(hx_batch_window(&b, "azure"));
+	hx_batch_free(&b);
+	hx_violations_free(&v);
+}
+
+static void
+test_window_limit(void **state)
+{
+	hx_batch      b;
+	hx_violations v;
+	char          name[16];
+	int           i;
+
+	(void) state;
+	hx_batch_init(&b);
+	hx_violations_init(&v, 0);
+	for (i = 0; i < HX_REPLACE_MAX; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		assert_int_equal(add_window(&b, name, "2024-09-01", "2024-09-01", (size_t) i, &v), HX_OK);
+	}
+	assert_int_equal(add_window(&b, "one-more", "2024-09-01", "2024-09-01", HX_REPLACE_MAX, &v),
+	                 HX_INVALID_ARGUMENT);
+	assert_violation(&v, 0, "replace", "has more than 64 windows");
+	hx_batch_free(&b);
+	hx_violations_free(&v);
+}
+
+static void
+test_records_against_windows(void **state)
+{
+	hx_batch      b;
+	hx_violations v;
+	hx_raw_record r;
+	size_t        bad = 99;
+
+	(void) state;
+	hx_batch_init(&b);
+	hx_violations_init(&v, 0);
+	assert_int_equal(add_window(&b, "aws", "2024-09-01", "2024-09-30", 0, &v), HX_OK);
+	r = rec("2024-09-01", "AWS", "a", "1"); /* first day: inside */
+	assert_int_equal(hx_batch_add(&b, &r, "cost_data", 0, &v), HX_OK);
+	r = rec("2024-09-30", "aws", "a", "1"); /* last day: inside */
+	assert_int_equal(hx_batch_add(&b, &r, "cost_data", 1, &v), HX_OK);
+	r = rec("2024-10-01", "aws", "a", "1"); /* a day after */
+	assert_int_equal(hx_batch_add(&b, &r, "cost_data", 2, &v), HX_OK);
+	r = rec("2024-08-31", "aws", "a", "1"); /* a day before */
+	assert_int_equal(hx_batch_add(&b, &r, "cost_data", 3, &v), HX_OK);
+	r = rec("2025-01-01", "gcp", "a", "1"); /* no window for gcp: anywhere */
+	assert_int_equal(hx_batch_add(&b, &r, "cost_data", 4, &v), HX_OK);
+	assert_int_equal(v.total, 0);
+	assert_int_equal(hx_batch_check_windows(&b, "cost_data", &v, &bad), HX_INVALID_ARGUMENT);
+	assert_int_equal(bad, 2);
+	assert_int_equal(v.total, 2);
+	assert_violation(&v, 0, "cost_data[2].date",
+	                 "is outside the replace window for aws (2024-09-01 .. 2024-09-30)");
+	assert_violation(&v, 1, "cost_data[3].date",
+	                 "is outside the replace window for aws (2024-09-01 .. 2024-09-30)");
+	assert_true(hx_record_in_window(&b, &b.recs[0]));
+	assert_false(hx_record_in_window(&b, &b.recs[2]));
+	assert_true(hx_record_in_window(&b, &b.recs[4]));
+	hx_batch_reset(&b);
+	assert_int_equal(b.n_windows, 0);
+	assert_int_equal(hx_batch_check_windows(&b, "cost_data", &v, &bad), HX_OK);
+	assert_int_equal(bad, 0);
+	hx_batch_free(&b);
+	hx_violations_free(&v);
+}
+
+static void
+test_prov_text(void **state)
+{
+	char         out[HX_PROV_NAME_MAX + 1], big[300];
+	hx_raw_value missing = {HX_RAW_MISSING, NULL, 0}, v;
+
+	(void) state;
+	assert_null(hx_check_prov_text(&missing, HX_PROV_TEXT_MAX, out));
+	assert_string_equal(out, "");
+	v = str("  focus-1.0\n");
+	assert_null(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out));
+	assert_string_equal(out, "focus-1.0"); /* trimmed, case kept */
+	v = str("Bill \xc3\xa9t\xc3\xa9.csv");
+	assert_null(hx_check_prov_text(&v, HX_PROV_NAME_MAX, out));
+	v = str("a\x01");
+	assert_string_equal(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out),
+	                    "contains a control character");
+	v = str("\xff");
+	assert_string_equal(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out), "is not valid UTF-8");
+	v = num("1");
+	assert_string_equal(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out), "must be a string");
+	memset(big, 'x', sizeof(big));
+	v = strn(big, 64);
+	assert_null(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out));
+	v = strn(big, 65);
+	assert_string_equal(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out), "is longer than 64 bytes");
+	v = strn(big, 255);
+	assert_null(hx_check_prov_text(&v, HX_PROV_NAME_MAX, out));
+	v = strn(big, 256);
+	assert_string_equal(hx_check_prov_text(&v, HX_PROV_NAME_MAX, out), "is longer than 255 bytes");
+}
+
+static void
+test_date_days(void **state)
+{
+	(void) state;
+	assert_int_equal(hx_date_days("0001-01-01"), 0);
+	assert_int_equal(hx_date_days("2024-03-01") - hx_date_days("2024-02-28"), 2);
+	assert_int_equal(hx_date_days("2023-03-01") - hx_date_days("2023-02-28"), 1);
+	assert_int_equal(hx_date_days("2000-03-01") - hx_date_days("2000-02-28"), 2);
+	assert_int_equal(hx_date_days("1900-03-01") - hx_date_days("1900-02-28"), 1);
+	assert_int_equal(hx_date_days("2025-01-01") - hx_date_days("2024-01-01"), 366);
+	/* 1970-01-01 is day 719162 from 0001-01-01 (proleptic Gregorian) */
+	assert_int_equal(hx_date_days("1970-01-01"), 719162);
+}
+
 int
 main(void)
 {
@@ -524,6 +752,13 @@ main(void)
 		cmocka_unit_test(test_batch_many),
 		cmocka_unit_test(test_status_names),
 		cmocka_unit_test(test_group_by_names),
+		cmocka_unit_test(test_gpu_hours),
+		cmocka_unit_test(test_batch_gpu_hours_path),
+		cmocka_unit_test(test_windows),
+		cmocka_unit_test(test_window_limit),
+		cmocka_unit_test(test_records_against_windows),
+		cmocka_unit_test(test_prov_text),
+		cmocka_unit_test(test_date_days),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

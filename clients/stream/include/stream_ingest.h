@@ -13,6 +13,20 @@
  * anywhere means nothing is sent. What is sent goes as several requests,
  * each one transaction; if one fails, those before it stay committed, and
  * running the same command with the same --request-id resumes.
+ *
+ * A document with replace windows (v2) is different: it says "this is the
+ * whole truth for these providers over these dates", and the server deletes
+ * the stored rows of a window that the request does not carry. Split into
+ * batches, each batch would delete the rows the others carry (or the
+ * deletes would have to be postponed to a last batch, and an import that
+ * stopped halfway would leave the old and the new truth mixed). So such a
+ * document goes as ONE request, whatever --batch says: the windows, every
+ * record and the delete in one transaction - all of it or none. A GPU bill
+ * aggregated per day is small (a month of 20 GPU types on 4 clouds is 2,480
+ * records); more than STREAM_MAX_BATCH records with windows is refused
+ * before anything is sent. The records are checked against their windows
+ * in the second pass, before the one request goes out; --skip-invalid is
+ * refused with windows, as the server refuses it.
  */
 #ifndef HELIOX_STREAM_INGEST_H
 #define HELIOX_STREAM_INGEST_H
@@ -51,6 +65,7 @@ typedef struct stream_report {
 	const char   *base_id;
 	bool          dry_run;
 	uint64_t      received, inserted, updated, unchanged, failed;
+	uint64_t      deleted;       /* v2: rows removed by the document's replace windows */
 	uint64_t      duration_us;
 	uint64_t      batch_size;
 	uint64_t      batches_total; /* batches the file makes */

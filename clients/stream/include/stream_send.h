@@ -36,6 +36,10 @@ typedef struct send_config {
 	bool           skip_invalid;
 	uint32_t       timeout_ms; /* per batch; 0 = the client's */
 	hx_violations *viol;       /* the server's violations, in file paths */
+	/* v2: sent with every batch (windows only ever with one batch). */
+	const hx_replace_window *replace;
+	size_t                   n_replace;
+	const hx_provenance     *provenance;
 	void         (*idle)(void *ctx); /* called ~10 times a second while waiting */
 	void          *ctx;
 } send_config;
@@ -49,6 +53,7 @@ typedef struct send_failure {
 
 typedef struct send_totals {
 	uint64_t     received, inserted, updated, unchanged, failed; /* summed over batches */
+	uint64_t     deleted;   /* v2: rows removed by replace windows */
 	uint64_t     batches;   /* made */
 	uint64_t     committed; /* answered OK */
 	uint64_t     replayed;  /* of those, answered from an earlier run */

@@ -65,10 +65,17 @@ typedef struct hx_ingest_job {
 	const char      *base_request_id; /* the id the user saw; NULL or "" = request_id */
 	const char      *key_id;          /* non-secret name of the key used; NULL = unknown */
 	const char      *peer;            /* the caller's address, as logged; NULL = unknown */
+	/* v2: replace windows (validated, at most one per provider; every
+	 * record of a windowed provider lies inside its window) and where the
+	 * records came from (NULL = not given). */
+	const hx_replace_window *windows;
+	size_t                   n_windows;
+	const hx_provenance     *prov;
 } hx_ingest_job;
 
 typedef struct hx_ingest_counts {
 	uint32_t received, inserted, updated, unchanged, failed;
+	uint32_t deleted;  /* rows removed by replace windows (dry run: would be) */
 	bool     replayed; /* the counts are an earlier run's, nothing was written now */
 	uint64_t duration_us; /* the run's, as stored: a replay gets the earlier run's */
 } hx_ingest_counts;
@@ -79,8 +86,10 @@ typedef struct hx_ingest_counts {
  *   an earlier successful non-dry-run ingest with this request_id?
  *     same fingerprint -> its counts, replayed = true, nothing written;
  *     other fingerprint -> HX_INVALID_ARGUMENT;
- *   dry_run -> count what would be inserted/updated/unchanged, write nothing;
- *   else one set-based upsert that skips unchanged rows and returns the counts;
+ *   dry_run -> count what would be inserted/updated/unchanged/deleted, write nothing;
+ *   else one set-based upsert that skips unchanged rows (same cost_usd and
+ *   gpu_hours) and, in the same statement, deletes the rows of each replace
+ *   window whose key the batch does not carry; counts from RETURNING;
  *   an ingestion_runs row; COMMIT.
  * Returns HX_OK, HX_INVALID_ARGUMENT (request_id reused), HX_UNAVAILABLE
  * (connection lost), HX_DEADLINE_EXCEEDED (statement_timeout hit) or

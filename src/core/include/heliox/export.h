@@ -24,7 +24,10 @@ extern "C" {
  * and feeds every element of cost_data through hx_batch_add(b, ..., "cost_data",
  * i, viol). Document-level problems are violations too: "$" (not valid JSON,
  * not an object, contains a NUL byte), "cost_data" (missing, not an array,
- * empty), "currency" (present but not "USD").
+ * empty - unless the document has replace windows), "currency" (present but
+ * not "USD"). v2: "replace" windows go to b->windows, "provenance" to
+ * b->prov, and a record outside its provider's window is a violation on
+ * "cost_data[i].date".
  *
  * Returns HX_OK when the document was read and every record was valid;
  * HX_INVALID_ARGUMENT when any violation was found (records that were valid
@@ -55,6 +58,18 @@ hx_status hx_export_parse(const char *json, size_t len, hx_batch *b, hx_violatio
 hx_status hx_export_parse_record(const char *json, size_t len, size_t index, hx_batch *b,
                                  hx_violations *viol);
 hx_status hx_export_check_currency(const char *json, size_t len, hx_violations *viol);
+
+/*
+ * v2: `json` is the text of the top-level "replace" value (windows go into
+ * b->windows through hx_batch_add_window, violations "replace[i].field") or
+ * of "provenance" (into b->prov, violations "provenance.field"). Same
+ * returns as above. The caller checks records against the windows with
+ * hx_batch_check_windows() once it has them all.
+ */
+hx_status hx_export_parse_replace(const char *json, size_t len, hx_batch *b,
+                                  hx_violations *viol);
+hx_status hx_export_parse_provenance(const char *json, size_t len, hx_batch *b,
+                                     hx_violations *viol);
 
 #ifdef __cplusplus
 }
