@@ -117,17 +117,18 @@ static const struct {
 	 * Planning anew costs tens of microseconds; a wrong plan costs the
 	 * table. NULL keeps the server's statement_timeout.
 	 */
-	[ST_READ_SETUP] = {"hx_read_setup",
-	                   "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
-	                   "set_config('statement_timeout', coalesce($1, "
-	                   "current_setting('statement_timeout')), true)"},
-	[ST_RUN] = {"hx_run",
-	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
-	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
-	            "duration_us, source_format, source_name, mapping_version, base_request_id, "
-	            "key_id, peer) VALUES ($1, $2, $3::bytea, $4::bool, $5::bool, $6::int, $7, "
-	            "$8::int, $9::int, $10::int, $11::int, $12::int, $13::bigint, nullif($14, ''), "
-	            "nullif($15, ''), nullif($16, ''), $17, $18, $19)"},
+	[ST_READ_SETUP] = { "hx_read_setup",
+	                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+	                    "set_config('statement_timeout', coalesce($1, "
+	                    "current_setting('statement_timeout')), true)" },
+	[ST_RUN] = { "hx_run",
+	             "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
+	             "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
+	             "duration_us, source_format, source_name, mapping_version, base_request_id, "
+	             "key_id, peer) VALUES ($1, $2, $3::bytea, $4::bool, $5::bool, $6::int, $7, "
+	             "$8::int, $9::int, $10::int, $11::int, $12::int, $13::bigint, nullif($14, "
+	             "''), "
+	             "nullif($15, ''), nullif($16, ''), $17, $18, $19)" },
 	/* Without GROUP BY an aggregate returns its one row even over no rows. */
 	[ST_SUM_NONE] = { "hx_sum_none", "SELECT '', '', '', " SUM_COLS },
 	[ST_SUM_PROVIDER] = { "hx_sum_provider",
@@ -625,7 +626,7 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 {
 	char        num[6][24], dur[24];
 	const char *vals[19];
-	int         lens[19] = {0}, fmts[19] = {0};
+	int         lens[19] = { 0 }, fmts[19] = { 0 };
 	uint64_t    now = hx_store_now_us();
 	hx_status   st;
 
@@ -906,9 +907,9 @@ static const struct migration {
 	const char        *name;
 	const char *const *sql; /* one statement each, NULL-terminated */
 } migrations[] = {
-	{1, "cost_snapshots and ingestion_runs", migration_1},
-	{2, "gpu_hours, replace windows and provenance", migration_2},
-	{3, "ingestion_runs: base_request_id, key_id, peer", migration_3},
+	{ 1, "cost_snapshots and ingestion_runs", migration_1 },
+	{ 2, "gpu_hours, replace windows and provenance", migration_2 },
+	{ 3, "ingestion_runs: base_request_id, key_id, peer", migration_3 },
 };
 
 static void

@@ -92,10 +92,10 @@
  * mapping_version; '' = not given), $14 base_request_id, $15 key_id,
  * $16 peer; the array form adds $17..$21, the batch's columns.
  */
-#define PRIOR_CTE                                                                      \
-	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, "   \
-	"received, inserted, updated, unchanged, failed, deleted, duration_us "        \
-	"FROM ingestion_runs "                                                         \
+#define PRIOR_CTE                                                                    \
+	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, " \
+	"received, inserted, updated, unchanged, failed, deleted, duration_us "      \
+	"FROM ingestion_runs "                                                       \
 	"WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed), "
 
 #define INPUT_ARRAYS                                                                      \
