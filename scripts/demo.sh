@@ -5,7 +5,9 @@
 #   starts a throwaway Postgres and heliox-ingestd on a free loopback port
 #   with a random API key (never printed), ingests the mock export twice
 #   (28 inserted, then 0 inserted / 28 unchanged), prints the cost summary
-#   in total and per GPU type, and stops and removes everything again,
+#   in total and per GPU type, converts and ingests a generated FOCUS bill
+#   (data/samples/) and prints its GPU cost with GPU-hours and USD per
+#   GPU-hour, and stops and removes everything again,
 #   on failure too. Exits non-zero if any step fails.
 set -euo pipefail
 
@@ -97,6 +99,17 @@ step "cost summary"
 
 step "cost summary per GPU type"
 "$cli" --url "$url" summary --group-by gpu_type
+
+bill="$root/data/samples/focus_2026-01.csv" # written by scripts/gen_bills.py
+step "convert a FOCUS bill ($(basename "$bill")) to GPU daily cost, no server involved"
+"$cli" convert -o "$tmp/focus.json" "$bill"
+echo "wrote $tmp/focus.json ($(grep -o '"date"' "$tmp/focus.json" | wc -l) records)"
+
+step "ingest the FOCUS bill: the whole truth for each provider over its dates, so the mock export's AWS January rows it does not hold are deleted"
+"$cli" --url "$url" ingest "$bill"
+
+step "GPU cost per provider and GPU type, with GPU-hours and USD per GPU-hour"
+"$cli" --url "$url" summary --group-by provider_gpu_type --from 2026-01-01 --to 2026-01-31
 
 step "stop"
 kill -TERM "$server_pid"

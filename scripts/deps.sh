@@ -12,6 +12,8 @@ HX_DEPS=(
 	cmake pkg-config gcc make
 	# server and client libraries
 	libprotobuf-c-dev protobuf-c-compiler libnng-dev libpq-dev libcjson-dev libssl-dev
+	# billing exports: CSV splitting and gzip (clients/convert)
+	libcsv-dev zlib1g-dev
 	# tests and demo
 	postgresql libcmocka-dev protobuf-compiler python3-protobuf python3-pytest
 )

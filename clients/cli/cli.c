@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd_convert.h"
 
 /* A day: longer is surely a typo, and it keeps nng's int32 ms safe. */
 #define CLI_MAX_TIMEOUT_MS 86400000u
@@ -39,6 +40,9 @@ static const char usage_global[] =
     "  ingest --mock | ingest FILE   load a cost export (FILE \"-\" = stdin)\n"
     "  health                        is the server serving, is its database up\n"
     "  summary                       cost totals, optionally grouped\n"
+    "  convert FILE...               a billing export (FOCUS, AWS CUR) as a cost\n"
+    "                                export document, no server involved\n"
+    "  sync DIR                      ingest each export under DIR not yet ingested\n"
     "  help [COMMAND]                this help, or a command's\n"
     "\n"
     "options:\n"
@@ -847,8 +851,9 @@ open_client(const cli_args *a, hx_client **c)
 	return (0);
 }
 
-int
-main(int argc, char **argv)
+/* Everything but the billing commands (cmd_convert.c runs those first). */
+static int
+cli_main(int argc, char **argv)
 {
 	cli_args   a = { .timeout_ms = HX_CLIENT_DEFAULT_TIMEOUT_MS,
 		         .retry_window_ms = HX_CLIENT_DEFAULT_RETRY_WINDOW_MS };
@@ -885,4 +890,10 @@ main(int argc, char **argv)
 	hx_client_close(c);
 	explicit_bzero(keybuf, sizeof(keybuf));
 	return (rv);
+}
+
+int
+main(int argc, char **argv)
+{
+	return (cli_bill_main(argc, argv, cli_main));
 }

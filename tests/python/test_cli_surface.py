@@ -126,7 +126,8 @@ def readme_synopsis():
 
 
 def help_texts():
-    return [run(["--help"])[1]] + [run([c, "--help"])[1] for c in ("ingest", "health", "summary")]
+    return [run(["--help"])[1]] + [run([c, "--help"])[1]
+                                   for c in ("ingest", "health", "summary", "convert", "sync")]
 
 
 def test_readme_synopsis_and_help_name_the_same_flags():
@@ -138,6 +139,10 @@ def test_readme_synopsis_and_help_name_the_same_flags():
                                   f"only in --help: {sorted(in_help - in_readme)}")
     assert set(ENV.findall(syn)) == set(ENV.findall(helps)), (ENV.findall(syn), ENV.findall(helps))
     assert {"--request-id", "--version", "--api-key-file", "--retry-window"} <= in_readme
+    # every command the README's synopsis names, the global --help names too
+    glob = run(["--help"])[1]
+    for cmd in re.findall(r"^  ([a-z]+)\b", syn, flags=re.M):
+        assert re.search(rf"^  {cmd}\b", glob, flags=re.M), f"{cmd} missing from --help"
 
 
 # ---- retries outlast a database restart ---------------------------------------------

@@ -1,0 +1,134 @@
+"""heliox-ingest convert / ingest of billing files / sync (SERVICE.md sections 7
+and 8) against a real server: the real FOCUS sample read in place from
+../shared/samples/billing, the project's generated samples, bad bills, and
+sync run twice."""
+
+import json
+import os
+import shutil
+import subprocess
+from decimal import Decimal
+
+import pytest
+
+import hxharness as hx
+
+SAMPLES = os.path.join(os.environ.get("HX_SOURCE_DIR", ""), "..", "shared", "samples", "billing")
+SPECIAL = os.path.join(SAMPLES, "focus", "focus_sample_1.0_special_rows.csv")
+GEN = os.path.join(os.environ.get("HX_SOURCE_DIR", ""), "scripts", "gen_bills.py")
+
+
+def cli(*args, key=None):
+    p = hx.run_cli(list(args), key=key)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def test_convert_real_focus_sample(tmp_path):
+    """8 records and 3 windows, as derived by hand in tests/unit/test_convert.c."""
+    out = tmp_path / "doc.json"
+    rc, so, se = cli("--json", "convert", SPECIAL, "-o", str(out))
+    assert rc == 0, se
+    rep = json.loads(so)
+    assert rep["code"] == "OK"
+    assert rep["report"]["lines_read"] == 35 and rep["report"]["lines_counted"] == 10
+    assert rep["report"]["lines_excluded"]["charge_category"] == 3
+    assert len(rep["report"]["groups_not_sent"]) == 2
+    doc = json.loads(out.read_text())
+    assert doc["provenance"] == {"format": "focus-1.0", "name": "focus_sample_1.0_special_rows.csv",
+                                 "mapping_version": "gpu-map-v1"}
+    assert doc["replace"] == [
+        {"provider": "aws", "from_date": "2024-09-04", "to_date": "2024-09-30"},
+        {"provider": "azure", "from_date": "2024-09-03", "to_date": "2024-09-19"},
+        {"provider": "oci", "from_date": "2024-09-03", "to_date": "2024-09-30"}]
+    assert len(doc["cost_data"]) == 8
+    # a10g: 2 + 1 + 2 + 2 + 2 + 2 = 11; m60: 1 + 1 = 2
+    assert sum(Decimal(r["cost_usd"]) for r in doc["cost_data"]) == Decimal("13")
+    assert {r["gpu_type"] for r in doc["cost_data"]} == {"a10g", "m60"}
+    # the default text report goes to stderr, the document to stdout
+    rc, so, se = cli("convert", SPECIAL)
+    assert rc == 0 and "35 lines read, 10 counted, 8 records" in se
+    assert json.loads(so)["cost_data"] == doc["cost_data"]
+
+
+def test_convert_bad_bill_names_the_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,ProviderName,x_UsageType\n"
+                   "2024-09-01T30:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge\n")
+    rc, so, se = cli("convert", str(bad), "-o", str(tmp_path / "out.json"))
+    assert rc == 3, se
+    assert f"{bad}:2.1: ChargePeriodStart 2024-09-01T30:00:00Z is not a real time of day" in se
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_ingest_real_focus_sample(clean, server):
+    rc, so, se = cli("--url", server.url, "--json", "ingest", SPECIAL, key=server.key)
+    assert rc == 0, (so, se)
+    lines = [json.loads(x) for x in so.splitlines() if x.strip()]
+    assert lines[-1]["code"] == "OK", lines
+    rows = clean.rows()
+    assert len(rows) == 8
+    assert sum(r[3] for r in rows) == Decimal("13")
+    assert ("2024-09-30", "aws", "m60", Decimal("1")) in rows
+
+
+def test_ingest_generated_samples_as_one_export(clean, server, tmp_path):
+    src = os.path.join(os.environ["HX_SOURCE_DIR"], "data", "samples")
+    doc = tmp_path / "doc.json"
+    rc, _, se = cli("convert", os.path.join(src, "focus_2026-01.csv"), "-o", str(doc))
+    assert rc == 0, se
+    want = {(r["date"], r["provider"], r["gpu_type"]): Decimal(r["cost_usd"])
+            for r in json.loads(doc.read_text())["cost_data"]}
+    # gzip, read by magic bytes whatever the name
+    gz = tmp_path / "part.bin"
+    with open(os.path.join(src, "focus_2026-01.csv"), "rb") as f:
+        subprocess.run(["gzip", "-c"], stdin=f, stdout=open(gz, "wb"), check=True)
+    rc, so, se = cli("--url", server.url, "ingest", str(gz), key=server.key)
+    assert rc == 0, (so, se)
+    got = {(d, p, g): c for d, p, g, c in clean.rows()}
+    assert got == want
+
+
+def test_sync_twice_sends_nothing_new(clean, server, tmp_path):
+    d = tmp_path / "bills"
+    (d / "2024-09").mkdir(parents=True)
+    shutil.copy(SPECIAL, d / "2024-09" / "part1.csv")
+    subprocess.run(["/usr/bin/python3", GEN, "cur2", "--lines", "300", "--seed", "3", "--month", "2026-02",
+                    "-o", str(d / "cur-2026-02.csv")], check=True)
+    os.utime(d / "2024-09", (1, 1))  # oldest first: the folder, then the file
+    rc, so, se = cli("--url", server.url, "sync", str(d), key=server.key)
+    assert rc == 0, (so, se)
+    first = [x for x in so.splitlines() if x.strip()]
+    assert first[0].startswith("2024-09: ") and first[1].startswith("cur-2026-02.csv: "), first
+    n = clean.count()
+    snap = clean.snapshot()
+    assert n > 8
+    rc, so2, se2 = cli("--url", server.url, "sync", str(d), key=server.key)
+    assert rc == 0, (so2, se2)
+    assert clean.snapshot() == snap, "the second sync wrote to cost_snapshots"
+    # the same request ids (from the content): the server replays its earlier answers
+    second = [x for x in so2.splitlines() if x.strip()]
+    assert len(second) == 2
+    for a, b in zip(first, second):
+        rid = a.split("request_id=")[1].split()[0]
+        assert rid.startswith("sync-") and f"request_id={rid}" in b
+        assert "replayed" in b and "replayed" not in a, (a, b)
+
+
+def test_restated_export_replaces_its_window(clean, server):
+    """The special rows, then head200 as a later delivery of AWS's September: head200's window
+    (aws 2024-09-01..30) is the whole truth, so of the 8 AWS rows only 2024-09-24 m60 stays
+    (cost 1.00 both times: unchanged) and 7 are deleted; GPU-hours travel with the records."""
+    rc, so, se = cli("--url", server.url, "ingest", SPECIAL, key=server.key)
+    assert rc == 0, (so, se)
+    assert clean.scalar("SELECT gpu_hours::text FROM cost_snapshots WHERE date = '2024-09-30'") == "0.686667"
+    head = os.path.join(SAMPLES, "focus", "focus_sample_1.0_head200.csv")
+    rc, so, se = cli("--url", server.url, "--json", "ingest", head, key=server.key)
+    assert rc == 0, (so, se)
+    j = json.loads(so.splitlines()[-1])
+    assert j["code"] == "OK" and int(j["deleted"]) == 7 and int(j["unchanged"]) == 1, j
+    assert clean.rows() == [("2024-09-24", "aws", "m60", Decimal("1"))]
+    # --no-replace: upsert only, nothing deleted
+    rc, so, se = cli("--url", server.url, "--json", "ingest", "--no-replace", SPECIAL, key=server.key)
+    assert rc == 0, (so, se)
+    assert int(json.loads(so.splitlines()[-1]).get("deleted", 0)) == 0
+    assert clean.count() == 8
