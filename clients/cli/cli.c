@@ -10,6 +10,8 @@
  * to a command that was not named yet).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,10 @@
 /* A day: longer is surely a typo, and it keeps nng's int32 ms safe. */
 #define CLI_MAX_TIMEOUT_MS 86400000u
 
+/* Set before anything is parsed (cli_json_prescan): a usage error found
+ * before --json was reached must still come out as JSON. */
+static bool json_out;
+
 /* ---- help --------------------------------------------------------------- */
 
 static const char usage_global[] =
@@ -34,12 +40,22 @@ static const char usage_global[] =
     "  ingest --mock | ingest FILE   load a cost export (FILE \"-\" = stdin)\n"
     "  health                        is the server serving, is its database up\n"
     "  summary                       cost totals, optionally grouped\n"
+    "  convert FILE...               a billing export (FOCUS, AWS CUR) as a cost\n"
+    "                                export document, no server involved\n"
+    "  sync DIR                      ingest each export under DIR not yet ingested\n"
+    "  help [COMMAND]                this help, or a command's\n"
     "\n"
     "options:\n"
     "  --url URL              server to dial; repeat for several\n"
     "                         (default $HELIOX_URL or " HX_CLIENT_DEFAULT_URL ")\n"
-    "  --api-key KEY          API key (default $ADMIN_API_KEY)\n"
+    "  --api-key-file FILE    read the API key from FILE (mode 0600 or stricter;\n"
+    "                         default $HELIOX_API_KEY_FILE); a line NAME:KEY\n"
+    "                         sends KEY\n"
+    "  --api-key KEY          API key (default $ADMIN_API_KEY); visible in ps:\n"
+    "                         prefer --api-key-file\n"
     "  --timeout MS           give up after MS milliseconds (default 30000)\n"
+    "  --retry-window MS      retry UNAVAILABLE (database away) with back-off\n"
+    "                         for up to MS milliseconds (default 30000)\n"
     "  --json                 print one JSON object instead of text\n"
     "  --tls-ca FILE          CA bundle to verify a tls+tcp:// server\n"
     "  --tls-server-name NAME name the server certificate must carry\n"
@@ -115,14 +131,38 @@ usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int
 usage_error(const char *fmt, ...)
 {
+	char    msg[1024];
 	va_list ap;
 
-	fputs(CLI_NAME ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputs("\nTry '" CLI_NAME " --help' for more information.\n", stderr);
+	fprintf(stderr, CLI_NAME ": %s\nTry '" CLI_NAME " --help' for more information.\n", msg);
+	if (json_out) {
+		cli_json_local_error(HX_INVALID_ARGUMENT, msg, true);
+	}
 	return (CLI_EXIT_USAGE);
+}
+
+/* A local failure that is not the caller's typing: text on stderr, and
+ * with --json the one object on stdout. Returns `exit_status`. */
+static int local_error(hx_status code, int exit_status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+local_error(hx_status code, int exit_status, const char *fmt, ...)
+{
+	char    msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, CLI_NAME ": %s\n", msg);
+	if (json_out) {
+		cli_json_local_error(code, msg, exit_status == CLI_EXIT_USAGE);
+	}
+	return (exit_status);
 }
 
 /* ---- option table ------------------------------------------------------- */
@@ -130,7 +170,9 @@ usage_error(const char *fmt, ...)
 typedef enum opt_id {
 	OPT_URL,
 	OPT_API_KEY,
+	OPT_API_KEY_FILE,
 	OPT_TIMEOUT,
+	OPT_RETRY_WINDOW,
 	OPT_JSON,
 	OPT_TLS_CA,
 	OPT_TLS_NAME,
@@ -159,7 +201,9 @@ typedef struct opt_spec {
 static const opt_spec opts[] = {
 	{ "--url", CLI_CMD_NONE, true, OPT_URL },
 	{ "--api-key", CLI_CMD_NONE, true, OPT_API_KEY },
+	{ "--api-key-file", CLI_CMD_NONE, true, OPT_API_KEY_FILE },
 	{ "--timeout", CLI_CMD_NONE, true, OPT_TIMEOUT },
+	{ "--retry-window", CLI_CMD_NONE, true, OPT_RETRY_WINDOW },
 	{ "--json", CLI_CMD_NONE, false, OPT_JSON },
 	{ "--tls-ca", CLI_CMD_NONE, true, OPT_TLS_CA },
 	{ "--tls-server-name", CLI_CMD_NONE, true, OPT_TLS_NAME },
@@ -296,6 +340,16 @@ apply_global(cli_args *a, opt_id id, const char *val)
 	case OPT_API_KEY:
 		a->api_key = val;
 		return (0);
+	case OPT_API_KEY_FILE:
+		a->api_key_file = val;
+		return (0);
+	case OPT_RETRY_WINDOW:
+		if (parse_timeout(val, &a->retry_window_ms) != 0) {
+			return (usage_error("--retry-window: '%s' is not a number of milliseconds "
+			                    "from 1 to %u",
+			                    val, CLI_MAX_TIMEOUT_MS));
+		}
+		return (0);
 	case OPT_TIMEOUT:
 		if (parse_timeout(val, &a->timeout_ms) != 0) {
 			return (usage_error("--timeout: '%s' is not a number of milliseconds "
@@ -406,6 +460,12 @@ parse_option(cli_args *a, int argc, char **argv, int *i)
 static int
 parse_word(cli_args *a, const char *word)
 {
+	/* "help COMMAND" is "COMMAND --help". */
+	if (a->cmd == CLI_CMD_NONE && !a->help && strcmp(word, "help") == 0) {
+		a->help = true;
+		a->help_word = true;
+		return (0);
+	}
 	if (a->cmd == CLI_CMD_NONE) {
 		if ((a->cmd = parse_cmd(word)) == CLI_CMD_NONE) {
 			return (usage_error("unknown command '%s'", word));
@@ -417,6 +477,20 @@ parse_word(cli_args *a, const char *word)
 		return (0);
 	}
 	return (usage_error("unexpected argument '%s'", word));
+}
+
+/* --json anywhere before a "--": known before any other word is read. */
+static bool
+cli_json_prescan(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			return (true);
+		}
+	}
+	return (false);
 }
 
 static int
@@ -483,7 +557,8 @@ check_args(const cli_args *a)
 		                    STREAM_BASE_ID_MAX));
 	}
 	if (a->api_key == NULL || *a->api_key == '\0') {
-		return (usage_error("no API key: pass --api-key or set ADMIN_API_KEY"));
+		return (usage_error("no API key: give --api-key-file FILE (or set "
+		                    "HELIOX_API_KEY_FILE), or set ADMIN_API_KEY"));
 	}
 	return (0);
 }
@@ -515,14 +590,126 @@ env_api_key(char *buf, size_t bufsz)
 	return (buf);
 }
 
+/* "NAME:KEY" (the server's key-file form) sends KEY: one file can serve
+ * both. NAME is letters, digits, '.', '_' and '-', as the server reads it. */
+static const char *
+strip_key_name(const char *line)
+{
+	size_t i;
+
+	for (i = 0; i <= 64 && line[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char) line[i];
+
+		if (ch == ':') {
+			return (i > 0 ? line + i + 1 : line);
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-')) {
+			break;
+		}
+	}
+	return (line);
+}
+
+/*
+ * Reads the key from the first line of `path` that is neither blank nor a
+ * '#' comment. Like the server, refuses a file that is not regular or that
+ * group or others may read or write (checked on the open descriptor, so the
+ * file checked is the file read). Returns 0, or -1 with why in err.
+ */
+static int
+read_key_file(const char *path, char *buf, size_t bufsz, char *err, size_t errsz)
+{
+	struct stat st;
+	FILE       *f;
+	char        line[1024];
+	int         fd, rv = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(err, errsz, "--api-key-file %s: %s", path, strerror(errno));
+		return (-1);
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "--api-key-file %s: not a regular file", path);
+		close(fd);
+		return (-1);
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errsz,
+		         "--api-key-file %s is mode %04o: group or others may %s it; "
+		         "chmod 600 it",
+		         path, (unsigned) (st.st_mode & 07777),
+		         (st.st_mode & 044) != 0 ? "read" : "write");
+		close(fd);
+		return (-1);
+	}
+	if ((f = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errsz, "--api-key-file %s: %s", path, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	while (rv != 0 && fgets(line, sizeof(line), f) != NULL) {
+		char  *p = line;
+		size_t n;
+
+		while (*p == ' ' || *p == '\t') {
+			p++;
+		}
+		n = strlen(p);
+		while (
+		    n > 0 &&
+		    (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t')) {
+			p[--n] = '\0';
+		}
+		if (n == 0 || *p == '#') {
+			continue;
+		}
+		snprintf(buf, bufsz, "%s", strip_key_name(p));
+		rv = 0;
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+	if (rv != 0) {
+		snprintf(err, errsz, "--api-key-file %s: no key in it", path);
+	}
+	return (rv);
+}
+
+/*
+ * The key: --api-key, else --api-key-file, else $HELIOX_API_KEY_FILE, else
+ * $ADMIN_API_KEY. Returns 0, or an exit status after saying why.
+ */
+static int
+resolve_key(cli_args *a, char *keybuf, size_t keybufsz)
+{
+	const char *file = a->api_key_file;
+	char        err[512];
+
+	if (a->api_key != NULL && a->api_key_file != NULL) {
+		return (usage_error("give --api-key or --api-key-file, not both"));
+	}
+	if (a->api_key != NULL) {
+		return (0);
+	}
+	if (file == NULL && (file = getenv("HELIOX_API_KEY_FILE")) != NULL && *file == '\0') {
+		file = NULL;
+	}
+	if (file != NULL) {
+		if (read_key_file(file, keybuf, keybufsz, err, sizeof(err)) != 0) {
+			return (usage_error("%s", err));
+		}
+		a->api_key = keybuf;
+		return (0);
+	}
+	a->api_key = env_api_key(keybuf, keybufsz);
+	return (0);
+}
+
 static void
-apply_env(cli_args *a, char *keybuf, size_t keybufsz)
+apply_env(cli_args *a)
 {
 	const char *url = getenv("HELIOX_URL");
 
-	if (a->api_key == NULL) {
-		a->api_key = env_api_key(keybuf, keybufsz);
-	}
 	if (a->n_urls == 0) {
 		a->urls[a->n_urls++] = (url != NULL && *url != '\0') ? url : HX_CLIENT_DEFAULT_URL;
 	}
@@ -604,8 +791,7 @@ run_ingest_file(const cli_args *a, hx_client *c)
 	stream_ingest(c, &o, &r);
 	if (r.usage_error) {
 		/* The caller's mistake, found before anything was sent. */
-		fprintf(stderr, CLI_NAME ": %s\n", r.message);
-		rv = CLI_EXIT_USAGE;
+		rv = local_error(HX_INVALID_ARGUMENT, CLI_EXIT_USAGE, "%s", r.message);
 	} else {
 		cli_print_stream(a, &r);
 		rv = cli_exit_status(r.code);
@@ -653,13 +839,14 @@ open_client(const cli_args *a, hx_client **c)
 		.timeout_ms = a->timeout_ms,
 		.tls_ca_file = a->tls_ca,
 		.tls_server_name = a->tls_server_name,
+		.retry_window_ms = a->retry_window_ms,
 	};
 	char      err[512];
 	hx_status st;
 
 	if ((st = hx_client_open(c, a->urls, a->n_urls, &o, err, sizeof(err))) != HX_OK) {
-		fprintf(stderr, CLI_NAME ": %s\n", err);
-		return (st == HX_INVALID_ARGUMENT ? CLI_EXIT_USAGE : CLI_EXIT_OTHER);
+		return (local_error(st, st == HX_INVALID_ARGUMENT ? CLI_EXIT_USAGE : CLI_EXIT_OTHER,
+		                    "%s", err));
 	}
 	return (0);
 }
@@ -668,12 +855,14 @@ open_client(const cli_args *a, hx_client **c)
 static int
 cli_main(int argc, char **argv)
 {
-	cli_args   a = { .timeout_ms = HX_CLIENT_DEFAULT_TIMEOUT_MS };
+	cli_args   a = { .timeout_ms = HX_CLIENT_DEFAULT_TIMEOUT_MS,
+		         .retry_window_ms = HX_CLIENT_DEFAULT_RETRY_WINDOW_MS };
 	hx_client *c = NULL;
 	hx_reply   r = { 0 };
 	char       keybuf[1024];
 	int        rv;
 
+	json_out = cli_json_prescan(argc, argv);
 	if ((rv = parse_args(&a, argc, argv)) != 0) {
 		return (rv);
 	}
@@ -685,8 +874,10 @@ cli_main(int argc, char **argv)
 		}
 		return (CLI_EXIT_OK);
 	}
-	apply_env(&a, keybuf, sizeof(keybuf));
-	if ((rv = check_args(&a)) != 0 || (rv = open_client(&a, &c)) != 0) {
+	apply_env(&a);
+	if ((rv = resolve_key(&a, keybuf, sizeof(keybuf))) != 0 || (rv = check_args(&a)) != 0 ||
+	    (rv = open_client(&a, &c)) != 0) {
+		explicit_bzero(keybuf, sizeof(keybuf));
 		return (rv);
 	}
 	if (a.cmd == CLI_CMD_INGEST && a.file != NULL) {
@@ -697,6 +888,7 @@ cli_main(int argc, char **argv)
 	}
 	hx_reply_free(&r);
 	hx_client_close(c);
+	explicit_bzero(keybuf, sizeof(keybuf));
 	return (rv);
 }
 

@@ -37,9 +37,12 @@ typedef struct cli_args {
 	const char *urls[CLI_MAX_URLS];
 	size_t      n_urls;
 	const char *api_key;
+	const char *api_key_file;
 	uint32_t    timeout_ms;
+	uint32_t    retry_window_ms;
 	bool        json;
 	bool        help;
+	bool        help_word; /* "help [COMMAND]" */
 	bool        version;
 	const char *tls_ca;
 	const char *tls_server_name;
@@ -74,6 +77,10 @@ void cli_print_reply(const cli_args *a, const hx_reply *r);
  * (a cJSON *, kept opaque here so cli.h needs no cJSON header). */
 struct cJSON;
 void cli_json_emit(struct cJSON *o);
+
+/* --json: the one object for a failure found locally (usage error, missing
+ * file, client not opened): code, message, request_id "", violations []. */
+void cli_json_local_error(hx_status code, const char *message, bool usage);
 void cli_json_violations(struct cJSON *o, const hx_violation *items, size_t n);
 
 #endif /* HELIOX_CLI_H */

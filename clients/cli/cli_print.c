@@ -314,3 +314,28 @@ cli_print_reply(const cli_args *a, const hx_reply *r)
 	}
 	fflush(stdout);
 }
+
+/*
+ * A failure found here, before or without any call (a usage error, a file
+ * that cannot be read, a client that cannot open): with --json it is still
+ * the one JSON object on stdout a script reads, and the text still goes to
+ * stderr for the person watching.
+ */
+void
+cli_json_local_error(hx_status code, const char *message, bool usage)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL) {
+		fputs(CLI_NAME ": out of memory\n", stderr);
+		return;
+	}
+	cJSON_AddStringToObject(o, "code", hx_status_name(code));
+	cJSON_AddStringToObject(o, "message", message);
+	cJSON_AddStringToObject(o, "request_id", "");
+	if (usage) {
+		cJSON_AddStringToObject(o, "error", "usage");
+	}
+	cJSON_AddArrayToObject(o, "violations");
+	cli_json_emit(o);
+}

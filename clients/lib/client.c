@@ -11,6 +11,8 @@
  * protobuf-c structures never escape this file.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,22 +42,73 @@
 
 /*
  * An UNAVAILABLE answer means the server could not reach its database and
- * wrote nothing; it reconnects by itself, so a short retry often succeeds.
- * Retries are few and bounded by the call's deadline so that a database that
- * is really down is reported promptly, not after the whole timeout.
+ * wrote nothing; it reconnects by itself. A database restart takes seconds
+ * to tens of seconds, so retries back off (100 ms doubling to 2 s) over a
+ * window (hx_client_opts.retry_window_ms, default 30 s) that outlasts one,
+ * always within the call's own deadline.
  */
-#define HX_CALL_ATTEMPTS    3
-#define HX_RETRY_BACKOFF_MS 100
+#define HX_RETRY_BACKOFF_MS     100
+#define HX_RETRY_BACKOFF_MAX_MS 2000
+
+/*
+ * After a connection drops nng redials by itself; a short first wait lets a
+ * restarted server be found again within a fraction of a second, the cap
+ * keeps a server that stays away from being hammered.
+ */
+#define HX_RECONNECT_MIN_MS 100
+#define HX_RECONNECT_MAX_MS 2000
 
 typedef Heliox__Ingest__V1__RpcRequest  rpc_request;
 typedef Heliox__Ingest__V1__RpcResponse rpc_response;
 
-/* Read-only after hx_client_open(): that is what makes calls thread-safe.
- * The dialers belong to the socket and close with it. */
+/*
+ * One server URL. Its dialer is started by a synchronous nng_dialer_start()
+ * on a helper thread: that first attempt reports exactly why it failed
+ * (refused, name not resolved, TLS handshake), and a failed attempt leaves
+ * the dialer stopped so that the next call can try again and learn afresh.
+ * Once an attempt succeeds nng owns the link and redials it after a drop.
+ */
+typedef enum link_state {
+	LINK_IDLE,     /* not dialing: never tried, or the last attempt failed */
+	LINK_DIALING,  /* an attempt is running on `thr` */
+	LINK_UP,       /* the dialer is started; nng keeps it connected */
+	LINK_LOST,     /* was up, its connections are gone; nng redials quietly */
+	LINK_RENEWING, /* a call is swapping a LOST link's dialer for a fresh one */
+} link_state;
+
+typedef struct hx_link {
+	struct hx_client *c;
+	char             *url;
+	nng_dialer        d;
+	unsigned          live; /* connections of this dialer */
+	link_state        state;
+	uint64_t          tries; /* attempts finished */
+	int               err;   /* nng's result of the last attempt */
+	char              cause[384];
+	nng_thread       *thr;
+} hx_link;
+
+/*
+ * The socket, key and options are read-only after hx_client_open(); the
+ * link states and the pipe count change under `mtx`, and calls wait on `cv`
+ * for a connection. Each call runs on its own nng context, so calls from
+ * several threads share nothing else.
+ */
 struct hx_client {
 	nng_socket sock;
 	char      *api_key;
 	uint32_t   timeout_ms;
+	uint32_t   retry_window_ms;
+	size_t     maxsz;        /* the reply size limit every dialer gets */
+	char      *tls_ca;       /* the CA file a TLS link verifies against */
+	char      *tls_ca_given; /* the caller's tls_ca_file, NULL = the default */
+	char      *tls_name;     /* the name it verifies, NULL = the URL's host */
+	nng_mtx   *mtx;
+	nng_cv    *cv;
+	unsigned   pipes; /* connections up, from nng's pipe notifications */
+	bool       closing;
+	hx_link   *links;
+	size_t     n_links;
 };
 
 /*
@@ -214,8 +267,15 @@ tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *e
 		if (is_ip_literal(name)) {
 			/* nng's TLS engine (mbedTLS) matches DNS names only:
 			 * every handshake would fail, silently, until timeout. */
-			set_err(err, errsz, "%s: an IP address cannot be verified against the "
-			        "server's certificate; connect by name or give --tls-server-name", url);
+			set_err(
+			    err, errsz,
+			    "%s: an IP address cannot be verified: nng's TLS "
+			    "engine (mbedTLS 2.28) matches only DNS names of a certificate, never "
+			    "its "
+			    "IP addresses; give --tls-server-name NAME with a DNS name the "
+			    "certificate carries (e.g. --tls-server-name localhost), or use that "
+			    "name in the URL",
+			    url);
 			rv = NNG_EINVAL;
 			goto out;
 		}
@@ -262,12 +322,413 @@ dialer_tls(nng_dialer d, const char *url, const hx_client_opts *o, char *err, si
 	return (rv);
 }
 
-static int
-add_dialer(hx_client *c, const char *url, const hx_client_opts *o, size_t maxsz, char *err,
-           size_t errsz)
+static bool
+is_tls_url(const char *url)
 {
-	nng_dialer d;
+	return (strncmp(url, "tls+", 4) == 0);
+}
+
+/* ---- why a connection failed -------------------------------------------- */
+
+/* A cause is for a person to read: cut short rather than not said. */
+static void say(char *out, size_t outsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+say(char *out, size_t outsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out, outsz, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * One connection attempt on a scratch socket, to tell apart failures that
+ * nng reports with one code. verify=false makes a handshake that checks
+ * nothing: it is only ever used to learn whether the far end speaks TLS at
+ * all, and is closed at once, before any request (or key) is sent.
+ */
+static int
+probe(const char *url, const char *ca, const char *name, bool verify)
+{
+	nng_socket      s;
+	nng_dialer      d;
+	nng_tls_config *cfg = NULL;
+	int             rv;
+
+	if ((rv = nng_req0_open(&s)) != 0) {
+		return (rv);
+	}
+	if ((rv = nng_dialer_create(&d, s, url)) == 0 && is_tls_url(url)) {
+		rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
+		if (rv == 0 && verify) {
+			rv = nng_tls_config_ca_file(cfg, ca);
+		}
+		if (rv == 0) {
+			rv = nng_tls_config_auth_mode(
+			    cfg, verify ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
+		}
+		if (rv == 0 && name != NULL) {
+			rv = nng_tls_config_server_name(cfg, name);
+		}
+		if (rv == 0) {
+			rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+		}
+		if (cfg != NULL) {
+			nng_tls_config_free(cfg);
+		}
+	}
+	if (rv == 0) {
+		rv = nng_dialer_start(d, 0);
+	}
+	nng_close(s);
+	return (rv);
+}
+
+/* The name a TLS link verifies: the caller's, else the URL's host. */
+static void
+tls_name_of(const hx_client *c, const char *url, char *out, size_t outsz)
+{
+	nng_url *u;
+
+	if (c->tls_name != NULL) {
+		say(out, outsz, "%s", c->tls_name);
+	} else if (nng_url_parse(&u, url) == 0) {
+		say(out, outsz, "%s", u->u_hostname);
+		nng_url_free(u);
+	} else {
+		say(out, outsz, "?");
+	}
+}
+
+/*
+ * mbedTLS, under nng, reports every failed handshake as one "cryptographic
+ * error". What the user must change differs (the CA, the name, the scheme),
+ * so the cause is found by trying again with one check removed at a time.
+ */
+static void
+explain_tls(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
+{
+	char name[256];
+
+	tls_name_of(c, url, name, sizeof(name));
+	if (probe(url + 4, NULL, NULL, false) == 0) {
+		say(out, outsz,
+		    "TLS handshake failed: not TLS: the server speaks plain nng on "
+		    "this port (use %s, or the server's tls+tcp:// port)",
+		    url + 4);
+	} else if (probe(url, c->tls_ca, NULL, true) == 0) {
+		say(out, outsz,
+		    "TLS handshake failed: name mismatch: the server's certificate "
+		    "does not carry the name '%s' (give --tls-server-name with a name it "
+		    "carries)",
+		    name);
+	} else if (probe(url, NULL, NULL, false) == 0) {
+		say(out, outsz,
+		    "TLS handshake failed: unknown CA: the server's certificate "
+		    "does not verify against %s (give --tls-ca with the CA that signed it)",
+		    c->tls_ca);
+	} else {
+		say(out, outsz, "TLS handshake failed: %s", nng_strerror(rv));
+	}
+}
+
+/* A plain tcp:// link that the far end closed during nng's own handshake:
+ * most often a TLS port; say so when it is one. */
+static void
+explain_closed(const char *url, int rv, char *out, size_t outsz)
+{
+	char tls_url[512];
+
+	snprintf(tls_url, sizeof(tls_url), "tls+%s", url);
+	if (strncmp(url, "tcp", 3) == 0 && probe(tls_url, NULL, NULL, false) == 0) {
+		say(out, outsz, "not TLS: the server expects TLS on this port (use %s)", tls_url);
+	} else {
+		say(out, outsz,
+		    "the server closed the connection during nng's handshake "
+		    "(%s): is it a heliox-ingestd port?",
+		    nng_strerror(rv));
+	}
+}
+
+static void
+explain_resolve(const char *url, int rv, char *out, size_t outsz)
+{
+	struct addrinfo hints, *res = NULL;
+	nng_url        *u;
+	int             gai;
+
+	if (nng_url_parse(&u, url) != 0 || u->u_hostname == NULL || *u->u_hostname == '\0') {
+		say(out, outsz, "%s", nng_strerror(rv));
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((gai = getaddrinfo(u->u_hostname, NULL, &hints, &res)) != 0) {
+		say(out, outsz, "name not resolved: %s: %s", u->u_hostname, gai_strerror(gai));
+	} else {
+		say(out, outsz, "%s (%s)", nng_strerror(rv), u->u_hostname);
+		freeaddrinfo(res);
+	}
+	nng_url_free(u);
+}
+
+/* Turns nng's result of a failed attempt into a cause a user can act on. */
+static void
+explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
+{
+	bool ipc = strncmp(url, "ipc://", 6) == 0;
+
+	switch (rv) {
+	case NNG_ECONNREFUSED:
+		if (ipc && access(url + 6, F_OK) != 0) {
+			say(out, outsz,
+			    "connection refused (no socket file %s; is "
+			    "heliox-ingestd running?)",
+			    url + 6);
+		} else {
+			say(out, outsz, "connection refused (%s)",
+			    ipc ? "a socket file is there but no server listens on it"
+			        : "nothing listens on that port; is heliox-ingestd running?");
+		}
+		break;
+	case NNG_ENOENT:
+		say(out, outsz, "%s",
+		    ipc ? "no socket file there; is heliox-ingestd running?" : nng_strerror(rv));
+		break;
+	case NNG_EADDRINVAL:
+		if (ipc) {
+			say(out, outsz, "%s", nng_strerror(rv));
+		} else {
+			explain_resolve(url, rv, out, outsz);
+		}
+		break;
+	case NNG_ECRYPTO:
+	case NNG_EPEERAUTH:
+		if (is_tls_url(url)) {
+			explain_tls(c, url, rv, out, outsz);
+		} else {
+			say(out, outsz, "%s", nng_strerror(rv));
+		}
+		break;
+	case NNG_ECONNSHUT:
+	case NNG_ECONNRESET:
+	case NNG_ECLOSED:
+	case NNG_EPROTO:
+		if (!ipc && !is_tls_url(url)) {
+			explain_closed(url, rv, out, outsz);
+		} else {
+			say(out, outsz,
+			    "the server closed the connection during the handshake "
+			    "(%s)",
+			    nng_strerror(rv));
+		}
+		break;
+	case NNG_EUNREACHABLE:
+		say(out, outsz, "host unreachable");
+		break;
+	case NNG_ETIMEDOUT:
+		say(out, outsz, "connection timed out");
+		break;
+	default:
+		say(out, outsz, "%s", nng_strerror(rv));
+		break;
+	}
+}
+
+/* ---- links ---------------------------------------------------------------- */
+
+/* The helper thread of one attempt. */
+static void
+link_dial(void *arg)
+{
+	hx_link   *l = arg;
+	hx_client *c = l->c;
+	char       cause[sizeof(l->cause)] = "";
 	int        rv;
+
+	rv = nng_dialer_start(l->d, 0);
+	if (rv != 0 && rv != NNG_ECLOSED) {
+		explain(c, l->url, rv, cause, sizeof(cause));
+	}
+	nng_mtx_lock(c->mtx);
+	l->err = rv;
+	l->state = rv == 0 ? LINK_UP : LINK_IDLE;
+	l->tries++;
+	memcpy(l->cause, cause, sizeof(cause));
+	nng_cv_wake(c->cv);
+	nng_mtx_unlock(c->mtx);
+}
+
+/* Starts an attempt on an idle link. Called with c->mtx held. */
+static void
+link_kick(hx_client *c, hx_link *l)
+{
+	if (l->state != LINK_IDLE || c->closing) {
+		return;
+	}
+	if (l->thr != NULL) {
+		/* The previous attempt has finished (it set LINK_IDLE last). */
+		nng_thread_destroy(l->thr);
+		l->thr = NULL;
+	}
+	l->state = LINK_DIALING;
+	if (nng_thread_create(&l->thr, link_dial, l) != 0) {
+		l->thr = NULL;
+		l->state = LINK_IDLE;
+		l->err = NNG_ENOMEM;
+		l->tries++;
+		snprintf(l->cause, sizeof(l->cause), "cannot start a thread to connect");
+	}
+}
+
+static hx_link *
+link_of_pipe(hx_client *c, nng_pipe p)
+{
+	int    id = nng_dialer_id(nng_pipe_dialer(p));
+	size_t i;
+
+	for (i = 0; id > 0 && i < c->n_links; i++) {
+		if (nng_dialer_id(c->links[i].d) == id) {
+			return (&c->links[i]);
+		}
+	}
+	return (NULL);
+}
+
+/*
+ * Counts connections, per link and in all. A link whose last connection
+ * went is LOST: nng redials it in the background but would not say why it
+ * fails, so the next call renews it (await_link) and learns the cause.
+ */
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	hx_client *c = arg;
+	hx_link   *l;
+
+	nng_mtx_lock(c->mtx);
+	l = link_of_pipe(c, p);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		c->pipes++;
+		if (l != NULL && l->live++ == 0 && l->state == LINK_LOST) {
+			l->state = LINK_UP;
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		if (c->pipes > 0) {
+			c->pipes--;
+		}
+		if (l != NULL && l->live > 0 && --l->live == 0 && l->state == LINK_UP) {
+			l->state = LINK_LOST;
+		}
+	}
+	nng_cv_wake(c->cv);
+	nng_mtx_unlock(c->mtx);
+}
+
+static int make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t errsz);
+
+/*
+ * Swaps a LOST link's dialer for a fresh, stopped one and starts an attempt
+ * on it, whose result (refused, TLS...) the waiting calls then see. Called
+ * with c->mtx held; drops it while closing and creating, since closing a
+ * dialer may call pipe_event.
+ */
+static void
+link_renew(hx_client *c, hx_link *l)
+{
+	nng_dialer old = l->d, fresh;
+	char       err[256] = "";
+	int        rv;
+
+	l->state = LINK_RENEWING;
+	nng_mtx_unlock(c->mtx);
+	nng_dialer_close(old);
+	rv = make_dialer(c, l->url, &fresh, err, sizeof(err));
+	nng_mtx_lock(c->mtx);
+	l->live = 0;
+	l->state = LINK_IDLE;
+	if (rv != 0) {
+		l->err = rv;
+		l->tries++;
+		snprintf(l->cause, sizeof(l->cause), "%s", err);
+		nng_cv_wake(c->cv);
+		return;
+	}
+	l->d = fresh;
+	link_kick(c, l);
+}
+
+/*
+ * Waits until a connection is up. Every idle link gets a fresh attempt;
+ * when all of them have failed since, the call fails at once with each
+ * link's cause: nobody is there, and waiting would not change that.
+ * Returns 0 (connected), NNG_ECONNREFUSED (all failed: `why` says how) or
+ * NNG_ETIMEDOUT (still trying at the deadline: `why` says what).
+ */
+static int
+await_link(hx_client *c, nng_time deadline, char *why, size_t whysz)
+{
+	uint64_t since[HX_CLIENT_MAX_URLS];
+	size_t   i, o = 0;
+	bool     failed;
+	int      rv = 0;
+
+	nng_mtx_lock(c->mtx);
+	for (i = 0; i < c->n_links; i++) {
+		since[i] = c->links[i].tries;
+		if (c->pipes == 0 && c->links[i].state == LINK_LOST && !c->closing) {
+			link_renew(c, &c->links[i]);
+		}
+		link_kick(c, &c->links[i]);
+	}
+	for (;;) {
+		if (c->pipes > 0) {
+			break;
+		}
+		failed = true;
+		for (i = 0; i < c->n_links && failed; i++) {
+			failed = c->links[i].state == LINK_IDLE && c->links[i].tries > since[i];
+		}
+		if (failed) {
+			rv = NNG_ECONNREFUSED;
+			break;
+		}
+		if (nng_clock() >= deadline || nng_cv_until(c->cv, deadline) == NNG_ETIMEDOUT) {
+			if (c->pipes == 0) {
+				rv = NNG_ETIMEDOUT;
+			}
+			break;
+		}
+	}
+	if (rv != 0 && why != NULL && whysz > 0) {
+		why[0] = '\0';
+		for (i = 0; i < c->n_links && o < whysz; i++) {
+			const hx_link *l = &c->links[i];
+			const char    *what = l->state == LINK_UP || l->state == LINK_LOST
+			       ? "connection lost; reconnecting"
+			       : l->state == LINK_IDLE ? l->cause
+			                               : "still connecting";
+
+			o += (size_t) snprintf(why + o, whysz - o, "%s%s: %s", i > 0 ? "; " : "",
+			                       l->url, what);
+		}
+	}
+	nng_mtx_unlock(c->mtx);
+	return (rv);
+}
+
+/* A stopped dialer for `url` on the client's socket, with its options. */
+static int
+make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t errsz)
+{
+	hx_client_opts o = { .api_key = "",
+		             .tls_ca_file = c->tls_ca_given,
+		             .tls_server_name = c->tls_name };
+	nng_dialer     d;
+	int            rv;
 
 	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0) {
 		set_err(err, errsz, "%s: %s", url,
@@ -275,19 +736,31 @@ add_dialer(hx_client *c, const char *url, const hx_client_opts *o, size_t maxsz,
 		                          : nng_strerror(rv));
 		return (rv);
 	}
-	if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, maxsz)) != 0) {
+	if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, c->maxsz)) != 0 ||
+	    (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, HX_RECONNECT_MIN_MS)) != 0 ||
+	    (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, HX_RECONNECT_MAX_MS)) != 0) {
 		set_err(err, errsz, "%s: %s", url, nng_strerror(rv));
+	} else if (is_tls_url(url)) {
+		rv = dialer_tls(d, url, &o, err, errsz);
+	}
+	if (rv != 0) {
+		nng_dialer_close(d);
 		return (rv);
 	}
-	if (strncmp(url, "tls+", 4) == 0 && (rv = dialer_tls(d, url, o, err, errsz)) != 0) {
-		return (rv);
+	*out = d;
+	return (0);
+}
+
+static int
+add_link(hx_client *c, hx_link *l, const char *url, char *err, size_t errsz)
+{
+	l->c = c;
+	l->state = LINK_IDLE;
+	if ((l->url = strdup(url)) == NULL) {
+		set_err(err, errsz, "out of memory");
+		return (NNG_ENOMEM);
 	}
-	/* Non-blocking: a server that is not up yet is dialed in the background,
-	 * and requests wait for it (until their own timeout). */
-	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
-		set_err(err, errsz, "%s: %s", url, nng_strerror(rv));
-	}
-	return (rv);
+	return (make_dialer(c, url, &l->d, err, errsz));
 }
 
 static int
@@ -295,14 +768,43 @@ open_socket(hx_client *c, size_t maxsz, char *err, size_t errsz)
 {
 	int rv;
 
+	if ((rv = nng_mtx_alloc(&c->mtx)) != 0 || (rv = nng_cv_alloc(&c->cv, c->mtx)) != 0) {
+		set_err(err, errsz, "out of memory");
+		return (rv);
+	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		set_err(err, errsz, "cannot open req0 socket: %s", nng_strerror(rv));
 		return (rv);
 	}
 	if ((rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, maxsz)) != 0) {
 		set_err(err, errsz, "cannot set the reply size limit: %s", nng_strerror(rv));
+		return (rv);
+	}
+	if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c)) != 0 ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c)) != 0) {
+		set_err(err, errsz, "cannot watch connections: %s", nng_strerror(rv));
 	}
 	return (rv);
+}
+
+static int
+copy_opts(hx_client *c, const hx_client_opts *opts)
+{
+	c->timeout_ms = opts->timeout_ms != 0 ? opts->timeout_ms : HX_CLIENT_DEFAULT_TIMEOUT_MS;
+	c->retry_window_ms =
+	    opts->retry_window_ms != 0 ? opts->retry_window_ms : HX_CLIENT_DEFAULT_RETRY_WINDOW_MS;
+	if ((c->api_key = strdup(opts->api_key)) == NULL ||
+	    (c->tls_ca = strdup(tls_ca_path(opts))) == NULL) {
+		return (-1);
+	}
+	if (opts->tls_server_name != NULL &&
+	    (c->tls_name = strdup(opts->tls_server_name)) == NULL) {
+		return (-1);
+	}
+	if (opts->tls_ca_file != NULL && (c->tls_ca_given = strdup(opts->tls_ca_file)) == NULL) {
+		return (-1);
+	}
+	return (0);
 }
 
 hx_status
@@ -317,23 +819,36 @@ hx_client_open(hx_client **out, const char *const *urls, size_t n_urls, const hx
 		set_err(err, errsz, "hx_client_open: urls, opts and opts->api_key are required");
 		return (HX_INVALID_ARGUMENT);
 	}
+	if (n_urls > HX_CLIENT_MAX_URLS) {
+		set_err(err, errsz, "hx_client_open: at most %d URLs", HX_CLIENT_MAX_URLS);
+		return (HX_INVALID_ARGUMENT);
+	}
 	*out = NULL;
 	c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->api_key = strdup(opts->api_key)) == NULL) {
+	if (c == NULL || copy_opts(c, opts) != 0 ||
+	    (c->links = calloc(n_urls, sizeof(hx_link))) == NULL) {
 		set_err(err, errsz, "out of memory");
 		hx_client_close(c);
 		return (HX_RESOURCE_EXHAUSTED);
 	}
-	c->timeout_ms = opts->timeout_ms != 0 ? opts->timeout_ms : HX_CLIENT_DEFAULT_TIMEOUT_MS;
 	maxsz = opts->max_reply_bytes != 0 ? opts->max_reply_bytes : HX_CLIENT_DEFAULT_MAX_REPLY;
+	c->maxsz = maxsz;
 	rv = open_socket(c, maxsz, err, errsz);
 	for (i = 0; rv == 0 && i < n_urls; i++) {
-		rv = add_dialer(c, urls[i], opts, maxsz, err, errsz);
+		c->n_links = i + 1;
+		rv = add_link(c, &c->links[i], urls[i], err, errsz);
 	}
 	if (rv != 0) {
 		hx_client_close(c);
 		return (nng_to_status(rv));
 	}
+	/* Dial now, in the background: the first call finds the outcome, and
+	 * opening never waits for a server that is not up yet. */
+	nng_mtx_lock(c->mtx);
+	for (i = 0; i < c->n_links; i++) {
+		link_kick(c, &c->links[i]);
+	}
+	nng_mtx_unlock(c->mtx);
 	*out = c;
 	return (HX_OK);
 }
@@ -341,12 +856,45 @@ hx_client_open(hx_client **out, const char *const *urls, size_t n_urls, const hx
 void
 hx_client_close(hx_client *c)
 {
+	size_t i;
+
 	if (c == NULL) {
 		return;
 	}
-	/* Closing the socket closes its dialers and aborts calls in flight. */
+	if (c->mtx != NULL) {
+		/*
+		 * No attempt may be running when the socket closes: nng 1.5's
+		 * nng_close() and a synchronous nng_dialer_start() on one of its
+		 * dialers can deadlock (seen: 1 close in ~200 right after open).
+		 * An attempt ends when the server answers or refuses, or when
+		 * the kernel gives up on an unanswered connect.
+		 */
+		nng_mtx_lock(c->mtx);
+		c->closing = true;
+		for (i = 0; i < c->n_links; i++) {
+			while (c->links[i].state == LINK_DIALING || c->links[i].state == LINK_RENEWING) {
+				nng_cv_wait(c->cv);
+			}
+		}
+		nng_mtx_unlock(c->mtx);
+	}
+	/* Closing the socket closes its dialers, ends attempts in progress and
+	 * aborts calls in flight; then the attempt threads can be joined. */
 	if (nng_socket_id(c->sock) > 0) {
 		nng_close(c->sock);
+	}
+	for (i = 0; i < c->n_links; i++) {
+		if (c->links[i].thr != NULL) {
+			nng_thread_destroy(c->links[i].thr);
+		}
+		free(c->links[i].url);
+	}
+	free(c->links);
+	if (c->cv != NULL) {
+		nng_cv_free(c->cv);
+	}
+	if (c->mtx != NULL) {
+		nng_mtx_free(c->mtx);
 	}
 	if (c->api_key != NULL) {
 		/* Do not leave the key lying in freed memory; explicit_bzero is
@@ -354,6 +902,9 @@ hx_client_close(hx_client *c)
 		explicit_bzero(c->api_key, strlen(c->api_key));
 		free(c->api_key);
 	}
+	free(c->tls_ca);
+	free(c->tls_ca_given);
+	free(c->tls_name);
 	free(c);
 }
 
@@ -441,7 +992,12 @@ hx_client_call_raw(hx_client *c, const void *req, size_t len, uint32_t timeout_m
 	if (len > 0) {
 		memcpy(nng_msg_body(msg), req, len);
 	}
-	if ((rv = roundtrip(c, msg, effective_timeout(c, timeout_ms), &rep)) != 0) {
+	timeout_ms = effective_timeout(c, timeout_ms);
+	if ((rv = await_link(c, nng_clock() + timeout_ms, NULL, 0)) != 0) {
+		nng_msg_free(msg);
+		return (rv == NNG_ETIMEDOUT ? HX_DEADLINE_EXCEEDED : HX_UNAVAILABLE);
+	}
+	if ((rv = roundtrip(c, msg, timeout_ms, &rep)) != 0) {
 		return (nng_to_status(rv));
 	}
 	/* malloc(0) may return NULL; always hand back a freeable buffer. */
@@ -479,7 +1035,7 @@ reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
 static hx_status
 reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
 {
-	char    buf[256];
+	char    buf[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -654,40 +1210,69 @@ decode_reply(nng_msg *rep, const char *request_id, hx_reply *out)
 /* ---- typed calls -------------------------------------------------------- */
 
 /*
- * Sends the packed request, retrying an UNAVAILABLE answer a few times with
- * back-off while the deadline allows. The same bytes (and so the same
+ * No connection to any server: UNAVAILABLE when every URL failed (nobody is
+ * there: `why` names each URL's cause), DEADLINE_EXCEEDED when an attempt
+ * was still running at the deadline.
+ */
+static hx_status
+reply_no_link(hx_reply *out, int rv, uint32_t timeout_ms, const char *why, const char *request_id)
+{
+	if (rv == NNG_ETIMEDOUT) {
+		reply_local(out, HX_DEADLINE_EXCEEDED,
+		            "no connection to the server within %u ms: %s", (unsigned) timeout_ms,
+		            why);
+	} else {
+		reply_local(out, HX_UNAVAILABLE, "cannot connect to %s", why);
+	}
+	return (reply_set_id(out, request_id));
+}
+
+/*
+ * Sends the packed request, retrying an UNAVAILABLE answer with back-off
+ * within the retry window and the deadline. The same bytes (and so the same
  * request_id) go out every time, so the server's replay makes a retried
- * ingest safe even if the first attempt did commit.
+ * ingest safe even if the first attempt did commit. A failure to connect is
+ * not retried here: it is reported at once, with its cause.
  */
 static hx_status
 call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
             const char *request_id, hx_reply *out)
 {
-	nng_time     deadline = nng_clock() + timeout_ms;
+	nng_time     start = nng_clock();
+	nng_time     deadline = start + timeout_ms;
+	nng_time     retry_end = start + c->retry_window_ms;
 	nng_duration backoff = HX_RETRY_BACKOFF_MS;
 	nng_msg     *msg, *rep;
 	nng_time     now;
-	int          attempt, rv;
+	char         why[1536];
+	int          rv;
 
-	for (attempt = 1;; attempt++) {
-		if ((now = nng_clock()) >= deadline) {
+	for (;;) {
+		if (nng_clock() >= deadline) {
 			return (reply_no_answer(out, NNG_ETIMEDOUT, timeout_ms, request_id));
+		}
+		if ((rv = await_link(c, deadline, why, sizeof(why))) != 0) {
+			return (reply_no_link(out, rv, timeout_ms, why, request_id));
 		}
 		if ((rv = nng_msg_alloc(&msg, len)) != 0) {
 			return (reply_no_answer(out, rv, timeout_ms, request_id));
 		}
 		memcpy(nng_msg_body(msg), buf, len);
-		if ((rv = roundtrip(c, msg, (uint32_t) (deadline - now), &rep)) != 0) {
+		now = nng_clock();
+		if ((rv = roundtrip(c, msg, (uint32_t) (deadline > now ? deadline - now : 1),
+		                    &rep)) != 0) {
 			return (reply_no_answer(out, rv, timeout_ms, request_id));
 		}
 		decode_reply(rep, request_id, out);
 		nng_msg_free(rep);
-		if (out->code != HX_UNAVAILABLE || attempt == HX_CALL_ATTEMPTS ||
-		    nng_clock() + (nng_time) backoff >= deadline) {
+		now = nng_clock();
+		if (out->code != HX_UNAVAILABLE || now + (nng_time) backoff >= deadline ||
+		    now + (nng_time) backoff >= retry_end) {
 			return (out->code);
 		}
 		nng_msleep(backoff);
-		backoff *= 2;
+		backoff =
+		    backoff * 2 > HX_RETRY_BACKOFF_MAX_MS ? HX_RETRY_BACKOFF_MAX_MS : backoff * 2;
 	}
 }
 
@@ -702,6 +1287,7 @@ call(hx_client *c, rpc_request *req, const hx_call_opts *o, hx_reply *out)
 
 	req->api_key = c->api_key;
 	req->request_id = wire_str(o != NULL ? o->request_id : NULL);
+	req->base_request_id = wire_str(o != NULL ? o->base_request_id : NULL);
 	req->timeout_ms = timeout_ms; /* the server derives its own deadline */
 	len = heliox__ingest__v1__rpc_request__get_packed_size(req);
 	if ((buf = malloc(len > 0 ? len : 1)) == NULL) {
@@ -744,6 +1330,7 @@ call_ingest(hx_client *c, const Heliox__Ingest__V1__IngestRequest *source,
 
 	ing.dry_run = o != NULL && o->dry_run;
 	ing.skip_invalid = o != NULL && o->skip_invalid;
+	ing.client_failed = o != NULL ? o->client_failed : 0;
 	if (n > 0 && ((win = calloc(n, sizeof(*win))) == NULL ||
 	              (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__ReplaceWindow *))) == NULL)) {
 		free(win);

@@ -58,14 +58,19 @@ eta_text(const progress *p, uint64_t units, double secs, char *out, size_t outsz
 	if (p->total == 0 || units == 0 || secs <= 0 || units > p->total) {
 		return;
 	}
+	if (units == p->total) {
+		snprintf(out, outsz, "  100%%  done in %um%02us", (unsigned) (secs / 60),
+		         (unsigned) secs % 60);
+		return;
+	}
 	left = (double) (p->total - units) * secs / (double) units;
 	snprintf(out, outsz, "  %3u%%  ETA %um%02us",
 	         (unsigned) ((double) units * 100.0 / (double) p->total),
 	         (unsigned) (left / 60), (unsigned) left % 60);
 }
 
-void
-progress_update(progress *p, uint64_t records, uint64_t units, const char *note)
+static void
+draw(progress *p, uint64_t records, uint64_t units, const char *note, bool force)
 {
 	struct timespec now;
 	double          secs;
@@ -75,7 +80,7 @@ progress_update(progress *p, uint64_t records, uint64_t units, const char *note)
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (ns_between(&p->last, &now) < PROGRESS_MIN_NS) {
+	if (!force && ns_between(&p->last, &now) < PROGRESS_MIN_NS) {
 		return;
 	}
 	p->last = now;
@@ -88,6 +93,18 @@ progress_update(progress *p, uint64_t records, uint64_t units, const char *note)
 	        note != NULL ? "  " : "", note != NULL ? note : "");
 	fflush(stderr);
 	p->drawn = true;
+}
+
+void
+progress_update(progress *p, uint64_t records, uint64_t units, const char *note)
+{
+	draw(p, records, units, note, false);
+}
+
+void
+progress_finish(progress *p, uint64_t records, const char *note)
+{
+	draw(p, records, p->total, note, true);
 }
 
 void

@@ -28,7 +28,12 @@ void progress_begin(progress *p, const char *label, uint64_t total);
  * and a short note (e.g. "batch 3/20") or NULL. */
 void progress_update(progress *p, uint64_t records, uint64_t units, const char *note);
 
-/* Erases the line, so what is printed next starts clean. */
+/* The phase's last frame, drawn whatever the rate limit: `records` done,
+ * all of the phase's units (100%). */
+void progress_finish(progress *p, uint64_t records, const char *note);
+
+/* Erases the line, so what is printed next starts clean. Called before
+ * anything else is written to stderr or stdout. */
 void progress_end(progress *p);
 
 #endif /* HELIOX_PROGRESS_H */

@@ -170,6 +170,8 @@ pass_check(run *x)
 	progress_begin(&x->prog, "checking", x->src.size);
 	if ((rc = stream_check_run(&c, &rd)) != CHECK_OK) {
 		pass_failed(x, rc, &rd);
+	} else {
+		progress_finish(&x->prog, c.received, NULL);
 	}
 	x->r->received = c.received;
 	x->n_valid = c.received - c.n_invalid;
@@ -290,6 +292,7 @@ start_sender(run *x, hx_client *client)
 	cfg.batch_size = x->windowed ? (size_t) x->n_valid : x->o->batch_size;
 	cfg.inflight = x->o->inflight;
 	cfg.expected = x->n_valid;
+	cfg.total = x->r->received;
 	cfg.dry_run = x->o->dry_run;
 	cfg.skip_invalid = x->o->skip_invalid;
 	cfg.timeout_ms = x->o->timeout_ms;
@@ -326,6 +329,13 @@ send_records(run *x, int fd)
 	}
 	sender_finish(x->snd, &x->r->batches);
 	x->snd = NULL;
+	if (rc == CHECK_OK && x->r->batches.n_failures == 0 && x->r->batches.not_sent == 0) {
+		char note[64];
+
+		snprintf(note, sizeof(note), "batch %" PRIu64 "/%" PRIu64, x->r->batches.batches,
+		         x->r->batches_total);
+		progress_finish(&x->prog, x->n_valid, note);
+	}
 	if (rc != CHECK_OK && rc != CHECK_STOPPED) {
 		pass_failed(x, rc, &rd);
 	}
@@ -359,6 +369,53 @@ verdict_sent(run *x)
 	} else if (interrupted) {
 		set_outcome(r, HX_CANCELLED, "interrupted");
 	}
+}
+
+/*
+ * --skip-invalid and not one valid record: nothing to write, yet the server
+ * still hears of the import (one empty batch carrying the count), so that
+ * its audit row says what is printed here.
+ */
+static void
+send_only_count(run *x, hx_client *client)
+{
+	stream_report *r = x->r;
+	send_totals   *t = &r->batches;
+	hx_ingest_opts o;
+	hx_reply       rep;
+	char           rid[STREAM_BASE_ID_MAX + 32];
+
+	if (r->received == 0 || r->received > UINT32_MAX) {
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rid, sizeof(rid), "%s-b1", r->base_id);
+	o.call.request_id = rid;
+	o.call.base_request_id = r->base_id;
+	o.call.timeout_ms = x->o->timeout_ms;
+	o.dry_run = x->o->dry_run;
+	o.skip_invalid = true;
+	o.client_failed = (uint32_t) r->received;
+	r->batches_total = 1;
+	r->sent = true;
+	t->batches = 1;
+	hx_client_ingest_records(client, NULL, 0, &o, &rep);
+	if (rep.code == HX_OK) {
+		t->committed = 1;
+		t->replayed = rep.ingest.replayed ? 1 : 0;
+		t->received = rep.ingest.received;
+		t->failed = rep.ingest.failed;
+	} else {
+		t->n_failures = 1;
+		t->failures[0].batch = 1;
+		t->failures[0].first = 0;
+		t->failures[0].last = r->received - 1;
+		t->failures[0].code = rep.code;
+		snprintf(t->failures[0].message, sizeof(t->failures[0].message), "%s", rep.message);
+	}
+	hx_reply_free(&rep);
+	verdict_sent(x);
 }
 
 /* The document's windows, checked before anything else: with
@@ -400,6 +457,7 @@ send_empty(run *x, hx_client *client)
 	memset(&o, 0, sizeof(o));
 	snprintf(rid, sizeof(rid), "%s-b1", x->o->base_id);
 	o.call.request_id = rid;
+	o.call.base_request_id = x->o->base_id;
 	o.call.timeout_ms = x->o->timeout_ms;
 	o.dry_run = x->o->dry_run;
 	o.replace = x->meta.windows;
@@ -443,7 +501,8 @@ check_then_send(run *x, hx_client *client)
 		r->batches_total = (x->n_valid + x->o->batch_size - 1) / x->o->batch_size;
 	}
 	if (x->n_valid == 0) {
-		return; /* --skip-invalid, and not one valid record */
+		send_only_count(x, client); /* --skip-invalid, and not one valid record */
+		return;
 	}
 	if ((fd = source_rewind(&x->src, r->message, sizeof(r->message))) < 0) {
 		r->code = HX_ABORTED;
@@ -456,7 +515,9 @@ check_then_send(run *x, hx_client *client)
 	r->sent = true;
 	if (x->o->progress) {
 		/* Said now, not only at the end: a run that is killed can still
-		 * be resumed by whoever watched it start. */
+		 * be resumed by whoever watched it start. The checking line goes
+		 * first, so that this one starts clean. */
+		progress_end(&x->prog);
 		fprintf(stderr, "sending %" PRIu64 " batches as request ids %s-b1..b%" PRIu64 "\n",
 		        r->batches_total, r->base_id, r->batches_total);
 	}

@@ -36,6 +36,7 @@ typedef struct send_batch {
 	hx_cost_record    *wire;
 	hx_reply           reply;
 	bool               skipped; /* dropped after a failure, never sent */
+	uint32_t           invalid; /* records of the file left out before/among these */
 } send_batch;
 
 struct sender {
@@ -49,6 +50,7 @@ struct sender {
 	size_t          n_alloc;
 	size_t          outstanding; /* queued or being sent */
 	uint64_t        next_k;
+	uint64_t              next_index; /* cost_data index after the last record added */
 	bool            closing;
 	atomic_bool     stopped;
 	atomic_uint_least64_t records_done, batches_done;
@@ -136,9 +138,11 @@ batch_send(const send_config *cfg, send_batch *b)
 	memset(&o, 0, sizeof(o));
 	snprintf(rid, sizeof(rid), "%s-b%" PRIu64, cfg->base_id, b->k);
 	o.call.request_id = rid;
+	o.call.base_request_id = cfg->base_id;
 	o.call.timeout_ms = cfg->timeout_ms;
 	o.dry_run = cfg->dry_run;
 	o.skip_invalid = cfg->skip_invalid;
+	o.client_failed = cfg->skip_invalid ? b->invalid : 0;
 	o.replace = cfg->replace;
 	o.n_replace = cfg->n_replace;
 	o.provenance = cfg->provenance;
@@ -208,8 +212,8 @@ account(sender *s, send_batch *b)
 		if (!b->skipped) {
 			note_failure(s, b);
 		}
-		t->received += b->n;
-		t->failed += b->n;
+		t->received += b->n + b->invalid;
+		t->failed += b->n + b->invalid;
 	}
 	atomic_fetch_add(&s->records_done, b->n);
 	atomic_fetch_add(&s->batches_done, 1);
@@ -329,16 +333,27 @@ sender_add(sender *s, const hx_record *rec, uint64_t index)
 {
 	send_batch *b;
 
-	if (s->cur == NULL && (s->cur = take_batch(s)) == NULL) {
-		return (-1);
+	/* A full batch goes only when the next record comes: invalid records
+	 * left out after its last one are its to count (or, at the end of the
+	 * file, sender_finish's last batch's). */
+	if (s->cur != NULL && s->cur->n == s->cur->cap) {
+		submit(s, s->cur);
+		s->cur = NULL;
+	}
+	if (s->cur == NULL) {
+		if ((s->cur = take_batch(s)) == NULL) {
+			return (-1);
+		}
+		s->cur->invalid = 0;
 	}
 	b = s->cur;
 	b->recs[b->n] = *rec;
 	b->src[b->n] = index;
-	if (++b->n == b->cap) {
-		submit(s, b);
-		s->cur = NULL;
+	b->n++;
+	if (index > s->next_index) {
+		b->invalid += (uint32_t) (index - s->next_index);
 	}
+	s->next_index = index + 1;
 	return (atomic_load(&s->stopped) ? -1 : 0);
 }
 
@@ -451,6 +466,9 @@ void
 sender_finish(sender *s, send_totals *t)
 {
 	if (s->cur != NULL && s->cur->n > 0 && !atomic_load(&s->stopped)) {
+		if (s->cfg.total > s->next_index) {
+			s->cur->invalid += (uint32_t) (s->cfg.total - s->next_index);
+		}
 		submit(s, s->cur);
 		s->cur = NULL;
 	}

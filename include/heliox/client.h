@@ -6,9 +6,12 @@
  * call runs on its own nng context, so several threads may keep several
  * requests in flight over one client.
  *
- * Every call fills an hx_reply and returns its code. When no answer arrives
- * the call still fills the reply: HX_DEADLINE_EXCEEDED ("no answer within N
- * ms") or HX_UNAVAILABLE. nng's REQ resend time is set no shorter than the
+ * Every call fills an hx_reply and returns its code. When no server can be
+ * reached the call fails at once with HX_UNAVAILABLE and a message naming,
+ * for each URL, what happened (connection refused, name not resolved, TLS
+ * handshake failed: unknown CA, name mismatch, not TLS). When a connection is
+ * up but no answer arrives in time: HX_DEADLINE_EXCEEDED ("no answer within
+ * N ms"). nng's REQ resend time is set no shorter than the
  * call's timeout, so a slow ingest is not sent twice by the library; if it
  * is resent anyway (a dropped connection), the server's request_id replay
  * keeps it from running twice.
@@ -35,6 +38,8 @@ typedef struct hx_client hx_client;
 
 #define HX_CLIENT_DEFAULT_URL        "tcp://127.0.0.1:7407"
 #define HX_CLIENT_DEFAULT_TIMEOUT_MS 30000u
+#define HX_CLIENT_DEFAULT_RETRY_WINDOW_MS 30000u
+#define HX_CLIENT_MAX_URLS                64
 
 typedef struct hx_client_opts {
 	const char *api_key;         /* required; copied */
@@ -45,12 +50,18 @@ typedef struct hx_client_opts {
 	const char *tls_server_name; /* name to verify; NULL = the URL's host, which must then
 	                              * be a name, not an IP address */
 	size_t      max_reply_bytes; /* 0 = 64 MiB */
+	uint32_t    retry_window_ms; /* a server's UNAVAILABLE (its database away) is retried
+	                              * with back-off for this long, within each call's
+	                              * timeout; 0 = HX_CLIENT_DEFAULT_RETRY_WINDOW_MS, 1 = no
+	                              * retry */
 } hx_client_opts;
 
 /*
  * Opens a client dialed to every URL in `urls` (nng spreads requests over the
- * connected ones and reconnects by itself). Dialing does not wait for the
- * server to be up. On failure returns the status and writes a reason to err.
+ * connected ones and reconnects by itself). Dialing starts in the background
+ * and does not wait for the server to be up; a call waits for it, and fails
+ * at once when every URL's attempt has failed. On failure returns the status
+ * and writes a reason to err.
  */
 HX_API hx_status hx_client_open(hx_client **out, const char *const *urls, size_t n_urls,
                          const hx_client_opts *opts, char *err, size_t errsz);
@@ -60,12 +71,16 @@ HX_API void hx_client_close(hx_client *c);
 typedef struct hx_call_opts {
 	const char *request_id; /* NULL or "" = the server generates one */
 	uint32_t    timeout_ms; /* 0 = the client's default */
+	const char *base_request_id; /* the id the user saw, when one action is sent as
+	                              * several requests (batches); NULL = request_id */
 } hx_call_opts;
 
 typedef struct hx_ingest_opts {
 	hx_call_opts call;
 	bool         dry_run;
 	bool         skip_invalid;
+	uint32_t     client_failed; /* skip_invalid: records found invalid here and not sent;
+	                             * the server counts (and audits) them as failed */
 	/* v2: restated data (contract section 5). The request is the whole
 	 * truth for each window's provider over its dates: stored rows there
 	 * that the request does not carry are deleted, in the same

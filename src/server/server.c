@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -82,6 +83,23 @@ struct deferred {
 	enum defer_state state;
 };
 
+/*
+ * Failed TLS handshakes, per tls+tcp:// listener. nng 1.5 completes (and
+ * fails) a handshake inside its listener and tells the application only
+ * through the listener's error counters: no callback, no peer address. The
+ * main thread reads the counters once a second and logs a WARN line when
+ * they grew, at most one per listener per TLS_WATCH_LOG_MS.
+ */
+#define HX_MAX_LISTEN_WATCH 16
+#define TLS_WATCH_LOG_MS    10000
+
+struct tls_watch {
+	bool     on;
+	uint64_t seen;    /* the counters' sum when last read */
+	uint64_t pending; /* failures not logged yet */
+	nng_time last_log;
+};
+
 struct worker {
 	struct server *srv;
 	unsigned       id;
@@ -120,6 +138,7 @@ struct server {
 	hx_dbwatch       watch;
 	bool             watch_ok;
 	hx_http         *http;
+	struct tls_watch tls_watch[HX_MAX_LISTEN_WATCH];
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -778,6 +797,43 @@ log_listening(nng_listener l, const char *url)
 	}
 }
 
+/* Loopback: 127.0.0.0/8, ::1 and "localhost". Anything else, the empty
+ * host (all interfaces) included, may be reached from the network. */
+static bool
+is_loopback_host(const char *host)
+{
+	struct in_addr  a4;
+	struct in6_addr a6;
+
+	if (strcmp(host, "localhost") == 0) {
+		return (true);
+	}
+	if (inet_pton(AF_INET, host, &a4) == 1) {
+		return ((ntohl(a4.s_addr) >> 24) == 127);
+	}
+	return (inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6));
+}
+
+/* The key travels in every request: say so when it may travel in clear. */
+static void
+warn_plain(const char *url)
+{
+	nng_url *u;
+
+	if (strncmp(url, "tcp", 3) != 0 || nng_url_parse(&u, url) != 0) {
+		return;
+	}
+	if (!is_loopback_host(u->u_hostname)) {
+		hx_warn(
+		    "-",
+		    "%s is plain tcp:// on a non-loopback address: API keys and cost data "
+		    "cross the network in clear; use tls+tcp:// unless that network is yours end "
+		    "to end (SECURITY.md)",
+		    url);
+	}
+	nng_url_free(u);
+}
+
 static int
 start_listener(struct server *srv, const char *url)
 {
@@ -800,6 +856,7 @@ start_listener(struct server *srv, const char *url)
 		return (EXIT_RUNTIME);
 	}
 	log_listening(l, url);
+	warn_plain(url);
 	return (EXIT_CLEAN);
 }
 
@@ -1130,14 +1187,78 @@ reload_tls(struct server *srv)
 	hx_info("-", "SIGHUP: TLS certificate and key reloaded");
 }
 
+/* The errors nng counts for a listener whose connections failed before
+ * becoming a pipe: for tls+tcp://, failed handshakes. */
+static uint64_t
+listener_errors(nng_stat *all, nng_listener l)
+{
+	static const char *const names[] = { "auth", "proto", "other", "disconnect", "timedout" };
+	nng_stat                *ls = nng_stat_find_listener(all, l), *st;
+	uint64_t                 sum = 0;
+
+	for (size_t i = 0; ls != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((st = nng_stat_find(ls, names[i])) != NULL) {
+			sum += nng_stat_value(st);
+		}
+	}
+	return (sum);
+}
+
+static void
+watch_tls(struct server *srv)
+{
+	nng_stat *all;
+	nng_time  now = nng_clock();
+
+	if (nng_stats_get(&all) != 0) {
+		return;
+	}
+	for (size_t i = 0; i < srv->n_listeners && i < HX_MAX_LISTEN_WATCH; i++) {
+		struct tls_watch *w = &srv->tls_watch[i];
+		uint64_t          n;
+
+		if (!w->on) {
+			continue;
+		}
+		n = listener_errors(all, srv->listeners[i]);
+		if (n > w->seen) {
+			w->pending += n - w->seen;
+		}
+		w->seen = n;
+		if (w->pending > 0 && (w->last_log == 0 || now - w->last_log >= TLS_WATCH_LOG_MS)) {
+			hx_warn(
+			    "-",
+			    "%s: %llu TLS handshake(s) failed since the last report (a client "
+			    "that does not trust this certificate, expects another name, or does "
+			    "not speak TLS; nng 1.5 does not report the peer's address)",
+			    srv->conf.listen[i], (unsigned long long) w->pending);
+			w->pending = 0;
+			w->last_log = now;
+		}
+	}
+	nng_stats_free(all);
+}
+
 static void
 wait_for_signal(struct server *srv, const sigset_t *set)
 {
-	int sig = 0;
+	struct timespec tick = { .tv_sec = 1, .tv_nsec = 0 };
+	bool            watch = false;
+	int             sig;
 
+	for (size_t i = 0; i < srv->n_listeners && i < HX_MAX_LISTEN_WATCH; i++) {
+		srv->tls_watch[i].on = hx_config_url_is_tls(srv->conf.listen[i]);
+		watch = watch || srv->tls_watch[i].on;
+	}
+	/* Woken once a second to read the TLS counters; otherwise asleep until
+	 * a signal: SIGHUP reloads, SIGINT or SIGTERM end the wait. */
 	for (;;) {
-		if (sigwait(set, &sig) != 0) {
-			continue; /* sigwait only fails on a bad set */
+		sig = sigtimedwait(set, NULL, watch ? &tick : NULL);
+		if (sig < 0) {
+			if (watch) {
+				watch_tls(srv);
+			}
+			continue;
 		}
 		if (sig != SIGHUP) {
 			break;

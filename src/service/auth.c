@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "auth.h"
 
@@ -33,6 +34,7 @@
 typedef struct hx_key {
 	unsigned char bytes[HX_AUTH_MAX_KEY_LEN]; /* zero padded */
 	size_t        len;
+	char          id[HX_AUTH_KEY_ID_MAX + 1]; /* its name, or sha256:<8 hex> */
 } hx_key;
 
 struct hx_auth {
@@ -63,11 +65,50 @@ hx_is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/*
+ * "NAME:KEY" names its key: NAME is 1 to HX_AUTH_KEY_ID_MAX letters, digits,
+ * '.', '_' or '-'. Returns the length of NAME, or 0 when `s` has no name.
+ */
+static size_t
+hx_auth_name_len(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i <= HX_AUTH_KEY_ID_MAX; i++) {
+		unsigned char ch = (unsigned char) s[i];
+		if (ch == ':')
+			return i;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return 0;
+}
+
+/* An unnamed key is known by the start of its SHA-256: enough to tell a
+ * handful of keys apart in the audit, far too little to find the key. */
+static void
+hx_auth_hash_id(const char *key, size_t len, char *out, size_t outsz)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	SHA256((const unsigned char *) key, len, md);
+	snprintf(out, outsz, "sha256:%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+	OPENSSL_cleanse(md, sizeof(md));
+}
+
 /* Checks and stores one key; `origin` and `pos` name it in a refusal. */
 static hx_status
 hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t pos,
             char *err, size_t errsz)
 {
+	size_t      name_len = hx_auth_name_len(key, len);
+	const char *name = key;
+
+	if (name_len > 0) {
+		key += name_len + 1;
+		len -= name_len + 1;
+	}
 	if (len < HX_AUTH_MIN_KEY_LEN)
 		return hx_auth_refuse(err, errsz, "%s: key %zu is %zu bytes; keys must be at least %d",
 		    origin, pos, len, HX_AUTH_MIN_KEY_LEN);
@@ -87,6 +128,10 @@ hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t 
 	memset(k->bytes, 0, sizeof(k->bytes));
 	memcpy(k->bytes, key, len);
 	k->len = len;
+	if (name_len > 0)
+		snprintf(k->id, sizeof(k->id), "%.*s", (int) name_len, name);
+	else
+		hx_auth_hash_id(key, len, k->id, sizeof(k->id));
 	return HX_OK;
 }
 
@@ -260,9 +305,24 @@ hx_nonzero(uint64_t x)
 hx_status
 hx_auth_check(const hx_auth *a, const char *key, size_t len)
 {
+	return hx_auth_check_id(a, key, len, NULL);
+}
+
+/*
+ * Which slot matched is folded in the same branch-free way (the last match
+ * wins), so the loop's timing still does not depend on it; only the one
+ * read of that slot's id afterwards touches a key-dependent address, and an
+ * id is no secret.
+ */
+hx_status
+hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key_id)
+{
 	unsigned char pad[HX_AUTH_MAX_KEY_LEN] = {0};
 	unsigned match = 0;
+	size_t        which = 0;
 
+	if (key_id != NULL)
+		*key_id = NULL;
 	if (a == NULL || key == NULL)
 		return HX_UNAUTHENTICATED;
 	/* An over-long key matches nothing, yet is compared like any other. */
@@ -273,10 +333,16 @@ hx_auth_check(const hx_auth *a, const char *key, size_t len)
 		const hx_key *k = &a->keys[i];
 		unsigned differ = hx_nonzero((uint64_t)(unsigned)CRYPTO_memcmp(pad, k->bytes, sizeof(pad)));
 		differ |= hx_nonzero((uint64_t)(k->len ^ len));
+		size_t sel = (size_t) 0 - (size_t) (differ ^ 1u); /* all ones on a match */
+		which = (which & ~sel) | (i & sel);
 		match |= differ ^ 1u;
 	}
 	OPENSSL_cleanse(pad, sizeof(pad));
-	return (match & (too_long ^ 1u)) ? HX_OK : HX_UNAUTHENTICATED;
+	if (!(match & (too_long ^ 1u)))
+		return HX_UNAUTHENTICATED;
+	if (key_id != NULL)
+		*key_id = a->keys[which].id;
+	return HX_OK;
 }
 
 /* ---- throttling repeated failures --------------------------------------------- */

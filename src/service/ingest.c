@@ -232,7 +232,13 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 		    &c->viol);
 		break;
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:
-		st2 = hx_ingest_records(c, rq->records, b);
+		/* Empty is fine when the client left every record out as
+		 * invalid and says how many: the run is still audited. */
+		if (rq->skip_invalid && rq->client_failed > 0 && rq->records != NULL &&
+		    rq->records->n_records == 0)
+			st2 = HX_OK;
+		else
+			st2 = hx_ingest_records(c, rq->records, b);
 		break;
 	default:
 		hx_violations_add(&c->viol, "source", "one of mock, export_json, records is required");
@@ -354,6 +360,7 @@ hx_ingest_run(hx_call *c, hx_ingest_job *job)
 	c->ingest.failed = n.failed;
 	c->ingest.deleted = n.deleted;
 	c->ingest.replayed = n.replayed;
+	c->ingest.duration_us = n.duration_us;
 }
 
 /* Best effort: the request already failed, and the caller is told why
@@ -376,6 +383,31 @@ hx_u32(size_t n)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+/*
+ * Records the client left out as invalid (skip_invalid only) count as
+ * received and failed here, so that the reply and the audit row say what
+ * the client's user was told.
+ */
+static bool
+hx_ingest_client_failed(hx_call *c, const IngestRequest *rq, hx_ingest_job *job)
+{
+	if (rq->client_failed == 0)
+		return true;
+	if (!rq->skip_invalid) {
+		hx_violations_add(&c->viol, "client_failed", "is only valid with skip_invalid");
+		hx_call_fail(c, HX_INVALID_ARGUMENT, "client_failed without skip_invalid");
+		return false;
+	}
+	if ((uint64_t) job->received + rq->client_failed > UINT32_MAX) {
+		hx_violations_add(&c->viol, "client_failed", "too large");
+		hx_call_fail(c, HX_INVALID_ARGUMENT, "client_failed too large");
+		return false;
+	}
+	job->received += rq->client_failed;
+	job->failed += rq->client_failed;
+	return true;
+}
+
 /* A failed request wrote nothing, so every record it carried failed: the
  * contract's inserted + updated + unchanged + failed == received holds for
  * failures too. How many were invalid is in the message and violations. */
@@ -392,8 +424,13 @@ static hx_ingest_job
 hx_ingest_job_for(const hx_call *c, const IngestRequest *rq)
 {
 	hx_ingest_job job = {
-		.request_id = c->rid, .source = hx_ingest_source(rq), .dry_run = rq->dry_run,
+		.request_id = c->rid,
+		.source = hx_ingest_source(rq),
+		.dry_run = rq->dry_run,
 		.started_us = c->started_us,
+		.base_request_id = c->base_rid[0] != '\0' ? c->base_rid : c->rid,
+		.key_id = c->key_id,
+		.peer = c->peer,
 	};
 	return job;
 }
@@ -408,7 +445,8 @@ hx_rpc_ingest_refused(hx_call *c, const IngestRequest *rq)
 	hx_ingest_fingerprint(rq, job.fingerprint);
 	hx_ingest_failed_counts(c, &job);
 	c->ingest.dry_run = rq->dry_run;
-	c->ingest.duration_us = hx_now_us() - c->started_us;
+	/* One duration for the reply and the row. */
+	c->ingest.duration_us = job.duration_us = hx_now_us() - c->started_us;
 	c->result_case = HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST;
 	hx_ingest_audit(c, &job);
 }
@@ -435,14 +473,18 @@ hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
 		job.n_windows = b.n_windows;
 		job.prov = &b.prov;
 		hx_ingest_log_records(c, &b);
-		if ((st == HX_OK || st == HX_INVALID_ARGUMENT) && hx_ingest_accept(c, rq, &b))
+		if ((st == HX_OK || st == HX_INVALID_ARGUMENT) &&
+		    hx_ingest_client_failed(c, rq, &job) && hx_ingest_accept(c, rq, &b))
 			hx_ingest_run(c, &job);
 	}
-	if (c->code != HX_OK)
+	if (c->code != HX_OK) {
 		hx_ingest_failed_counts(c, &job);
+		/* One duration for the reply and the row (a run's own comes
+		 * from the store, measured in the write statement). */
+		c->ingest.duration_us = job.duration_us = hx_now_us() - c->started_us;
+	}
 	c->ingest.dry_run = rq->dry_run;
 	hx_ingest_audit(c, &job);
-	c->ingest.duration_us = hx_now_us() - c->started_us;
 	snprintf(c->detail, sizeof(c->detail),
 	    "source=%s received=%" PRIu32 " inserted=%" PRIu32 " updated=%" PRIu32
 	    " unchanged=%" PRIu32 " failed=%" PRIu32 " deleted=%" PRIu32 " dry_run=%s%s",

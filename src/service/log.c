@@ -273,6 +273,10 @@ hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f,
 		hx_jkey_str(&fb, "method", f->method);
 		hx_jkey_str(&fb, "peer", f->peer);
 		hx_jkey_str(&fb, "code", f->code);
+		if (f->base_request_id != NULL)
+			hx_jkey_str(&fb, "base_request_id", f->base_request_id);
+		if (f->key_id != NULL)
+			hx_jkey_str(&fb, "key_id", f->key_id);
 		if (f->has_counts) {
 			hx_jkey_num(&fb, "received", f->received);
 			hx_jkey_num(&fb, "inserted", f->inserted);

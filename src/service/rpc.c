@@ -225,7 +225,8 @@ hx_step_auth(hx_call *c, const RpcRequest *r)
 
 	if (r->api_key[0] == '\0')
 		why = "missing api_key";
-	else if (hx_auth_check(atomic_load(&c->cfg->auth), r->api_key, strlen(r->api_key)) != HX_OK)
+	else if (hx_auth_check_id(atomic_load(&c->cfg->auth), r->api_key, strlen(r->api_key),
+	             &c->key_id) != HX_OK)
 		why = "invalid api_key";
 	if (why == NULL) {
 		c->auth = HX_RPC_AUTH_OK;
@@ -238,13 +239,24 @@ hx_step_auth(hx_call *c, const RpcRequest *r)
 }
 
 static bool
-hx_step_request_id(hx_call *c, bool valid)
+hx_step_request_id(hx_call *c, bool valid, const char *base)
 {
-	if (valid)
+	bool base_ok = hx_request_id_valid(base);
+
+	snprintf(c->base_rid, sizeof(c->base_rid), "%s",
+	         base_ok && base[0] != '\0' ? base : c->rid);
+	if (valid && base_ok)
 		return true;
-	hx_violations_add(&c->viol, "request_id",
-	    "must be at most %d bytes of printable ASCII without spaces", HX_REQUEST_ID_MAX);
-	hx_call_fail(c, HX_INVALID_ARGUMENT, "invalid request_id");
+	if (!valid)
+		hx_violations_add(&c->viol, "request_id",
+		                  "must be at most %d bytes of printable ASCII without spaces",
+		                  HX_REQUEST_ID_MAX);
+	if (!base_ok)
+		hx_violations_add(&c->viol, "base_request_id",
+		                  "must be at most %d bytes of printable ASCII without spaces",
+		                  HX_REQUEST_ID_MAX);
+	hx_call_fail(c, HX_INVALID_ARGUMENT, "invalid %s",
+	             valid ? "base_request_id" : "request_id");
 	return false;
 }
 
@@ -510,6 +522,8 @@ static void
 hx_log_call(const hx_call *c, uint64_t us)
 {
 	const char *sep = c->detail[0] != '\0' ? " " : "";
+	const char *base = c->base_rid[0] != '\0' ? c->base_rid : c->rid;
+	char        ids[2 * HX_REQUEST_ID_MAX + 64] = "";
 	hx_log_fields f = {
 		.method = c->method, .peer = c->peer, .code = hx_status_name(c->code),
 		.has_duration = true, .duration_us = us,
@@ -526,13 +540,20 @@ hx_log_call(const hx_call *c, uint64_t us)
 		f.failed = c->ingest.failed;
 		f.deleted = c->ingest.deleted;
 	}
+	/* The ids the audit row holds, so that log and table join on them. */
+	if (c->key_id != NULL) {
+		snprintf(ids, sizeof(ids), " base_request_id=%s key_id=%s", base, c->key_id);
+		f.base_request_id = base;
+		f.key_id = c->key_id;
+	}
 	if (c->code == HX_OK)
-		hx_log_fields_line(HX_LOG_INFO, c->rid, &f, "%s peer=%s code=OK%s%s duration_us=%" PRIu64,
-		    c->method, c->peer, sep, c->detail, us);
+		hx_log_fields_line(HX_LOG_INFO, c->rid, &f,
+		    "%s peer=%s%s code=OK%s%s duration_us=%" PRIu64, c->method, c->peer, ids, sep,
+		    c->detail, us);
 	else
 		hx_log_fields_line(HX_LOG_INFO, c->rid, &f,
-		    "%s peer=%s code=%s%s%s duration_us=%" PRIu64 " message=\"%s\"",
-		    c->method, c->peer, hx_status_name(c->code), sep, c->detail, us, c->message);
+		    "%s peer=%s%s code=%s%s%s duration_us=%" PRIu64 " message=\"%s\"",
+		    c->method, c->peer, ids, hx_status_name(c->code), sep, c->detail, us, c->message);
 }
 
 /* What the server counts in its metrics (metrics.h): records only of
@@ -606,7 +627,8 @@ hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req, siz
 		bool id_ok = hx_request_id_resolve(&c, r->request_id);
 		c.method = hx_method_name(r);
 		if (hx_step_auth(&c, r)) {
-			if (hx_step_request_id(&c, id_ok) && hx_step_nul(&c, req, len))
+			if (hx_step_request_id(&c, id_ok, r->base_request_id) &&
+			    hx_step_nul(&c, req, len))
 				hx_step_method(&c, r);
 			else if (r->call_case == HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST)
 				hx_rpc_ingest_refused(&c, r->ingest);

@@ -28,6 +28,8 @@ typedef struct hx_call {
 	const char          *method;      /* "ingest", "health", "summary" or "-" */
 	hx_rpc_auth          auth;        /* how far auth got */
 	char                 rid[HX_REQUEST_ID_MAX + 1];
+	char                 base_rid[HX_REQUEST_ID_MAX + 1]; /* the caller's, else rid */
+	const char          *key_id; /* the key that authenticated the call; NULL before */
 	uint64_t             started_us;
 	uint32_t             timeout_ms;  /* the request's, or the server default; 0 = none */
 

@@ -107,7 +107,7 @@ static const struct {
 	const char *name;
 	const char *sql;
 } stmts[ST_COUNT] = {
-	[ST_TIMEOUT] = {"hx_timeout", "SELECT set_config('statement_timeout', $1, true)"},
+	[ST_TIMEOUT] = { "hx_timeout", "SELECT set_config('statement_timeout', $1, true)" },
 	/*
 	 * A read transaction plans every statement for its own arguments. The
 	 * summaries' filters are optional ("$3 IS NULL OR provider = $3"),
@@ -117,33 +117,34 @@ static const struct {
 	 * Planning anew costs tens of microseconds; a wrong plan costs the
 	 * table. NULL keeps the server's statement_timeout.
 	 */
-	[ST_READ_SETUP] = {"hx_read_setup",
-	                   "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
-	                   "set_config('statement_timeout', coalesce($1, "
-	                   "current_setting('statement_timeout')), true)"},
-	[ST_RUN] = {"hx_run",
-	            "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
-	            "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
-	            "duration_us, source_format, source_name, mapping_version) VALUES ($1, $2, "
-	            "$3::bytea, $4::bool, $5::bool, $6::int, $7, $8::int, $9::int, $10::int, "
-	            "$11::int, $12::int, $13::bigint, nullif($14, ''), nullif($15, ''), "
-	            "nullif($16, ''))"},
+	[ST_READ_SETUP] = { "hx_read_setup",
+	                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+	                    "set_config('statement_timeout', coalesce($1, "
+	                    "current_setting('statement_timeout')), true)" },
+	[ST_RUN] = { "hx_run",
+	             "INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, "
+	             "replayed, code, code_name, received, inserted, updated, unchanged, failed, "
+	             "duration_us, source_format, source_name, mapping_version, base_request_id, "
+	             "key_id, peer) VALUES ($1, $2, $3::bytea, $4::bool, $5::bool, $6::int, $7, "
+	             "$8::int, $9::int, $10::int, $11::int, $12::int, $13::bigint, nullif($14, "
+	             "''), "
+	             "nullif($15, ''), nullif($16, ''), $17, $18, $19)" },
 	/* Without GROUP BY an aggregate returns its one row even over no rows. */
-	[ST_SUM_NONE] = {"hx_sum_none", "SELECT '', '', '', " SUM_COLS},
-	[ST_SUM_PROVIDER] = {"hx_sum_provider",
-	                     "SELECT '', s.provider, '', " SUM_COLS
-	                     " GROUP BY s.provider ORDER BY s.provider"},
-	[ST_SUM_GPU_TYPE] = {"hx_sum_gpu_type",
-	                     "SELECT '', '', s.gpu_type, " SUM_COLS
-	                     " GROUP BY s.gpu_type ORDER BY s.gpu_type"},
+	[ST_SUM_NONE] = { "hx_sum_none", "SELECT '', '', '', " SUM_COLS },
+	[ST_SUM_PROVIDER] = { "hx_sum_provider",
+	                      "SELECT '', s.provider, '', " SUM_COLS
+	                      " GROUP BY s.provider ORDER BY s.provider" },
+	[ST_SUM_GPU_TYPE] = { "hx_sum_gpu_type",
+	                      "SELECT '', '', s.gpu_type, " SUM_COLS
+	                      " GROUP BY s.gpu_type ORDER BY s.gpu_type" },
 	/* to_char, not ::text: the latter follows the server's DateStyle. */
-	[ST_SUM_DATE] = {"hx_sum_date",
-	                 "SELECT to_char(s.date, 'YYYY-MM-DD'), '', '', " SUM_COLS
-	                 " GROUP BY s.date ORDER BY s.date"},
-	[ST_SUM_PROVIDER_GPU_TYPE] = {"hx_sum_provider_gpu_type",
-	                              "SELECT '', s.provider, s.gpu_type, " SUM_COLS
-	                              " GROUP BY s.provider, s.gpu_type "
-	                              "ORDER BY s.provider, s.gpu_type"},
+	[ST_SUM_DATE] = { "hx_sum_date",
+	                  "SELECT to_char(s.date, 'YYYY-MM-DD'), '', '', " SUM_COLS
+	                  " GROUP BY s.date ORDER BY s.date" },
+	[ST_SUM_PROVIDER_GPU_TYPE] = { "hx_sum_provider_gpu_type",
+	                               "SELECT '', s.provider, s.gpu_type, " SUM_COLS
+	                               " GROUP BY s.provider, s.gpu_type "
+	                               "ORDER BY s.provider, s.gpu_type" },
 };
 
 /* ---- health -------------------------------------------------------------------- */
@@ -566,6 +567,12 @@ cell_u64(const PGresult *r, int row, int col, uint64_t *out)
 }
 
 bool
+hx_store_cell_u64(const PGresult *r, int row, int col, uint64_t *out)
+{
+	return cell_u64(r, row, col, out);
+}
+
+bool
 hx_store_cell_u32(const PGresult *r, int row, int col, uint32_t *out)
 {
 	uint64_t x;
@@ -605,6 +612,14 @@ cell_money(const PGresult *r, int row, int col, const char *if_null, char *dst)
 
 /* ---- the audit row of a failed ingest ---------------------------------------- */
 
+const char *
+hx_store_base_id(const hx_ingest_job *job)
+{
+	return job->base_request_id != NULL && job->base_request_id[0] != '\0'
+	    ? job->base_request_id
+	    : job->request_id;
+}
+
 bool
 hx_store_fingerprint_set(const hx_ingest_job *job)
 {
@@ -623,8 +638,8 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
           char *err, size_t errsz)
 {
 	char        num[6][24], dur[24];
-	const char *vals[16];
-	int         lens[16] = {0}, fmts[16] = {0};
+	const char *vals[19];
+	int         lens[19] = { 0 }, fmts[19] = { 0 };
 	uint64_t    now = hx_store_now_us();
 	hx_status   st;
 
@@ -634,7 +649,9 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	snprintf(num[3], sizeof(num[3]), "%" PRIu32, c->updated);
 	snprintf(num[4], sizeof(num[4]), "%" PRIu32, c->unchanged);
 	snprintf(num[5], sizeof(num[5]), "%" PRIu32, c->failed);
-	snprintf(dur, sizeof(dur), "%" PRIu64, now > job->started_us ? now - job->started_us : 0);
+	snprintf(dur, sizeof(dur), "%" PRIu64,
+	         job->duration_us != 0 ? job->duration_us
+	                               : (now > job->started_us ? now - job->started_us : 0));
 	vals[0] = job->request_id != NULL ? job->request_id : "";
 	vals[1] = job->source != NULL ? job->source : "";
 	vals[2] = hx_store_fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
@@ -653,7 +670,10 @@ write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest
 	vals[13] = job->prov != NULL ? job->prov->format : "";
 	vals[14] = job->prov != NULL ? job->prov->name : "";
 	vals[15] = job->prov != NULL ? job->prov->mapping_version : "";
-	PQclear(pg_prepared(s, ST_RUN, 16, vals, lens, fmts, &st, err, errsz));
+	vals[16] = hx_store_base_id(job);
+	vals[17] = job->key_id;
+	vals[18] = job->peer;
+	PQclear(pg_prepared(s, ST_RUN, 19, vals, lens, fmts, &st, err, errsz));
 	return st;
 }
 
@@ -880,6 +900,22 @@ static const char *const migration_2[] = {
 };
 
 /*
+ * Who did what, and as part of what (issue 11): the id the user saw (the
+ * batches of one CLI import share it), a non-secret name of the key, and
+ * the peer. Rows from before have the request id as their base and no key
+ * or peer (NULL: unknown).
+ */
+static const char *const migration_3[] = {
+	"ALTER TABLE ingestion_runs ADD COLUMN base_request_id text",
+	"ALTER TABLE ingestion_runs ADD COLUMN key_id text",
+	"ALTER TABLE ingestion_runs ADD COLUMN peer text",
+	"UPDATE ingestion_runs SET base_request_id = request_id",
+	"ALTER TABLE ingestion_runs ALTER COLUMN base_request_id SET NOT NULL",
+	"CREATE INDEX ingestion_runs_base_request_id_idx ON ingestion_runs (base_request_id)",
+	NULL,
+};
+
+/*
  * Version 4 (ops): what a DBA reviewing the schema asked for.
  *  - The unique key (date, provider, gpu_type) leads with date and serves
  *    date ranges; the separate date index only cost writes.
@@ -946,6 +982,12 @@ static const char *const migration_4[] = {
 	"folder name'",
 	"COMMENT ON COLUMN ingestion_runs.mapping_version IS 'Provenance: version of the "
 	"conversion mapping'",
+	/* the audit's columns (migration 3 runs first) */
+	"COMMENT ON COLUMN ingestion_runs.base_request_id IS 'The id the user saw: the batches "
+	"of one CLI import share it'",
+	"COMMENT ON COLUMN ingestion_runs.key_id IS 'Which API key made the call: its name from "
+	"NAME:KEY, else sha256: and 8 hex digits of its hash; never the key'",
+	"COMMENT ON COLUMN ingestion_runs.peer IS 'The caller''s address as nng saw it'",
 	NULL,
 };
 
@@ -956,6 +998,7 @@ static const struct migration {
 } migrations[] = {
 	{1, "cost_snapshots and ingestion_runs", migration_1},
 	{2, "gpu_hours, replace windows and provenance", migration_2},
+	{3, "ingestion_runs: base_request_id, key_id, peer", migration_3},
 	{4, "drop the date index, normalised-name CHECKs, comments", migration_4},
 };
 

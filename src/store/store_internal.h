@@ -75,6 +75,9 @@ void hx_store_rollback(hx_store *s);
 
 /* Parses an unsigned decimal cell that fits 32 bits. */
 bool hx_store_cell_u32(const PGresult *r, int row, int col, uint32_t *out);
+bool hx_store_cell_u64(const PGresult *r, int row, int col, uint64_t *out);
+/* The job's base_request_id, or its request_id when it has none. */
+const char *hx_store_base_id(const hx_ingest_job *job);
 
 /* An all-zero fingerprint means none was computed (stored as NULL). */
 bool hx_store_fingerprint_set(const hx_ingest_job *job);

@@ -89,18 +89,19 @@
  * $5 failed, $6 records in the batch, $7 microseconds spent before this
  * statement, $8..$10 the windows' providers, first and last dates (binary
  * arrays, empty when none), $11..$13 the provenance (format, name,
- * mapping_version; '' = not given); the array form adds $14..$18, the
- * batch's columns.
+ * mapping_version; '' = not given), $14 base_request_id, $15 key_id,
+ * $16 peer; the array form adds $17..$21, the batch's columns.
  */
-#define PRIOR_CTE                                                                      \
-	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, "   \
-	"received, inserted, updated, unchanged, failed, deleted FROM ingestion_runs "          \
+#define PRIOR_CTE                                                                    \
+	"WITH prior AS (SELECT fingerprint IS NOT DISTINCT FROM $2::bytea AS same, " \
+	"received, inserted, updated, unchanged, failed, deleted, duration_us "      \
+	"FROM ingestion_runs "                                                       \
 	"WHERE request_id = $1 AND code = 0 AND NOT dry_run AND NOT replayed), "
 
-#define INPUT_ARRAYS                                                                   \
-	"input AS (SELECT unnest($14::date[]) AS date, unnest($15::text[]) AS provider, " \
-	"unnest($16::text[]) AS gpu_type, unnest($17::numeric[]) AS cost_usd, "        \
-	"unnest($18::numeric[]) AS gpu_hours WHERE NOT EXISTS (SELECT FROM prior)), "
+#define INPUT_ARRAYS                                                                      \
+	"input AS (SELECT unnest($17::date[]) AS date, unnest($18::text[]) AS provider, " \
+	"unnest($19::text[]) AS gpu_type, unnest($20::numeric[]) AS cost_usd, "           \
+	"unnest($21::numeric[]) AS gpu_hours WHERE NOT EXISTS (SELECT FROM prior)), "
 
 #define INPUT_TABLE                                                                    \
 	"input AS (SELECT * FROM pg_temp.hx_input WHERE NOT EXISTS (SELECT FROM prior)), "
@@ -219,23 +220,26 @@
 	CLASSIFY_CTE "w AS (SELECT count(*) FILTER (WHERE unch IS NULL)::int AS ins, " \
 	"count(*) FILTER (WHERE NOT unch)::int AS upd FROM cls), "
 
-#define RESULT_CTE(dry)                                                                \
-	"res AS (SELECT false AS replayed, true AS same, $4::int AS received, "        \
-	"w.ins AS inserted, w.upd AS updated, $6::int - w.ins - w.upd AS unchanged, "  \
-	"$5::int AS failed, (SELECT count(*) FROM del)::int AS deleted FROM w "        \
-	"WHERE NOT EXISTS (SELECT FROM prior) "                                        \
+/* duration_us is the request's time up to the end of this statement, and
+ * the one figure the row, the reply and every replay report: a replay
+ * returns (and its own row repeats) the stored run's. */
+#define RESULT_CTE(dry)                                                                 \
+	"res AS (SELECT false AS replayed, true AS same, $4::int AS received, "         \
+	"w.ins AS inserted, w.upd AS updated, $6::int - w.ins - w.upd AS unchanged, "   \
+	"$5::int AS failed, (SELECT count(*) FROM del)::int AS deleted, $7::bigint + "  \
+	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"     \
+	"::bigint AS duration_us FROM w WHERE NOT EXISTS (SELECT FROM prior) "          \
 	"UNION ALL SELECT true, same, received, inserted, updated, unchanged, failed, " \
-	"deleted FROM prior), "                                                        \
-	"run AS (INSERT INTO ingestion_runs (request_id, source, fingerprint, "        \
-	"dry_run, replayed, code, code_name, received, inserted, updated, unchanged, " \
-	"failed, deleted, source_format, source_name, mapping_version, duration_us) "  \
-	"SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', received, inserted, "   \
-	"updated, unchanged, failed, deleted, nullif($11, ''), nullif($12, ''), "      \
-	"nullif($13, ''), $7::bigint + "                                               \
-	"(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)"    \
-	"::bigint FROM res WHERE same) "                                               \
+	"deleted, duration_us FROM prior), "                                            \
+	"run AS (INSERT INTO ingestion_runs (request_id, source, fingerprint, "         \
+	"dry_run, replayed, code, code_name, received, inserted, updated, unchanged, "  \
+	"failed, deleted, source_format, source_name, mapping_version, duration_us, "   \
+	"base_request_id, key_id, peer) "                                               \
+	"SELECT $1, $3, $2::bytea, " dry ", replayed, 0, 'OK', received, inserted, "    \
+	"updated, unchanged, failed, deleted, nullif($11, ''), nullif($12, ''), "       \
+	"nullif($13, ''), duration_us, $14, $15, $16 FROM res WHERE same) "             \
 	"SELECT same, replayed, received, inserted, updated, unchanged, failed, "       \
-	"deleted FROM res"
+	"deleted, duration_us FROM res"
 
 /* Per input form, three statements in the order of enum form. */
 enum form { FORM_FAST, FORM_PLAIN, FORM_DRY };
@@ -941,7 +945,7 @@ pl_run(hx_store *s, pipeline *pl, int *failed_at, char *err, size_t errsz)
 /* Text forms of the request's scalars, for the statements' parameters. */
 /* The write statement's parameters: NPARAM_TABLE in the COPY form, and
  * the batch's columns after them in the array form. */
-enum { NPARAM_TABLE = 13, NPARAM_ARRAYS = NPARAM_TABLE + HX_STORE_NCOL };
+enum { NPARAM_TABLE = 16, NPARAM_ARRAYS = NPARAM_TABLE + HX_STORE_NCOL };
 
 typedef struct job_params {
 	char        timeout[16], received[16], failed[16], n[24], spent[24];
@@ -989,6 +993,9 @@ params_init(job_params *jp, hx_store *s, const hx_ingest_job *job, bool arrays)
 	jp->vals[10] = job->prov != NULL ? job->prov->format : "";
 	jp->vals[11] = job->prov != NULL ? job->prov->name : "";
 	jp->vals[12] = job->prov != NULL ? job->prov->mapping_version : "";
+	jp->vals[13] = hx_store_base_id(job);
+	jp->vals[14] = job->key_id;
+	jp->vals[15] = job->peer;
 	for (k = 0; arrays && k < HX_STORE_NCOL; k++) {
 		jp->vals[NPARAM_TABLE + k] = (const char *) s->col[k].p;
 		jp->lens[NPARAM_TABLE + k] = (int) s->col[k].len;
@@ -1016,7 +1023,7 @@ static hx_status
 read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
             size_t errsz)
 {
-	if (PQntuples(r) != 1 || PQnfields(r) != 8) {
+	if (PQntuples(r) != 1 || PQnfields(r) != 9) {
 		hx_store_err(err, errsz, "write: unexpected result shape");
 		return HX_INTERNAL;
 	}
@@ -1028,8 +1035,10 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
 	if (!hx_store_cell_u32(r, 0, 2, &out->received) ||
 	    !hx_store_cell_u32(r, 0, 3, &out->inserted) ||
 	    !hx_store_cell_u32(r, 0, 4, &out->updated) ||
-	    !hx_store_cell_u32(r, 0, 5, &out->unchanged) || !hx_store_cell_u32(r, 0, 6, &out->failed) ||
+	    !hx_store_cell_u32(r, 0, 5, &out->unchanged) ||
+	    !hx_store_cell_u32(r, 0, 6, &out->failed) ||
 	    !hx_store_cell_u32(r, 0, 7, &out->deleted) ||
+	    !hx_store_cell_u64(r, 0, 8, &out->duration_us) ||
 	    (!out->replayed && (uint64_t) out->inserted + out->updated > job->n)) {
 		hx_store_err(err, errsz, "write: unexpected counts");
 		return HX_INTERNAL;

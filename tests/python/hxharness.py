@@ -776,7 +776,7 @@ def percentile(values, p):
 class _ClientOpts(ctypes.Structure):
     _fields_ = [("api_key", ctypes.c_char_p), ("timeout_ms", ctypes.c_uint32),
                 ("tls_ca_file", ctypes.c_char_p), ("tls_server_name", ctypes.c_char_p),
-                ("max_reply_bytes", ctypes.c_size_t)]
+                ("max_reply_bytes", ctypes.c_size_t), ("retry_window_ms", ctypes.c_uint32)]
 
 
 class ClientLib:
@@ -814,7 +814,7 @@ class ClientLib:
         self._c = ctypes.c_void_p()
         urls = (ctypes.c_char_p * 1)(url.encode())
         opts = _ClientOpts(key.encode(), timeout_ms, tls_ca.encode() if tls_ca else None,
-                           tls_server_name.encode() if tls_server_name else None, 0)
+                           tls_server_name.encode() if tls_server_name else None, 0, 0)
         err = ctypes.create_string_buffer(512)
         rv = lib.hx_client_open(ctypes.byref(self._c), urls, 1, ctypes.byref(opts), err,
                                 len(err))
@@ -823,10 +823,16 @@ class ClientLib:
 
     def health(self):
         """Returns the reply's code (a number, CODE[...])."""
+        return self.health_reply()[0]
+
+    def health_reply(self):
+        """Returns (code, message): hx_reply starts with hx_status code, then
+        char *message (at the next pointer-aligned offset)."""
         reply = ctypes.create_string_buffer(4096)  # larger than any hx_reply
         code = self.lib().hx_client_health(self._c, None, reply)
+        msg = ctypes.c_char_p.from_buffer(reply, ctypes.sizeof(ctypes.c_void_p)).value
         self.lib().hx_reply_free(reply)
-        return code
+        return code, (msg or b"").decode("utf-8", "replace")
 
     def close(self):
         if self._c:
@@ -892,3 +898,82 @@ def client_lib_health(url, key, timeout_ms=3000, tls_ca=None, tls_server_name=No
     if p.returncode != 0:
         raise AssertionError(f"client library child failed ({p.returncode}): {p.stderr[-5000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------ TLS helpers --
+
+def make_tls_certs(d):
+    """In folder d: a CA (ca.pem), a server certificate for DNS:localhost and
+    IP:127.0.0.1 signed by it (server.pem, server.key mode 0600), and an
+    unrelated CA (other.pem). Returns {name: path}."""
+    openssl = _which_or_fail("openssl")
+
+    def run(*args):
+        subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    for name, cn in (("ca", "Heliox Test CA"), ("other", "Unrelated CA")):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", f"{name}.key",
+            "-out", f"{name}.pem", "-subj", f"/CN={cn}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-out", "server.pem", "-extfile", "server.ext")
+    os.chmod(os.path.join(d, "server.key"), 0o600)
+    return {n: os.path.join(d, n) for n in ("ca.pem", "other.pem", "server.pem", "server.key")}
+
+
+class SilentRep:
+    """A TCP listener that speaks nng's SP handshake as a rep0 peer, takes
+    requests and never answers them: a server that is up but slow."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        self.requests = 0
+        self.conns = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import threading
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
+
+    def _conn(self, conn):
+        try:
+            hdr = conn.recv(8)
+            if len(hdr) != 8:
+                return
+            conn.sendall(b"\x00SP\x00\x00\x31\x00\x00")  # rep0 = 0x31
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                self.requests += 1
+        except OSError:
+            return
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass

@@ -446,6 +446,16 @@ def test_progress_on_a_terminal(clean, server, tmp_path):
     assert re.search(r"sending [\d,]+ records", text), text[-2000:]
     assert re.search(r"sending 100 batches as request ids \S+-b1\.\.b100", text), text[:500]
     assert text.endswith("\r\x1b[K"), "the progress line is not cleared at the end"
+    # every other line starts on a cleared line, never after a progress frame
+    for m in re.finditer(r"sending \d+ batches", text):
+        assert text[:m.start()].endswith("\r\x1b[K"), text[max(0, m.start() - 200):m.end()]
+    # each phase's last frame says 100%, with every record counted
+    frames = [f for f in text.split("\r") if f.startswith(("checking", "sending"))]
+    last_check = [f for f in frames if f.startswith("checking")][-1]
+    last_send = [f for f in frames if f.startswith("sending 2")][-1]
+    assert "100%" in last_check and "200,000 records" in last_check, last_check
+    assert "100%" in last_send and "200,000 records" in last_send and "batch 100/100" in last_send, \
+        last_send
 
 
 def test_json_shape(clean, cli, tmp_path):

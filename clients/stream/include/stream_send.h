@@ -31,6 +31,7 @@ typedef struct send_config {
 	size_t         batch_size;
 	unsigned       inflight;   /* 1..SEND_MAX_INFLIGHT */
 	uint64_t       expected;   /* records to come, to size small batches */
+	uint64_t       total;      /* records in the file, valid or not */
 	bool           dry_run;
 	bool           skip_invalid;
 	uint32_t       timeout_ms; /* per batch; 0 = the client's */

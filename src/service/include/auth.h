@@ -2,7 +2,8 @@
  * auth.h - API keys: loading, constant-time checking, failure throttling.
  *
  * Keys come from ADMIN_API_KEY (comma-separated, for rotation) and/or a key
- * file (one per line; blank lines and lines starting with '#' ignored). Every
+ * file (one per line; blank lines and lines starting with '#' ignored). An
+ * entry "NAME:KEY" (NAME of letters, digits, '.', '_', '-') names its key. Every
  * key must be at least HX_AUTH_MIN_KEY_LEN bytes. A check compares the offered
  * key against every configured key without an early exit, so timing says
  * nothing about which key or how many bytes matched.
@@ -18,6 +19,7 @@
 
 #define HX_AUTH_MIN_KEY_LEN 16
 #define HX_AUTH_MAX_KEY_LEN 256
+#define HX_AUTH_KEY_ID_MAX  64 /* bytes of a key's name */
 
 typedef struct hx_auth hx_auth;
 
@@ -35,6 +37,12 @@ size_t    hx_auth_count(const hx_auth *a);
 /* HX_OK when `key` (len bytes) equals one configured key, else
  * HX_UNAUTHENTICATED. Constant time in the configured keys. */
 hx_status hx_auth_check(const hx_auth *a, const char *key, size_t len);
+
+/* The same, and on success *key_id (when not NULL) names the key that
+ * matched, for the audit and the log: the name given as "NAME:KEY" in the
+ * key file or ADMIN_API_KEY, else "sha256:" and the first 8 hex digits of
+ * the key's SHA-256. Never the key. The string lives as long as `a`. */
+hx_status hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key_id);
 
 /*
  * Throttling repeated failures. A key guesser's failures are counted per

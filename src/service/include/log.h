@@ -30,6 +30,8 @@ typedef struct hx_log_fields {
 	const char *method;
 	const char *peer;
 	const char *code;
+	const char *base_request_id; /* NULL when not known (no key matched) */
+	const char *key_id;          /* NULL when not known; never the key */
 	bool        has_counts;
 	unsigned    received, inserted, updated, unchanged, failed, deleted;
 	bool        has_duration;

@@ -84,6 +84,11 @@ typedef struct hx_ingest_job {
 	bool             dry_run;
 	uint32_t         timeout_ms;      /* statement_timeout for the transaction; 0 = none */
 	uint64_t         started_us;      /* monotonic start of the request, for the audit row */
+	uint64_t         duration_us;     /* a failed request's duration, as its reply says;
+	                                   * 0 = measured when the row is written */
+	const char      *base_request_id; /* the id the user saw; NULL or "" = request_id */
+	const char      *key_id;          /* non-secret name of the key used; NULL = unknown */
+	const char      *peer;            /* the caller's address, as logged; NULL = unknown */
 	/* v2: replace windows (validated, at most one per provider; every
 	 * record of a windowed provider lies inside its window) and where the
 	 * records came from (NULL = not given). */
@@ -96,6 +101,7 @@ typedef struct hx_ingest_counts {
 	uint32_t received, inserted, updated, unchanged, failed;
 	uint32_t deleted;  /* rows removed by replace windows (dry run: would be) */
 	bool     replayed; /* the counts are an earlier run's, nothing was written now */
+	uint64_t duration_us; /* the run's, as stored: a replay gets the earlier run's */
 } hx_ingest_counts;
 
 /*
