@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <nng/nng.h>
@@ -97,6 +99,7 @@ struct tls_watch {
 	bool     on;
 	uint64_t seen;    /* the counters' sum when last read */
 	uint64_t pending; /* failures not logged yet */
+	uint64_t ours;    /* failures that were our own reload nudges */
 	nng_time last_log;
 };
 
@@ -1144,6 +1147,57 @@ reload_keys(struct server *srv)
  * A new nng TLS configuration for the listeners: connections accepted from
  * now on use it, those open keep theirs, so nothing in flight is dropped.
  */
+/*
+ * nng 1.5's TLS listener prepares the connection for its next accept in
+ * advance, with the configuration of that moment: after a reload the first
+ * client would still get the old certificate (seen with openssl s_client).
+ * So each TLS listener is handed one throwaway loopback connection, which
+ * takes that prepared connection away; the failed handshake it leaves is
+ * ours and is not reported as a client's.
+ */
+static void
+tls_nudge(struct server *srv, size_t i)
+{
+	nng_sockaddr sa;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	if (nng_listener_get_addr(srv->listeners[i], NNG_OPT_LOCADDR, &sa) != 0) {
+		return;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (sa.s_family == NNG_AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = sa.s_in.sa_port;
+		in->sin_addr.s_addr = sa.s_in.sa_addr != 0 ? sa.s_in.sa_addr : htonl(INADDR_LOOPBACK);
+		len = sizeof(*in);
+	} else if (sa.s_family == NNG_AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		static const uint8_t any[16] = {0};
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = sa.s_in6.sa_port;
+		memcpy(&in6->sin6_addr, sa.s_in6.sa_addr, 16);
+		if (memcmp(sa.s_in6.sa_addr, any, 16) == 0) {
+			in6->sin6_addr = in6addr_loopback;
+		}
+		len = sizeof(*in6);
+	} else {
+		return;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return;
+	}
+	if (connect(fd, (struct sockaddr *)&ss, len) == 0 && i < HX_MAX_LISTEN_WATCH) {
+		srv->tls_watch[i].ours++;
+	}
+	close(fd);
+}
+
 static void
 reload_tls(struct server *srv)
 {
@@ -1184,6 +1238,11 @@ reload_tls(struct server *srv)
 	/* The listeners hold their own references now. */
 	nng_tls_config_free(srv->tls);
 	srv->tls = cfg;
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		if (hx_config_url_is_tls(srv->conf.listen[i])) {
+			tls_nudge(srv, i);
+		}
+	}
 	hx_info("-", "SIGHUP: TLS certificate and key reloaded");
 }
 
@@ -1222,7 +1281,10 @@ watch_tls(struct server *srv)
 		}
 		n = listener_errors(all, srv->listeners[i]);
 		if (n > w->seen) {
-			w->pending += n - w->seen;
+			uint64_t ours = n - w->seen < w->ours ? n - w->seen : w->ours;
+
+			w->ours -= ours;
+			w->pending += n - w->seen - ours;
 		}
 		w->seen = n;
 		if (w->pending > 0 && (w->last_log == 0 || now - w->last_log >= TLS_WATCH_LOG_MS)) {
