@@ -46,8 +46,8 @@
 /* ---- configuration -------------------------------------------------------- */
 
 typedef struct config {
-	const char *url;       /* heliox-ingestd */
-	const char *db;        /* libpq conninfo; "" = libpq's environment */
+	const char *url; /* heliox-ingestd */
+	const char *db;  /* libpq conninfo; "" = libpq's environment */
 	const char *api_key;
 	const char *echo_url;  /* where the in-process echo server listens */
 	size_t      records;   /* N */
@@ -67,84 +67,103 @@ typedef struct config {
 	size_t      summary_reps; /* timed calls per Summary case (median) */
 } config;
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: heliox-bench [options]\n"
-	    "\n"
-	    "  --url URL          heliox-ingestd to measure (default %s)\n"
-	    "  --db CONNINFO      the server's database, for COPY, row-by-row and TRUNCATE\n"
-	    "                     (default: libpq's environment, PGHOST etc.)\n"
-	    "  --api-key KEY      default: $ADMIN_API_KEY\n"
-	    "  --records N        synthetic records (default 200000)\n"
-	    "  --batch B          records per ingest request (default 5000)\n"
-	    "  --inflight K       ingest requests outstanding at once (default 2)\n"
-	    "  --rowbyrow M       rows for the row-by-row baseline (default min(N, 5000))\n"
-	    "  --latency-calls C  sequential 28-record ingests (default 500)\n"
-	    "  --health-threads T client threads for Health and echo (default 16)\n"
-	    "  --health-calls C   calls per thread (default 2000)\n"
-	    "  --echo-url URL     in-process echo server (default tcp://127.0.0.1:0)\n"
-	    "  --echo-workers W   echo server contexts (default 8)\n"
-	    "  --timeout MS       per-call timeout (default 120000)\n"
-	    "  --server-pid P     the server's pid, for its peak RSS\n"
-	    "  --summary-rows R   rows for the Summary phase (default 1000000; 0 skips it)\n"
-	    "  --summary-reps K   timed calls per Summary case, median kept (default 3)\n"
-	    "  --skip-rowbyrow, --skip-latency, --skip-health\n"
-	    "  --help\n"
-	    "\n"
-	    "Exit status: 0 the run worked (whatever the figures), 1 a broken run,\n"
-	    "2 a usage error. Truncates cost_snapshots: never point it at real data.\n",
-	    HX_CLIENT_DEFAULT_URL);
+	        "usage: heliox-bench [options]\n"
+	        "\n"
+	        "  --url URL          heliox-ingestd to measure (default %s)\n"
+	        "  --db CONNINFO      the server's database, for COPY, row-by-row and TRUNCATE\n"
+	        "                     (default: libpq's environment, PGHOST etc.)\n"
+	        "  --api-key KEY      default: $ADMIN_API_KEY\n"
+	        "  --records N        synthetic records (default 200000)\n"
+	        "  --batch B          records per ingest request (default 5000)\n"
+	        "  --inflight K       ingest requests outstanding at once (default 2)\n"
+	        "  --rowbyrow M       rows for the row-by-row baseline (default min(N, 5000))\n"
+	        "  --latency-calls C  sequential 28-record ingests (default 500)\n"
+	        "  --health-threads T client threads for Health and echo (default 16)\n"
+	        "  --health-calls C   calls per thread (default 2000)\n"
+	        "  --echo-url URL     in-process echo server (default tcp://127.0.0.1:0)\n"
+	        "  --echo-workers W   echo server contexts (default 8)\n"
+	        "  --timeout MS       per-call timeout (default 120000)\n"
+	        "  --server-pid P     the server's pid, for its peak RSS\n"
+	        "  --summary-rows R   rows for the Summary phase (default 1000000; 0 skips it)\n"
+	        "  --summary-reps K   timed calls per Summary case, median kept (default 3)\n"
+	        "  --skip-rowbyrow, --skip-latency, --skip-health\n"
+	        "  --help\n"
+	        "\n"
+	        "Exit status: 0 the run worked (whatever the figures), 1 a broken run,\n"
+	        "2 a usage error. Truncates cost_snapshots: never point it at real data.\n",
+	        HX_CLIENT_DEFAULT_URL);
 }
 
 /* Parses a positive decimal count; returns false when `s` is not one. */
-static bool parse_count(const char *s, size_t max, size_t *out)
+static bool
+parse_count(const char *s, size_t max, size_t *out)
 {
-	char *end;
+	char              *end;
 	unsigned long long v;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max)
 		return false;
-	*out = (size_t)v;
+	*out = (size_t) v;
 	return true;
 }
 
 /* In the order of long_opts below: long_opts[OPT_x - 1] is option OPT_x. */
 enum {
-	OPT_URL = 1, OPT_DB, OPT_KEY, OPT_RECORDS, OPT_BATCH, OPT_INFLIGHT,
-	OPT_ROWBYROW, OPT_LAT_CALLS, OPT_H_THREADS, OPT_H_CALLS, OPT_ECHO_URL,
-	OPT_ECHO_WORKERS, OPT_TIMEOUT, OPT_PID, OPT_SKIP_RBR, OPT_SKIP_LAT,
-	OPT_SKIP_HEALTH, OPT_HELP, OPT_SUM_ROWS, OPT_SUM_REPS,
+	OPT_URL = 1,
+	OPT_DB,
+	OPT_KEY,
+	OPT_RECORDS,
+	OPT_BATCH,
+	OPT_INFLIGHT,
+	OPT_ROWBYROW,
+	OPT_LAT_CALLS,
+	OPT_H_THREADS,
+	OPT_H_CALLS,
+	OPT_ECHO_URL,
+	OPT_ECHO_WORKERS,
+	OPT_TIMEOUT,
+	OPT_PID,
+	OPT_SKIP_RBR,
+	OPT_SKIP_LAT,
+	OPT_SKIP_HEALTH,
+	OPT_HELP,
+	OPT_SUM_ROWS,
+	OPT_SUM_REPS,
 };
 
 static const struct option long_opts[] = {
-	{"url", required_argument, NULL, OPT_URL},
-	{"db", required_argument, NULL, OPT_DB},
-	{"api-key", required_argument, NULL, OPT_KEY},
-	{"records", required_argument, NULL, OPT_RECORDS},
-	{"batch", required_argument, NULL, OPT_BATCH},
-	{"inflight", required_argument, NULL, OPT_INFLIGHT},
-	{"rowbyrow", required_argument, NULL, OPT_ROWBYROW},
-	{"latency-calls", required_argument, NULL, OPT_LAT_CALLS},
-	{"health-threads", required_argument, NULL, OPT_H_THREADS},
-	{"health-calls", required_argument, NULL, OPT_H_CALLS},
-	{"echo-url", required_argument, NULL, OPT_ECHO_URL},
-	{"echo-workers", required_argument, NULL, OPT_ECHO_WORKERS},
-	{"timeout", required_argument, NULL, OPT_TIMEOUT},
-	{"server-pid", required_argument, NULL, OPT_PID},
-	{"skip-rowbyrow", no_argument, NULL, OPT_SKIP_RBR},
-	{"skip-latency", no_argument, NULL, OPT_SKIP_LAT},
-	{"skip-health", no_argument, NULL, OPT_SKIP_HEALTH},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"summary-rows", required_argument, NULL, OPT_SUM_ROWS},
-	{"summary-reps", required_argument, NULL, OPT_SUM_REPS},
-	{NULL, 0, NULL, 0},
+	{ "url", required_argument, NULL, OPT_URL },
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "api-key", required_argument, NULL, OPT_KEY },
+	{ "records", required_argument, NULL, OPT_RECORDS },
+	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "inflight", required_argument, NULL, OPT_INFLIGHT },
+	{ "rowbyrow", required_argument, NULL, OPT_ROWBYROW },
+	{ "latency-calls", required_argument, NULL, OPT_LAT_CALLS },
+	{ "health-threads", required_argument, NULL, OPT_H_THREADS },
+	{ "health-calls", required_argument, NULL, OPT_H_CALLS },
+	{ "echo-url", required_argument, NULL, OPT_ECHO_URL },
+	{ "echo-workers", required_argument, NULL, OPT_ECHO_WORKERS },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "server-pid", required_argument, NULL, OPT_PID },
+	{ "skip-rowbyrow", no_argument, NULL, OPT_SKIP_RBR },
+	{ "skip-latency", no_argument, NULL, OPT_SKIP_LAT },
+	{ "skip-health", no_argument, NULL, OPT_SKIP_HEALTH },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "summary-rows", required_argument, NULL, OPT_SUM_ROWS },
+	{ "summary-reps", required_argument, NULL, OPT_SUM_REPS },
+	{ NULL, 0, NULL, 0 },
 };
 
 /* Applies one numeric option; false when its value is bad. */
-static bool set_count(config *cfg, int opt, const char *arg)
+static bool
+set_count(config *cfg, int opt, const char *arg)
 {
 	size_t v;
 
@@ -155,39 +174,82 @@ static bool set_count(config *cfg, int opt, const char *arg)
 	if (!parse_count(arg, 100000000, &v))
 		return false;
 	switch (opt) {
-	case OPT_RECORDS: cfg->records = v; break;
-	case OPT_BATCH: cfg->batch = v; break;
-	case OPT_INFLIGHT: cfg->inflight = v; break;
-	case OPT_ROWBYROW: cfg->rowbyrow = v; break;
-	case OPT_LAT_CALLS: cfg->lat_calls = v; break;
-	case OPT_H_THREADS: cfg->health_threads = v; break;
-	case OPT_H_CALLS: cfg->health_calls = v; break;
-	case OPT_ECHO_WORKERS: cfg->echo_workers = v; break;
-	case OPT_TIMEOUT: cfg->timeout_ms = (uint32_t)(v > UINT32_MAX ? UINT32_MAX : v); break;
-	case OPT_PID: cfg->server_pid = (long)v; break;
-	case OPT_SUM_ROWS: cfg->summary_rows = v; break;
-	case OPT_SUM_REPS: cfg->summary_reps = v; break;
-	default: return false;
+	case OPT_RECORDS:
+		cfg->records = v;
+		break;
+	case OPT_BATCH:
+		cfg->batch = v;
+		break;
+	case OPT_INFLIGHT:
+		cfg->inflight = v;
+		break;
+	case OPT_ROWBYROW:
+		cfg->rowbyrow = v;
+		break;
+	case OPT_LAT_CALLS:
+		cfg->lat_calls = v;
+		break;
+	case OPT_H_THREADS:
+		cfg->health_threads = v;
+		break;
+	case OPT_H_CALLS:
+		cfg->health_calls = v;
+		break;
+	case OPT_ECHO_WORKERS:
+		cfg->echo_workers = v;
+		break;
+	case OPT_TIMEOUT:
+		cfg->timeout_ms = (uint32_t) (v > UINT32_MAX ? UINT32_MAX : v);
+		break;
+	case OPT_PID:
+		cfg->server_pid = (long) v;
+		break;
+	case OPT_SUM_ROWS:
+		cfg->summary_rows = v;
+		break;
+	case OPT_SUM_REPS:
+		cfg->summary_reps = v;
+		break;
+	default:
+		return false;
 	}
 	return true;
 }
 
 /* Returns 0 to go on, 1 for --help, 2 for a usage error (already said). */
-static int parse_args(config *cfg, int argc, char **argv)
+static int
+parse_args(config *cfg, int argc, char **argv)
 {
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		switch (opt) {
-		case OPT_URL: cfg->url = optarg; break;
-		case OPT_DB: cfg->db = optarg; break;
-		case OPT_KEY: cfg->api_key = optarg; break;
-		case OPT_ECHO_URL: cfg->echo_url = optarg; break;
-		case OPT_SKIP_RBR: cfg->skip_rowbyrow = true; break;
-		case OPT_SKIP_LAT: cfg->skip_latency = true; break;
-		case OPT_SKIP_HEALTH: cfg->skip_health = true; break;
-		case OPT_HELP: return 1;
-		case '?': usage(stderr); return 2;
+		case OPT_URL:
+			cfg->url = optarg;
+			break;
+		case OPT_DB:
+			cfg->db = optarg;
+			break;
+		case OPT_KEY:
+			cfg->api_key = optarg;
+			break;
+		case OPT_ECHO_URL:
+			cfg->echo_url = optarg;
+			break;
+		case OPT_SKIP_RBR:
+			cfg->skip_rowbyrow = true;
+			break;
+		case OPT_SKIP_LAT:
+			cfg->skip_latency = true;
+			break;
+		case OPT_SKIP_HEALTH:
+			cfg->skip_health = true;
+			break;
+		case OPT_HELP:
+			return 1;
+		case '?':
+			usage(stderr);
+			return 2;
 		default:
 			if (!set_count(cfg, opt, optarg)) {
 				fprintf(stderr, "heliox-bench: bad value for --%s: '%s'\n",
@@ -213,21 +275,24 @@ static int parse_args(config *cfg, int argc, char **argv)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static uint64_t now_ns(void)
+static uint64_t
+now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-static double secs_since(uint64_t t0)
+static double
+secs_since(uint64_t t0)
 {
-	return (double)(now_ns() - t0) / 1e9;
+	return (double) (now_ns() - t0) / 1e9;
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
+static void
+say(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -238,7 +303,8 @@ static void say(const char *fmt, ...)
 	va_end(ap);
 }
 
-static void *xcalloc(size_t n, size_t size)
+static void *
+xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n, size);
 
@@ -250,10 +316,11 @@ static void *xcalloc(size_t n, size_t size)
 }
 
 /* Writes `v` as exactly `width` decimal digits, zero-padded. */
-static char *put_digits(char *p, unsigned v, int width)
+static char *
+put_digits(char *p, unsigned v, int width)
 {
 	for (int i = width - 1; i >= 0; i--) {
-		p[i] = (char)('0' + v % 10);
+		p[i] = (char) ('0' + v % 10);
 		v /= 10;
 	}
 	return p + width;
@@ -267,40 +334,41 @@ static char *put_digits(char *p, unsigned v, int width)
  * unique, consecutive records share days, and a batch touches a contiguous
  * run of dates. Costs are 1000.00..2799.99 in set 0; set 1 is set 0 + 0.01.
  */
-static const char *const providers[] = {"aws", "gcp", "azure"};
-static const char *const gpu_types[] = {"a100", "h100", "l4", "l40s",
-                                        "a10g", "v100", "t4", "mi300x"};
-#define N_PROVIDERS 3
-#define N_GPU_TYPES 8
-#define KEYS_PER_DAY (N_PROVIDERS * N_GPU_TYPES)
-#define DAYS_TO_2020 18262 /* 1970-01-01 .. 2020-01-01 */
-#define COST_TEXT_MAX 12   /* "2800.00" and room */
+static const char *const providers[] = { "aws", "gcp", "azure" };
+static const char *const gpu_types[] = { "a100", "h100", "l4", "l40s",
+	                                 "a10g", "v100", "t4", "mi300x" };
+#define N_PROVIDERS   3
+#define N_GPU_TYPES   8
+#define KEYS_PER_DAY  (N_PROVIDERS * N_GPU_TYPES)
+#define DAYS_TO_2020  18262 /* 1970-01-01 .. 2020-01-01 */
+#define COST_TEXT_MAX 12    /* "2800.00" and room */
 
 typedef struct dataset {
-	size_t          n;
-	char          (*date)[HX_DATE_LEN + 1];
-	char          (*cost[2])[COST_TEXT_MAX];
+	size_t n;
+	char (*date)[HX_DATE_LEN + 1];
+	char (*cost[2])[COST_TEXT_MAX];
 	hx_cost_record *recs[2]; /* wire views over the text, one per cost set */
 } dataset;
 
 /* Days since 1970-01-01 to "YYYY-MM-DD" (Howard Hinnant's civil_from_days). */
-static void format_date(long days, char out[HX_DATE_LEN + 1])
+static void
+format_date(long days, char out[HX_DATE_LEN + 1])
 {
-	long era, y;
+	long     era, y;
 	unsigned doe, yoe, doy, mp, d, m;
 
 	days += 719468;
 	era = (days >= 0 ? days : days - 146096) / 146097;
-	doe = (unsigned)(days - era * 146097);
+	doe = (unsigned) (days - era * 146097);
 	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = (long)yoe + era * 400;
+	y = (long) yoe + era * 400;
 	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
 	mp = (5 * doy + 2) / 153;
 	d = doy - (153 * mp + 2) / 5 + 1;
 	m = mp < 10 ? mp + 3 : mp - 9;
 	y += m <= 2;
 
-	char *p = put_digits(out, (unsigned)y, 4);
+	char *p = put_digits(out, (unsigned) y, 4);
 	*p++ = '-';
 	p = put_digits(p, m, 2);
 	*p++ = '-';
@@ -309,7 +377,8 @@ static void format_date(long days, char out[HX_DATE_LEN + 1])
 }
 
 /* Integer cents to decimal text with 2 fractional digits: 123456 -> "1234.56". */
-static void format_cents(unsigned cents, char out[COST_TEXT_MAX])
+static void
+format_cents(unsigned cents, char out[COST_TEXT_MAX])
 {
 	char *p = put_digits(out, cents / 100, 4); /* costs are 1000..2800 */
 
@@ -319,7 +388,8 @@ static void format_cents(unsigned cents, char out[COST_TEXT_MAX])
 }
 
 /* splitmix64's finalizer: a fixed, well-spread hash of the record index. */
-static uint64_t mix64(uint64_t x)
+static uint64_t
+mix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -327,7 +397,8 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static void dataset_init(dataset *ds, size_t n)
+static void
+dataset_init(dataset *ds, size_t n)
 {
 	ds->n = n;
 	ds->date = xcalloc(n, sizeof *ds->date);
@@ -336,9 +407,9 @@ static void dataset_init(dataset *ds, size_t n)
 		ds->recs[s] = xcalloc(n, sizeof *ds->recs[s]);
 	}
 	for (size_t i = 0; i < n; i++) {
-		unsigned cents = 100000 + (unsigned)(mix64(i) % 180000);
+		unsigned cents = 100000 + (unsigned) (mix64(i) % 180000);
 
-		format_date(DAYS_TO_2020 + (long)(i / KEYS_PER_DAY), ds->date[i]);
+		format_date(DAYS_TO_2020 + (long) (i / KEYS_PER_DAY), ds->date[i]);
 		format_cents(cents, ds->cost[0][i]);
 		format_cents(cents + 1, ds->cost[1][i]);
 		for (int s = 0; s < 2; s++) {
@@ -350,7 +421,8 @@ static void dataset_init(dataset *ds, size_t n)
 	}
 }
 
-static void dataset_free(dataset *ds)
+static void
+dataset_free(dataset *ds)
 {
 	free(ds->date);
 	for (int s = 0; s < 2; s++) {
@@ -363,8 +435,8 @@ static void dataset_free(dataset *ds)
 
 /* One measured number, its baseline (if any) and how to print both. */
 typedef struct figure {
-	const char *key;      /* machine name, e.g. "copy_rows_per_s" */
-	const char *label;    /* table label */
+	const char *key;   /* machine name, e.g. "copy_rows_per_s" */
+	const char *label; /* table label */
 	const char *unit;
 	double      value;
 	int         decimals;
@@ -378,8 +450,8 @@ typedef struct figure {
 static figure figures[MAX_FIGURES];
 static size_t n_figures;
 
-static figure *add_figure(const char *key, const char *label, const char *unit,
-                          double value, int decimals)
+static figure *
+add_figure(const char *key, const char *label, const char *unit, double value, int decimals)
 {
 	figure *f;
 
@@ -397,7 +469,8 @@ static figure *add_figure(const char *key, const char *label, const char *unit,
 	return f;
 }
 
-static void set_baseline(figure *f, const char *key, const char *label, double value)
+static void
+set_baseline(figure *f, const char *key, const char *label, double value)
 {
 	f->base_key = key;
 	f->base_label = label;
@@ -405,14 +478,16 @@ static void set_baseline(figure *f, const char *key, const char *label, double v
 }
 
 /* value / baseline; for latencies baseline / value, so > 1 means "faster". */
-static double figure_ratio(const figure *f)
+static double
+figure_ratio(const figure *f)
 {
 	if (!f->base_key || f->base_value <= 0 || f->value <= 0)
 		return 0;
 	return f->lower_is_better ? f->base_value / f->value : f->value / f->base_value;
 }
 
-static void print_table(void)
+static void
+print_table(void)
 {
 	char val[32], base[64], ratio[16];
 
@@ -423,11 +498,12 @@ static void print_table(void)
 		snprintf(val, sizeof val, "%.*f", f->decimals, f->value);
 		base[0] = ratio[0] = '\0';
 		if (f->base_key) {
-			snprintf(base, sizeof base, "%s %.*f", f->base_label, f->decimals, f->base_value);
+			snprintf(base, sizeof base, "%s %.*f", f->base_label, f->decimals,
+			         f->base_value);
 			snprintf(ratio, sizeof ratio, "%.3f", figure_ratio(f));
 		}
-		printf("%-44s %12s %-8s  %-32s %9s\n", f->label, val, f->unit,
-		       base[0] ? base : "-", ratio[0] ? ratio : "-");
+		printf("%-44s %12s %-8s  %-32s %9s\n", f->label, val, f->unit, base[0] ? base : "-",
+		       ratio[0] ? ratio : "-");
 	}
 	printf("ratio = value / baseline (for ms: baseline / value); > 1 is better\n\n");
 	for (size_t i = 0; i < n_figures; i++) {
@@ -444,10 +520,11 @@ static void print_table(void)
 /* ---- libpq helpers ------------------------------------------------------------ */
 
 /* Runs a command without values; false (and says why) when it fails. */
-static bool pg_cmd(PGconn *pg, const char *sql)
+static bool
+pg_cmd(PGconn *pg, const char *sql)
 {
 	PGresult *r = PQexec(pg, sql);
-	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	bool      ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	if (!ok)
 		say("%s: %s", sql, PQerrorMessage(pg));
@@ -455,10 +532,11 @@ static bool pg_cmd(PGconn *pg, const char *sql)
 	return ok;
 }
 
-static bool pg_count_rows(PGconn *pg, long long *out)
+static bool
+pg_count_rows(PGconn *pg, long long *out)
 {
 	PGresult *r = PQexec(pg, "SELECT count(*) FROM cost_snapshots");
-	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	bool      ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 
 	if (ok)
 		*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -468,13 +546,14 @@ static bool pg_count_rows(PGconn *pg, long long *out)
 	return ok;
 }
 
-static bool expect_rows(PGconn *pg, size_t want, const char *after)
+static bool
+expect_rows(PGconn *pg, size_t want, const char *after)
 {
 	long long have;
 
 	if (!pg_count_rows(pg, &have))
 		return false;
-	if (have != (long long)want) {
+	if (have != (long long) want) {
 		say("after %s cost_snapshots has %lld rows, expected %zu", after, have, want);
 		return false;
 	}
@@ -487,7 +566,8 @@ static bool expect_rows(PGconn *pg, size_t want, const char *after)
  * only the server's ingestion_runs rows, and autovacuum). Unlike rows/s it
  * does not care how busy the machine is. -1 when it cannot be read.
  */
-static long long pg_wal_pos(PGconn *pg)
+static long long
+pg_wal_pos(PGconn *pg)
 {
 	PGresult *r = PQexec(pg, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint");
 	long long pos = -1;
@@ -499,13 +579,14 @@ static long long pg_wal_pos(PGconn *pg)
 }
 
 /* WAL bytes per row since `start`, or -1 when unknown. */
-static double wal_per_row(PGconn *pg, long long start, size_t rows)
+static double
+wal_per_row(PGconn *pg, long long start, size_t rows)
 {
 	long long end = pg_wal_pos(pg);
 
 	if (start < 0 || end < start || rows == 0)
 		return -1;
-	return (double)(end - start) / (double)rows;
+	return (double) (end - start) / (double) rows;
 }
 
 /*
@@ -513,7 +594,8 @@ static double wal_per_row(PGconn *pg, long long start, size_t rows)
  * from the same clean state and does not pay for the previous one's
  * checkpoint. CHECKPOINT needs a superuser (or pg_checkpoint): best effort.
  */
-static bool fresh_table(PGconn *pg)
+static bool
+fresh_table(PGconn *pg)
 {
 	PGresult *r;
 
@@ -529,10 +611,11 @@ static bool fresh_table(PGconn *pg)
 #define COPY_CHUNK (256 * 1024)
 
 /* Appends record i as one COPY text line; returns the new end. */
-static char *copy_line(char *p, const dataset *ds, size_t i)
+static char *
+copy_line(char *p, const dataset *ds, size_t i)
 {
 	const hx_cost_record *r = &ds->recs[0][i];
-	size_t l;
+	size_t                l;
 
 	memcpy(p, r->date, HX_DATE_LEN);
 	p += HX_DATE_LEN;
@@ -553,15 +636,17 @@ static char *copy_line(char *p, const dataset *ds, size_t i)
 }
 
 /* Streams every record through COPY FROM STDIN in text format. */
-static bool copy_stream(PGconn *pg, const dataset *ds)
+static bool
+copy_stream(PGconn *pg, const dataset *ds)
 {
 	PGresult *r;
-	char *buf = xcalloc(1, COPY_CHUNK);
-	char *p = buf;
-	bool ok = true;
+	char     *buf = xcalloc(1, COPY_CHUNK);
+	char     *p = buf;
+	bool      ok = true;
 
-	r = PQexec(pg, "COPY cost_snapshots (date, provider, gpu_type, cost_usd, "
-	               "created_at, updated_at) FROM STDIN");
+	r = PQexec(pg,
+	           "COPY cost_snapshots (date, provider, gpu_type, cost_usd, "
+	           "created_at, updated_at) FROM STDIN");
 	if (PQresultStatus(r) != PGRES_COPY_IN) {
 		say("COPY: %s", PQerrorMessage(pg));
 		PQclear(r);
@@ -571,8 +656,8 @@ static bool copy_stream(PGconn *pg, const dataset *ds)
 	PQclear(r);
 	for (size_t i = 0; i < ds->n && ok; i++) {
 		p = copy_line(p, ds, i);
-		if (COPY_CHUNK - (size_t)(p - buf) < 256 || i + 1 == ds->n) {
-			ok = PQputCopyData(pg, buf, (int)(p - buf)) == 1;
+		if (COPY_CHUNK - (size_t) (p - buf) < 256 || i + 1 == ds->n) {
+			ok = PQputCopyData(pg, buf, (int) (p - buf)) == 1;
 			p = buf;
 		}
 	}
@@ -590,11 +675,12 @@ static bool copy_stream(PGconn *pg, const dataset *ds)
 }
 
 /* Fresh table; BEGIN; COPY; COMMIT - timed. Returns rows/s, or -1. */
-static double bench_copy(PGconn *pg, const dataset *ds, double *wal)
+static double
+bench_copy(PGconn *pg, const dataset *ds, double *wal)
 {
-	uint64_t t0;
+	uint64_t  t0;
 	long long wal0;
-	double secs;
+	double    secs;
 
 	if (!fresh_table(pg))
 		return -1;
@@ -612,7 +698,7 @@ static double bench_copy(PGconn *pg, const dataset *ds, double *wal)
 	*wal = wal_per_row(pg, wal0, ds->n);
 	if (!expect_rows(pg, ds->n, "COPY"))
 		return -1;
-	return (double)ds->n / secs;
+	return (double) ds->n / secs;
 }
 
 /* ---- 2. row by row: the origin's approach ------------------------------------------ */
@@ -627,11 +713,12 @@ static const char *const rowbyrow_sql =
     "ON CONFLICT (date, provider, gpu_type) DO UPDATE "
     "SET cost_usd = EXCLUDED.cost_usd, updated_at = now()";
 
-static bool rowbyrow_one(PGconn *pg, const hx_cost_record *rec)
+static bool
+rowbyrow_one(PGconn *pg, const hx_cost_record *rec)
 {
-	const char *vals[4] = {rec->date, rec->provider, rec->gpu_type, rec->cost_usd};
-	PGresult *r = PQexecPrepared(pg, "bench_upsert", 4, vals, NULL, NULL, 0);
-	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	const char *vals[4] = { rec->date, rec->provider, rec->gpu_type, rec->cost_usd };
+	PGresult   *r = PQexecPrepared(pg, "bench_upsert", 4, vals, NULL, NULL, 0);
+	bool        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	if (!ok)
 		say("row-by-row upsert: %s", PQerrorMessage(pg));
@@ -640,12 +727,13 @@ static bool rowbyrow_one(PGconn *pg, const hx_cost_record *rec)
 }
 
 /* Returns rows/s over the first m records, or -1. */
-static double bench_rowbyrow(PGconn *pg, const dataset *ds, size_t m, double *wal)
+static double
+bench_rowbyrow(PGconn *pg, const dataset *ds, size_t m, double *wal)
 {
 	PGresult *r;
-	uint64_t t0;
+	uint64_t  t0;
 	long long wal0;
-	double secs;
+	double    secs;
 
 	if (!fresh_table(pg))
 		return -1;
@@ -665,14 +753,14 @@ static double bench_rowbyrow(PGconn *pg, const dataset *ds, size_t m, double *wa
 	*wal = wal_per_row(pg, wal0, m);
 	if (!expect_rows(pg, m, "row-by-row"))
 		return -1;
-	return (double)m / secs;
+	return (double) m / secs;
 }
 
 /* ---- 3. end-to-end ingest through the server ------------------------------------------ */
 
 typedef enum expect { EXPECT_INSERTED, EXPECT_UNCHANGED, EXPECT_UPDATED } expect;
 
-static const char *const expect_names[] = {"inserted", "unchanged", "updated"};
+static const char *const expect_names[] = { "inserted", "unchanged", "updated" };
 
 /* One ingest pass: K threads take batches in turn from `next`. */
 typedef struct ingest_pass {
@@ -691,7 +779,8 @@ typedef struct ingest_pass {
 
 /* Notes the first failure; every thread stops at its next batch. */
 static void pass_fail(ingest_pass *ip, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pass_fail(ingest_pass *ip, const char *fmt, ...)
+static void
+pass_fail(ingest_pass *ip, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -706,17 +795,22 @@ static void pass_fail(ingest_pass *ip, const char *fmt, ...)
 }
 
 /* The count a batch must have put entirely in one column. */
-static uint32_t wanted_count(const hx_ingest_result *res, expect want)
+static uint32_t
+wanted_count(const hx_ingest_result *res, expect want)
 {
 	switch (want) {
-	case EXPECT_INSERTED: return res->inserted;
-	case EXPECT_UNCHANGED: return res->unchanged;
-	default: return res->updated;
+	case EXPECT_INSERTED:
+		return res->inserted;
+	case EXPECT_UNCHANGED:
+		return res->unchanged;
+	default:
+		return res->updated;
 	}
 }
 
 /* Checks one batch's reply: OK, an ingest result, and exact counts. */
-static bool check_ingest_reply(ingest_pass *ip, size_t b, size_t n, const hx_reply *rep)
+static bool
+check_ingest_reply(ingest_pass *ip, size_t b, size_t n, const hx_reply *rep)
 {
 	const hx_ingest_result *res = &rep->ingest;
 
@@ -726,8 +820,10 @@ static bool check_ingest_reply(ingest_pass *ip, size_t b, size_t n, const hx_rep
 		return false;
 	}
 	if (res->received != n || res->failed || res->replayed ||
-	    res->inserted + res->updated + res->unchanged != n || wanted_count(res, ip->want) != n) {
-		pass_fail(ip, "%s batch %zu of %zu records: received %" PRIu32 " inserted %" PRIu32
+	    res->inserted + res->updated + res->unchanged != n ||
+	    wanted_count(res, ip->want) != n) {
+		pass_fail(ip,
+		          "%s batch %zu of %zu records: received %" PRIu32 " inserted %" PRIu32
 		          " updated %" PRIu32 " unchanged %" PRIu32 " failed %" PRIu32
 		          "%s; expected all %s",
 		          ip->phase, b, n, res->received, res->inserted, res->updated,
@@ -741,17 +837,18 @@ static bool check_ingest_reply(ingest_pass *ip, size_t b, size_t n, const hx_rep
 	return true;
 }
 
-static void *ingest_thread(void *arg)
+static void *
+ingest_thread(void *arg)
 {
 	ingest_pass *ip = arg;
-	char rid[96];
-	size_t b;
+	char         rid[96];
+	size_t       b;
 
 	while (!atomic_load(&ip->broken) && (b = atomic_fetch_add(&ip->next, 1)) < ip->nbatches) {
-		size_t start = b * ip->batch;
-		size_t n = ip->n - start < ip->batch ? ip->n - start : ip->batch;
-		hx_ingest_opts o = {.call = {.request_id = rid, .timeout_ms = ip->timeout_ms}};
-		hx_reply rep;
+		size_t         start = b * ip->batch;
+		size_t         n = ip->n - start < ip->batch ? ip->n - start : ip->batch;
+		hx_ingest_opts o = { .call = { .request_id = rid, .timeout_ms = ip->timeout_ms } };
+		hx_reply       rep;
 
 		snprintf(rid, sizeof rid, "bench-%s-%s-%zu", ip->nonce, ip->phase, b);
 		memset(&rep, 0, sizeof rep);
@@ -763,12 +860,13 @@ static void *ingest_thread(void *arg)
 }
 
 /* Runs one pass with `inflight` threads; returns rows/s, or -1 (said why). */
-static double run_ingest_pass(ingest_pass *ip, size_t inflight)
+static double
+run_ingest_pass(ingest_pass *ip, size_t inflight)
 {
 	pthread_t *th = xcalloc(inflight, sizeof *th);
-	size_t started = 0;
-	uint64_t t0 = now_ns();
-	double secs;
+	size_t     started = 0;
+	uint64_t   t0 = now_ns();
+	double     secs;
 
 	for (; started < inflight; started++)
 		if (pthread_create(&th[started], NULL, ingest_thread, ip) != 0) {
@@ -783,7 +881,7 @@ static double run_ingest_pass(ingest_pass *ip, size_t inflight)
 		say("%s", ip->err);
 		return -1;
 	}
-	return (double)ip->n / secs;
+	return (double) ip->n / secs;
 }
 
 typedef struct bench {
@@ -796,10 +894,11 @@ typedef struct bench {
 } bench;
 
 /* One phase of the end-to-end ingest: all records of cost set `set`. */
-static double bench_ingest(bench *b, const char *phase, int set, expect want)
+static double
+bench_ingest(bench *b, const char *phase, int set, expect want)
 {
 	ingest_pass ip;
-	double rate;
+	double      rate;
 
 	memset(&ip, 0, sizeof ip);
 	ip.client = b->client;
@@ -826,17 +925,19 @@ static double bench_ingest(bench *b, const char *phase, int set, expect want)
 
 #define LAT_RECORDS 28
 
-static int cmp_double(const void *a, const void *b)
+static int
+cmp_double(const void *a, const void *b)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	double x = *(const double *) a, y = *(const double *) b;
 
 	return (x > y) - (x < y);
 }
 
 /* Nearest-rank percentile of sorted v[0..n). */
-static double percentile(const double *v, size_t n, double p)
+static double
+percentile(const double *v, size_t n, double p)
 {
-	size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999);
+	size_t rank = (size_t) ((p / 100.0) * (double) n + 0.999999);
 
 	if (rank < 1)
 		rank = 1;
@@ -847,29 +948,30 @@ static double percentile(const double *v, size_t n, double p)
 
 /* One call: must be OK and, after the first, update all records. Gives the
  * time seen here and the server's own duration_us, both in ms. */
-static bool latency_call(bench *b, size_t i, size_t n, double *ms, double *srv_ms)
+static bool
+latency_call(bench *b, size_t i, size_t n, double *ms, double *srv_ms)
 {
-	char rid[96];
-	hx_ingest_opts o = {.call = {.request_id = rid, .timeout_ms = b->cfg->timeout_ms}};
-	hx_reply rep;
+	char           rid[96];
+	hx_ingest_opts o = { .call = { .request_id = rid, .timeout_ms = b->cfg->timeout_ms } };
+	hx_reply       rep;
 	const hx_ingest_result *res = &rep.ingest;
-	uint64_t t0;
-	bool ok;
+	uint64_t                t0;
+	bool                    ok;
 
 	snprintf(rid, sizeof rid, "bench-%s-lat-%zu", b->nonce, i);
 	memset(&rep, 0, sizeof rep);
 	t0 = now_ns();
 	hx_client_ingest_records(b->client, b->ds.recs[i % 2], n, &o, &rep);
-	*ms = (double)(now_ns() - t0) / 1e6;
-	*srv_ms = (double)res->duration_us / 1e3;
+	*ms = (double) (now_ns() - t0) / 1e6;
+	*srv_ms = (double) res->duration_us / 1e3;
 	ok = rep.code == HX_OK && rep.kind == HX_RESULT_INGEST && res->received == n &&
-	     res->inserted + res->updated + res->unchanged == n && !res->failed &&
-	     (i == 0 || res->updated == n);
+	    res->inserted + res->updated + res->unchanged == n && !res->failed &&
+	    (i == 0 || res->updated == n);
 	if (!ok)
 		say("latency call %zu: %s %s (received %" PRIu32 " inserted %" PRIu32
 		    " updated %" PRIu32 " unchanged %" PRIu32 ")",
-		    i, hx_status_name(rep.code), rep.message ? rep.message : "",
-		    res->received, res->inserted, res->updated, res->unchanged);
+		    i, hx_status_name(rep.code), rep.message ? rep.message : "", res->received,
+		    res->inserted, res->updated, res->unchanged);
 	hx_reply_free(&rep);
 	return ok;
 }
@@ -880,13 +982,14 @@ static bool latency_call(bench *b, size_t i, size_t n, double *ms, double *srv_m
  * so call 0 sends set 0). Fills p50/p99/max in ms as seen here, and the
  * p99 of the server's own duration_us; false on a broken call.
  */
-static bool bench_latency(bench *b, double out[3], double *srv_p99)
+static bool
+bench_latency(bench *b, double out[3], double *srv_p99)
 {
-	size_t calls = b->cfg->lat_calls;
-	size_t n = b->ds.n < LAT_RECORDS ? b->ds.n : LAT_RECORDS;
+	size_t  calls = b->cfg->lat_calls;
+	size_t  n = b->ds.n < LAT_RECORDS ? b->ds.n : LAT_RECORDS;
 	double *ms = xcalloc(calls, sizeof *ms);
 	double *srv = xcalloc(calls, sizeof *srv);
-	bool ok = true;
+	bool    ok = true;
 
 	for (size_t i = 0; i < calls && ok; i++)
 		ok = latency_call(b, i, n, &ms[i], &srv[i]);
@@ -907,17 +1010,18 @@ static bool bench_latency(bench *b, double out[3], double *srv_p99)
 
 typedef struct health_pass {
 	hx_client  *client;
-	nng_socket  req;      /* echo: a req0 socket shared by the threads */
-	size_t      calls;    /* per thread */
+	nng_socket  req;   /* echo: a req0 socket shared by the threads */
+	size_t      calls; /* per thread */
 	uint32_t    timeout_ms;
 	atomic_bool broken;
 	atomic_int  first_err;
 } health_pass;
 
-static void *health_thread(void *arg)
+static void *
+health_thread(void *arg)
 {
 	health_pass *hp = arg;
-	hx_call_opts o = {.request_id = NULL, .timeout_ms = hp->timeout_ms};
+	hx_call_opts o = { .request_id = NULL, .timeout_ms = hp->timeout_ms };
 
 	for (size_t i = 0; i < hp->calls && !atomic_load(&hp->broken); i++) {
 		hx_reply rep;
@@ -925,7 +1029,7 @@ static void *health_thread(void *arg)
 		memset(&rep, 0, sizeof rep);
 		hx_client_health(hp->client, &o, &rep);
 		if (rep.code != HX_OK || rep.kind != HX_RESULT_HEALTH || !rep.health.serving) {
-			atomic_store(&hp->first_err, (int)rep.code);
+			atomic_store(&hp->first_err, (int) rep.code);
 			atomic_store(&hp->broken, true);
 		}
 		hx_reply_free(&rep);
@@ -937,11 +1041,12 @@ static void *health_thread(void *arg)
 #define ECHO_PAYLOAD 64
 
 /* One echo round trip on this thread's context; nng's error or 0. */
-static int echo_once(nng_ctx ctx, nng_aio *aio)
+static int
+echo_once(nng_ctx ctx, nng_aio *aio)
 {
 	static const char payload[ECHO_PAYLOAD] = "heliox-bench echo";
-	nng_msg *m;
-	int rv;
+	nng_msg          *m;
+	int               rv;
 
 	if ((rv = nng_msg_alloc(&m, 0)) != 0)
 		return rv;
@@ -964,12 +1069,13 @@ static int echo_once(nng_ctx ctx, nng_aio *aio)
 	return 0;
 }
 
-static void *echo_client_thread(void *arg)
+static void *
+echo_client_thread(void *arg)
 {
 	health_pass *hp = arg;
-	nng_ctx ctx;
-	nng_aio *aio;
-	int rv;
+	nng_ctx      ctx;
+	nng_aio     *aio;
+	int          rv;
 
 	if ((rv = nng_ctx_open(&ctx, hp->req)) != 0) {
 		atomic_store(&hp->first_err, rv);
@@ -977,7 +1083,7 @@ static void *echo_client_thread(void *arg)
 		return NULL;
 	}
 	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) == 0) {
-		nng_aio_set_timeout(aio, (nng_duration)hp->timeout_ms);
+		nng_aio_set_timeout(aio, (nng_duration) hp->timeout_ms);
 		for (size_t i = 0; i < hp->calls && rv == 0 && !atomic_load(&hp->broken); i++)
 			rv = echo_once(ctx, aio);
 		nng_aio_free(aio);
@@ -991,12 +1097,13 @@ static void *echo_client_thread(void *arg)
 }
 
 /* Runs `fn` on T threads; returns calls/s, or -1 when a call failed. */
-static double run_calls(health_pass *hp, size_t threads, void *(*fn)(void *))
+static double
+run_calls(health_pass *hp, size_t threads, void *(*fn)(void *) )
 {
 	pthread_t *th = xcalloc(threads, sizeof *th);
-	size_t started = 0;
-	uint64_t t0 = now_ns();
-	double secs;
+	size_t     started = 0;
+	uint64_t   t0 = now_ns();
+	double     secs;
 
 	for (; started < threads; started++)
 		if (pthread_create(&th[started], NULL, fn, hp) != 0) {
@@ -1009,7 +1116,7 @@ static double run_calls(health_pass *hp, size_t threads, void *(*fn)(void *))
 	free(th);
 	if (atomic_load(&hp->broken))
 		return -1;
-	return (double)(threads * hp->calls) / secs;
+	return (double) (threads * hp->calls) / secs;
 }
 
 /* The in-process echo server: rep0 with W contexts, each an aio state machine. */
@@ -1026,7 +1133,8 @@ typedef struct echo_server {
 	char         dial_url[128];
 } echo_server;
 
-static void echo_cb(void *arg)
+static void
+echo_cb(void *arg)
 {
 	echo_worker *w = arg;
 
@@ -1046,10 +1154,11 @@ static void echo_cb(void *arg)
 }
 
 /* Starts W workers listening on `url`; a tcp port 0 becomes the real port. */
-static int echo_start(echo_server *es, const char *url, size_t workers)
+static int
+echo_start(echo_server *es, const char *url, size_t workers)
 {
 	nng_listener l;
-	int rv, port;
+	int          rv, port;
 
 	if ((rv = nng_rep0_open(&es->rep)) != 0)
 		return rv;
@@ -1067,7 +1176,8 @@ static int echo_start(echo_server *es, const char *url, size_t workers)
 	if ((rv = nng_listen(es->rep, url, &l, 0)) != 0)
 		return rv;
 	snprintf(es->dial_url, sizeof es->dial_url, "%s", url);
-	if (strncmp(url, "tcp://", 6) == 0 && nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+	if (strncmp(url, "tcp://", 6) == 0 &&
+	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
 		snprintf(es->dial_url, sizeof es->dial_url, "tcp://127.0.0.1:%d", port);
 	for (size_t i = 0; i < es->n; i++)
 		nng_ctx_recv(es->w[i].ctx, es->w[i].aio);
@@ -1075,7 +1185,8 @@ static int echo_start(echo_server *es, const char *url, size_t workers)
 }
 
 /* Closing the socket fails every pending operation; then the aios go. */
-static void echo_stop(echo_server *es)
+static void
+echo_stop(echo_server *es)
 {
 	nng_close(es->rep);
 	for (size_t i = 0; i < es->n; i++) {
@@ -1088,12 +1199,13 @@ static void echo_stop(echo_server *es)
 }
 
 /* Health through the server, then the same threads against a bare echo. */
-static bool bench_health(bench *b, double *health_rate, double *echo_rate)
+static bool
+bench_health(bench *b, double *health_rate, double *echo_rate)
 {
 	const config *cfg = b->cfg;
-	health_pass hp;
-	echo_server es;
-	int rv;
+	health_pass   hp;
+	echo_server   es;
+	int           rv;
 
 	memset(&hp, 0, sizeof hp);
 	hp.client = b->client;
@@ -1101,7 +1213,8 @@ static bool bench_health(bench *b, double *health_rate, double *echo_rate)
 	hp.timeout_ms = cfg->timeout_ms;
 	*health_rate = run_calls(&hp, cfg->health_threads, health_thread);
 	if (*health_rate < 0) {
-		say("health call failed: %s", hx_status_name((hx_status)atomic_load(&hp.first_err)));
+		say("health call failed: %s",
+		    hx_status_name((hx_status) atomic_load(&hp.first_err)));
 		return false;
 	}
 
@@ -1114,7 +1227,7 @@ static bool bench_health(bench *b, double *health_rate, double *echo_rate)
 	atomic_store(&hp.broken, false);
 	if ((rv = nng_req0_open(&hp.req)) == 0) {
 		/* resend no sooner than the timeout, as the heliox client does */
-		nng_socket_set_ms(hp.req, NNG_OPT_REQ_RESENDTIME, (nng_duration)cfg->timeout_ms);
+		nng_socket_set_ms(hp.req, NNG_OPT_REQ_RESENDTIME, (nng_duration) cfg->timeout_ms);
 		if ((rv = nng_dial(hp.req, es.dial_url, NULL, 0)) == 0)
 			*echo_rate = run_calls(&hp, cfg->health_threads, echo_client_thread);
 		nng_close(hp.req);
@@ -1130,10 +1243,11 @@ static bool bench_health(bench *b, double *health_rate, double *echo_rate)
 /* ---- 6. peak RSS ------------------------------------------------------------------------- */
 
 /* VmHWM of a process in KiB, or -1. */
-static long proc_hwm_kib(long pid)
+static long
+proc_hwm_kib(long pid)
 {
-	char path[64], line[256];
-	long kib = -1;
+	char  path[64], line[256];
+	long  kib = -1;
 	FILE *f;
 
 	snprintf(path, sizeof path, "/proc/%ld/status", pid);
@@ -1148,7 +1262,8 @@ static long proc_hwm_kib(long pid)
 	return kib;
 }
 
-static void bench_rss(const config *cfg)
+static void
+bench_rss(const config *cfg)
 {
 	struct rusage ru;
 
@@ -1156,23 +1271,25 @@ static void bench_rss(const config *cfg)
 		long kib = proc_hwm_kib(cfg->server_pid);
 
 		if (kib >= 0)
-			add_figure("server_peak_rss_mib", "server peak RSS (VmHWM)", "MiB", kib / 1024.0, 1);
+			add_figure("server_peak_rss_mib", "server peak RSS (VmHWM)", "MiB",
+			           kib / 1024.0, 1);
 		else
 			say("cannot read VmHWM of pid %ld", cfg->server_pid);
 	}
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		add_figure("bench_peak_rss_mib", "bench peak RSS (ru_maxrss)", "MiB",
-		           (double)ru.ru_maxrss / 1024.0, 1);
+		           (double) ru.ru_maxrss / 1024.0, 1);
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
 /* Waits up to ~15 s for the server to answer Health OK (it may still be starting). */
-static bool wait_for_server(bench *b)
+static bool
+wait_for_server(bench *b)
 {
-	hx_call_opts o = {.request_id = NULL, .timeout_ms = 1000};
-	hx_reply rep;
-	hx_status st = HX_UNAVAILABLE;
+	hx_call_opts o = { .request_id = NULL, .timeout_ms = 1000 };
+	hx_reply     rep;
+	hx_status    st = HX_UNAVAILABLE;
 
 	for (int i = 0; i < 15; i++) {
 		memset(&rep, 0, sizeof rep);
@@ -1193,17 +1310,19 @@ static bool wait_for_server(bench *b)
 }
 
 /* Says on stderr how long a phase took, so a slow run shows where it went. */
-static void phase_done(const char *phase, uint64_t t0)
+static void
+phase_done(const char *phase, uint64_t t0)
 {
 	say("%-10s %7.2f s", phase, secs_since(t0));
 }
 
 /* Phases 1 and 2: the database alone. */
-static bool run_db_phases(bench *b)
+static bool
+run_db_phases(bench *b)
 {
-	double copy, rbr;
+	double   copy, rbr;
 	uint64_t t0 = now_ns();
-	figure *f;
+	figure  *f;
 
 	copy = bench_copy(b->pg, &b->ds, &b->wal[0]);
 	if (copy < 0)
@@ -1223,15 +1342,17 @@ static bool run_db_phases(bench *b)
 }
 
 /* WAL bytes per row of each writing phase, beside COPY's. */
-static void add_wal_figures(bench *b)
+static void
+add_wal_figures(bench *b)
 {
-	static const char *const keys[5] = {
-		"copy_wal_bytes_per_row", "rowbyrow_wal_bytes_per_row",
-		"ingest_fresh_wal_bytes_per_row", "ingest_unchanged_wal_bytes_per_row",
-		"ingest_changed_wal_bytes_per_row"};
-	static const char *const labels[5] = {
-		"WAL per row: COPY", "WAL per row: row-by-row", "WAL per row: ingest fresh",
-		"WAL per row: ingest unchanged", "WAL per row: ingest +0.01"};
+	static const char *const keys[5] = { "copy_wal_bytes_per_row", "rowbyrow_wal_bytes_per_row",
+		                             "ingest_fresh_wal_bytes_per_row",
+		                             "ingest_unchanged_wal_bytes_per_row",
+		                             "ingest_changed_wal_bytes_per_row" };
+	static const char *const labels[5] = { "WAL per row: COPY", "WAL per row: row-by-row",
+		                               "WAL per row: ingest fresh",
+		                               "WAL per row: ingest unchanged",
+		                               "WAL per row: ingest +0.01" };
 
 	for (int i = 0; i < 5; i++) {
 		figure *f;
@@ -1246,16 +1367,20 @@ static void add_wal_figures(bench *b)
 }
 
 /* Phase 3: fresh, unchanged, changed - each checked to the record. */
-static bool run_ingest_phases(bench *b)
+static bool
+run_ingest_phases(bench *b)
 {
 	static const struct {
 		const char *phase, *key, *label;
 		int         set;
 		expect      want;
 	} passes[] = {
-		{"fresh", "ingest_fresh_rows_per_s", "ingest fresh (all inserted)", 0, EXPECT_INSERTED},
-		{"same", "ingest_unchanged_rows_per_s", "ingest again (all unchanged)", 0, EXPECT_UNCHANGED},
-		{"changed", "ingest_changed_rows_per_s", "ingest +0.01 (all updated)", 1, EXPECT_UPDATED},
+		{ "fresh", "ingest_fresh_rows_per_s", "ingest fresh (all inserted)", 0,
+		  EXPECT_INSERTED },
+		{ "same", "ingest_unchanged_rows_per_s", "ingest again (all unchanged)", 0,
+		  EXPECT_UNCHANGED },
+		{ "changed", "ingest_changed_rows_per_s", "ingest +0.01 (all updated)", 1,
+		  EXPECT_UPDATED },
 	};
 	double copy = figures[0].value;
 
@@ -1263,9 +1388,9 @@ static bool run_ingest_phases(bench *b)
 		return false;
 	for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
 		long long wal0 = pg_wal_pos(b->pg);
-		uint64_t t0 = now_ns();
-		double rate = bench_ingest(b, passes[i].phase, passes[i].set, passes[i].want);
-		figure *f;
+		uint64_t  t0 = now_ns();
+		double    rate = bench_ingest(b, passes[i].phase, passes[i].set, passes[i].want);
+		figure   *f;
 
 		if (rate < 0)
 			return false;
@@ -1281,14 +1406,16 @@ static bool run_ingest_phases(bench *b)
 }
 
 /* Phase 4; its baseline is 28 row-by-row upserts at the measured mean. */
-static bool run_latency_phase(bench *b)
+static bool
+run_latency_phase(bench *b)
 {
-	static const char *const keys[3] = {"ingest28_p50_ms", "ingest28_p99_ms", "ingest28_max_ms"};
-	static const char *const labels[3] = {"ingest 28 records p50", "ingest 28 records p99",
-	                                      "ingest 28 records max"};
-	double lat[3], srv_p99 = 0, rbr = 0;
-	uint64_t t0 = now_ns();
-	figure *f;
+	static const char *const keys[3] = { "ingest28_p50_ms", "ingest28_p99_ms",
+		                             "ingest28_max_ms" };
+	static const char *const labels[3] = { "ingest 28 records p50", "ingest 28 records p99",
+		                               "ingest 28 records max" };
+	double                   lat[3], srv_p99 = 0, rbr = 0;
+	uint64_t                 t0 = now_ns();
+	figure                  *f;
 
 	if (!bench_latency(b, lat, &srv_p99))
 		return false;
@@ -1304,17 +1431,19 @@ static bool run_latency_phase(bench *b)
 			             LAT_RECORDS * 1000.0 / rbr);
 	}
 	/* Beside the p99 seen here: how much of it the server itself saw. */
-	f = add_figure("ingest28_server_p99_ms", "  same, server's duration_us p99", "ms", srv_p99, 2);
+	f = add_figure("ingest28_server_p99_ms", "  same, server's duration_us p99", "ms", srv_p99,
+	               2);
 	f->lower_is_better = true;
 	set_baseline(f, keys[1], "client p99", lat[1]);
 	return true;
 }
 
-static bool run_health_phase(bench *b)
+static bool
+run_health_phase(bench *b)
 {
-	double health, echo;
+	double   health, echo;
 	uint64_t t0 = now_ns();
-	figure *f;
+	figure  *f;
 
 	if (!bench_health(b, &health, &echo))
 		return false;
@@ -1338,12 +1467,12 @@ static const struct {
 	const char *name, *keys, *tail;
 	int         nkeys; /* columns before count(*) */
 } sum_groups[5] = {
-	{"none", "", "", 0},
-	{"provider", "provider, ", " GROUP BY provider ORDER BY provider", 1},
-	{"gpu_type", "gpu_type, ", " GROUP BY gpu_type ORDER BY gpu_type", 1},
-	{"date", "to_char(date, 'YYYY-MM-DD'), ", " GROUP BY date ORDER BY date", 1},
-	{"provider_gpu_type", "provider, gpu_type, ",
-	 " GROUP BY provider, gpu_type ORDER BY provider, gpu_type", 2},
+	{ "none", "", "", 0 },
+	{ "provider", "provider, ", " GROUP BY provider ORDER BY provider", 1 },
+	{ "gpu_type", "gpu_type, ", " GROUP BY gpu_type ORDER BY gpu_type", 1 },
+	{ "date", "to_char(date, 'YYYY-MM-DD'), ", " GROUP BY date ORDER BY date", 1 },
+	{ "provider_gpu_type", "provider, gpu_type, ",
+	  " GROUP BY provider, gpu_type ORDER BY provider, gpu_type", 2 },
 };
 
 /* The date windows are set by summary_windows() to lie inside the data
@@ -1353,26 +1482,27 @@ static char sum_month[2][48], sum_quarter[2][48];
 static struct {
 	const char *name, *from, *to, *provider, *gpu_type;
 } sum_filters[4] = {
-	{"all", NULL, NULL, NULL, NULL},
-	{"one month", sum_month[0], sum_month[1], NULL, NULL},
-	{"one provider", NULL, NULL, "prov-07", NULL},
-	{"provider+gpu, a quarter", sum_quarter[0], sum_quarter[1], "prov-07", "gpu-13"},
+	{ "all", NULL, NULL, NULL, NULL },
+	{ "one month", sum_month[0], sum_month[1], NULL, NULL },
+	{ "one provider", NULL, NULL, "prov-07", NULL },
+	{ "provider+gpu, a quarter", sum_quarter[0], sum_quarter[1], "prov-07", "gpu-13" },
 };
 
 #define SUM_PROVIDERS 20
 #define SUM_GPUS      50
 
 /* Days since 1970-01-01 as "YYYY-MM-DD" (Howard Hinnant's civil_from_days). */
-static void civil_date(long z, char out[48])
+static void
+civil_date(long z, char out[48])
 {
-	long era, y;
+	long     era, y;
 	unsigned doe, yoe, doy, mp, d, m;
 
 	z += 719468;
 	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = (unsigned)(z - era * 146097);
+	doe = (unsigned) (z - era * 146097);
 	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = (long)yoe + era * 400;
+	y = (long) yoe + era * 400;
 	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
 	mp = (5 * doy + 2) / 153;
 	d = doy - (153 * mp + 2) / 5 + 1;
@@ -1386,9 +1516,10 @@ static void civil_date(long z, char out[48]);
 
 /* A month and a quarter from a quarter of the way into the data (or what
  * there is of them in a small run). */
-static void summary_windows(size_t rows)
+static void
+summary_windows(size_t rows)
 {
-	long days = (long)((rows + SUM_PROVIDERS * SUM_GPUS - 1) / (SUM_PROVIDERS * SUM_GPUS));
+	long days = (long) ((rows + SUM_PROVIDERS * SUM_GPUS - 1) / (SUM_PROVIDERS * SUM_GPUS));
 	long first = SUM_EPOCH_DAY + days / 4, last = SUM_EPOCH_DAY + days - 1;
 
 	civil_date(first, sum_month[0]);
@@ -1400,29 +1531,31 @@ static void summary_windows(size_t rows)
 /* rows rows: 1,000 a day from 2024-01-01, 20 providers x 50 GPU types
  * (gpu_hours known for two in three), by
  * COPY; then VACUUM ANALYZE, the state of a table autovacuum has seen. */
-static bool summary_load(PGconn *pg, size_t rows)
+static bool
+summary_load(PGconn *pg, size_t rows)
 {
-	char *buf = xcalloc(1, COPY_CHUNK), *p = buf, date[48];
+	char     *buf = xcalloc(1, COPY_CHUNK), *p = buf, date[48];
 	PGresult *r;
-	bool ok = true;
+	bool      ok = true;
 
 	if (!fresh_table(pg))
 		return false;
-	r = PQexec(pg, "COPY cost_snapshots (date, provider, gpu_type, cost_usd, gpu_hours) "
-	               "FROM STDIN");
+	r = PQexec(pg,
+	           "COPY cost_snapshots (date, provider, gpu_type, cost_usd, gpu_hours) "
+	           "FROM STDIN");
 	ok = PQresultStatus(r) == PGRES_COPY_IN;
 	PQclear(r);
 	for (size_t i = 0; ok && i < rows; i++) {
-		size_t k = i % (SUM_PROVIDERS * SUM_GPUS);
-		unsigned long cents = 10000 + (unsigned long)(i * 7919 % 250000);
+		size_t        k = i % (SUM_PROVIDERS * SUM_GPUS);
+		unsigned long cents = 10000 + (unsigned long) (i * 7919 % 250000);
 
-		civil_date(SUM_EPOCH_DAY + (long)(i / (SUM_PROVIDERS * SUM_GPUS)), date);
+		civil_date(SUM_EPOCH_DAY + (long) (i / (SUM_PROVIDERS * SUM_GPUS)), date);
 		/* Two rows in three know their GPU-hours: 8 GPUs for a day. */
 		p += snprintf(p, 96, "%s\tprov-%02zu\tgpu-%02zu\t%lu.%02lu\t%s\n", date,
 		              k / SUM_GPUS, k % SUM_GPUS, cents / 100, cents % 100,
 		              i % 3 ? "192" : "\\N");
-		if (COPY_CHUNK - (size_t)(p - buf) < 128 || i + 1 == rows) {
-			ok = PQputCopyData(pg, buf, (int)(p - buf)) == 1;
+		if (COPY_CHUNK - (size_t) (p - buf) < 128 || i + 1 == rows) {
+			ok = PQputCopyData(pg, buf, (int) (p - buf)) == 1;
 			p = buf;
 		}
 	}
@@ -1439,26 +1572,31 @@ static bool summary_load(PGconn *pg, size_t rows)
 }
 
 /* The baseline's SQL for one case, literals in place of the filters. */
-static void summary_sql(char *out, size_t outsz, int g, int f)
+static void
+summary_sql(char *out, size_t outsz, int g, int f)
 {
-	size_t n = (size_t)snprintf(out, outsz,
+	size_t n = (size_t) snprintf(
+	    out, outsz,
 	    "SELECT %scount(*), sum(cost_usd), round(avg(cost_usd), 2), min(cost_usd), "
 	    "max(cost_usd), sum(gpu_hours), round(sum(cost_usd) FILTER (WHERE gpu_hours IS NOT "
 	    "NULL) / nullif(sum(gpu_hours), 0), 4) FROM cost_snapshots WHERE true",
 	    sum_groups[g].keys);
 
 	if (sum_filters[f].from)
-		n += (size_t)snprintf(out + n, outsz - n, " AND date >= '%s' AND date <= '%s'",
-		                      sum_filters[f].from, sum_filters[f].to);
+		n += (size_t) snprintf(out + n, outsz - n, " AND date >= '%s' AND date <= '%s'",
+		                       sum_filters[f].from, sum_filters[f].to);
 	if (sum_filters[f].provider)
-		n += (size_t)snprintf(out + n, outsz - n, " AND provider = '%s'", sum_filters[f].provider);
+		n += (size_t) snprintf(out + n, outsz - n, " AND provider = '%s'",
+		                       sum_filters[f].provider);
 	if (sum_filters[f].gpu_type)
-		n += (size_t)snprintf(out + n, outsz - n, " AND gpu_type = '%s'", sum_filters[f].gpu_type);
+		n += (size_t) snprintf(out + n, outsz - n, " AND gpu_type = '%s'",
+		                       sum_filters[f].gpu_type);
 	snprintf(out + n, outsz - n, "%s", sum_groups[g].tail);
 }
 
 /* The server's decimal text and Postgres's for the same sum ("" = NULL). */
-static bool same_decimal(const char *ours, const char *pg)
+static bool
+same_decimal(const char *ours, const char *pg)
 {
 	char norm[128];
 
@@ -1468,33 +1606,35 @@ static bool same_decimal(const char *ours, const char *pg)
 }
 
 /* One timed call each way; false on a failed call or rows that differ. */
-static bool summary_once(bench *b, int g, int f, double *srv_ms, double *sql_ms)
+static bool
+summary_once(bench *b, int g, int f, double *srv_ms, double *sql_ms)
 {
-	hx_summary_query q = {.from_date = sum_filters[f].from, .to_date = sum_filters[f].to,
-	                      .provider = sum_filters[f].provider,
-	                      .gpu_type = sum_filters[f].gpu_type, .group_by = (hx_group_by)g};
-	hx_call_opts o = {.timeout_ms = b->cfg->timeout_ms};
-	char sql[512];
-	hx_reply rep;
-	PGresult *r;
-	uint64_t t0;
-	bool ok;
+	hx_summary_query q = { .from_date = sum_filters[f].from,
+		               .to_date = sum_filters[f].to,
+		               .provider = sum_filters[f].provider,
+		               .gpu_type = sum_filters[f].gpu_type,
+		               .group_by = (hx_group_by) g };
+	hx_call_opts     o = { .timeout_ms = b->cfg->timeout_ms };
+	char             sql[512];
+	hx_reply         rep;
+	PGresult        *r;
+	uint64_t         t0;
+	bool             ok;
 
 	memset(&rep, 0, sizeof rep);
 	t0 = now_ns();
 	hx_client_summary(b->client, &q, &o, &rep);
-	*srv_ms = (double)(now_ns() - t0) / 1e6;
+	*srv_ms = (double) (now_ns() - t0) / 1e6;
 	summary_sql(sql, sizeof sql, g, f);
 	t0 = now_ns();
 	r = PQexec(b->pg, sql);
-	*sql_ms = (double)(now_ns() - t0) / 1e6;
+	*sql_ms = (double) (now_ns() - t0) / 1e6;
 	ok = rep.code == HX_OK && rep.kind == HX_RESULT_SUMMARY &&
-	     PQresultStatus(r) == PGRES_TUPLES_OK &&
-	     (size_t)PQntuples(r) == rep.n_rows &&
-	     (rep.n_rows == 0 ||
-	      (rep.rows[0].records == strtoull(PQgetvalue(r, 0, sum_groups[g].nkeys), NULL, 10) &&
-	       same_decimal(rep.rows[0].total_usd, PQgetvalue(r, 0, sum_groups[g].nkeys + 1)) &&
-	       same_decimal(rep.rows[0].gpu_hours, PQgetvalue(r, 0, sum_groups[g].nkeys + 5))));
+	    PQresultStatus(r) == PGRES_TUPLES_OK && (size_t) PQntuples(r) == rep.n_rows &&
+	    (rep.n_rows == 0 ||
+	     (rep.rows[0].records == strtoull(PQgetvalue(r, 0, sum_groups[g].nkeys), NULL, 10) &&
+	      same_decimal(rep.rows[0].total_usd, PQgetvalue(r, 0, sum_groups[g].nkeys + 1)) &&
+	      same_decimal(rep.rows[0].gpu_hours, PQgetvalue(r, 0, sum_groups[g].nkeys + 5))));
 	if (!ok)
 		say("summary %s/%s: %s %s; bare SQL: %s", sum_groups[g].name, sum_filters[f].name,
 		    hx_status_name(rep.code), rep.message ? rep.message : "",
@@ -1504,21 +1644,23 @@ static bool summary_once(bench *b, int g, int f, double *srv_ms, double *sql_ms)
 	return ok;
 }
 
-static double median(double *v, size_t n)
+static double
+median(double *v, size_t n)
 {
 	qsort(v, n, sizeof *v, cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Phase 7: every group_by, with and without filters, on summary_rows rows. */
-static bool run_summary_phase(bench *b)
+static bool
+run_summary_phase(bench *b)
 {
 	static char labels[5 * 4][48], keys[5 * 4][48];
-	size_t reps = b->cfg->summary_reps;
-	double *srv = xcalloc(reps, sizeof *srv), *sql = xcalloc(reps, sizeof *sql);
-	double w_srv, w_sql;
-	uint64_t t0 = now_ns();
-	bool ok = summary_load(b->pg, b->cfg->summary_rows);
+	size_t      reps = b->cfg->summary_reps;
+	double     *srv = xcalloc(reps, sizeof *srv), *sql = xcalloc(reps, sizeof *sql);
+	double      w_srv, w_sql;
+	uint64_t    t0 = now_ns();
+	bool        ok = summary_load(b->pg, b->cfg->summary_rows);
 
 	summary_windows(b->cfg->summary_rows);
 	if (ok)
@@ -1526,7 +1668,7 @@ static bool run_summary_phase(bench *b)
 	t0 = now_ns();
 	for (int g = 0; ok && g < 5; g++) {
 		for (int f = 0; ok && f < 4; f++) {
-			int k = g * 4 + f;
+			int     k = g * 4 + f;
 			figure *fig;
 
 			ok = summary_once(b, g, f, &w_srv, &w_sql); /* warm both caches */
@@ -1536,7 +1678,8 @@ static bool run_summary_phase(bench *b)
 				break;
 			snprintf(labels[k], sizeof labels[k], "summary %s, %s", sum_groups[g].name,
 			         sum_filters[f].name);
-			snprintf(keys[k], sizeof keys[k], "summary_%s_f%d_ms", sum_groups[g].name, f);
+			snprintf(keys[k], sizeof keys[k], "summary_%s_f%d_ms", sum_groups[g].name,
+			         f);
 			fig = add_figure(keys[k], labels[k], "ms", median(srv, reps), 2);
 			fig->lower_is_better = true;
 			set_baseline(fig, "psql_same_sql_ms", "psql", median(sql, reps));
@@ -1549,12 +1692,13 @@ static bool run_summary_phase(bench *b)
 	return ok;
 }
 
-static bool run(bench *b)
+static bool
+run(bench *b)
 {
 	const config *cfg = b->cfg;
 
-	printf("heliox-bench: %zu records, batch %zu, inflight %zu, server %s\n",
-	       cfg->records, cfg->batch, cfg->inflight, cfg->url);
+	printf("heliox-bench: %zu records, batch %zu, inflight %zu, server %s\n", cfg->records,
+	       cfg->batch, cfg->inflight, cfg->url);
 	fflush(stdout);
 	if (!wait_for_server(b) || !run_db_phases(b) || !run_ingest_phases(b))
 		return false;
@@ -1569,16 +1713,17 @@ static bool run(bench *b)
 }
 
 /* Connects libpq and the heliox client; false (said why) on failure. */
-static bool bench_open(bench *b)
+static bool
+bench_open(bench *b)
 {
-	const char *urls[1] = {b->cfg->url};
-	hx_client_opts o = {.api_key = b->cfg->api_key, .timeout_ms = b->cfg->timeout_ms};
-	char err[256] = "";
+	const char     *urls[1] = { b->cfg->url };
+	hx_client_opts  o = { .api_key = b->cfg->api_key, .timeout_ms = b->cfg->timeout_ms };
+	char            err[256] = "";
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(b->nonce, sizeof b->nonce, "%lx%lx", (unsigned long)getpid(),
-	         (unsigned long)ts.tv_sec ^ (unsigned long)ts.tv_nsec);
+	snprintf(b->nonce, sizeof b->nonce, "%lx%lx", (unsigned long) getpid(),
+	         (unsigned long) ts.tv_sec ^ (unsigned long) ts.tv_nsec);
 	b->pg = PQconnectdb(b->cfg->db);
 	if (PQstatus(b->pg) != CONNECTION_OK) {
 		say("database: %s", PQerrorMessage(b->pg));
@@ -1592,7 +1737,8 @@ static bool bench_open(bench *b)
 	return true;
 }
 
-static void bench_close(bench *b)
+static void
+bench_close(bench *b)
 {
 	if (b->client)
 		hx_client_close(b->client);
@@ -1600,7 +1746,8 @@ static void bench_close(bench *b)
 	dataset_free(&b->ds);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	config cfg = {
 		.url = HX_CLIENT_DEFAULT_URL,
@@ -1619,8 +1766,8 @@ int main(int argc, char **argv)
 		.summary_reps = 3,
 	};
 	bench b;
-	bool ok;
-	int rc;
+	bool  ok;
+	int   rc;
 
 	if ((rc = parse_args(&cfg, argc, argv)) != 0) {
 		if (rc == 1)

@@ -60,8 +60,8 @@ run(hx_client *c)
 	printf("summary by %s:\n", hx_group_by_name(q.group_by));
 	for (size_t i = 0; i < r.n_rows; i++) {
 		printf("  %-8s records=%" PRIu64 " total_usd=%s gpu_hours=%s usd_per_gpu_hour=%s\n",
-		       r.rows[i].provider, r.rows[i].records, r.rows[i].total_usd, r.rows[i].gpu_hours,
-		       r.rows[i].usd_per_gpu_hour);
+		       r.rows[i].provider, r.rows[i].records, r.rows[i].total_usd,
+		       r.rows[i].gpu_hours, r.rows[i].usd_per_gpu_hour);
 	}
 	hx_reply_free(&r);
 	return (0);

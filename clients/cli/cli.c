@@ -125,8 +125,7 @@ print_help(cli_cmd cmd)
 	}
 }
 
-static int
-usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 usage_error(const char *fmt, ...)
@@ -311,8 +310,8 @@ apply_stream_opt(cli_args *a, opt_id id, const char *val)
 
 	if (id == OPT_BATCH) {
 		if (parse_count(val, STREAM_MAX_BATCH, &v) != 0) {
-			return (usage_error("--batch: '%s' is not a number of records from 1 to %u", val,
-			                    STREAM_MAX_BATCH));
+			return (usage_error("--batch: '%s' is not a number of records from 1 to %u",
+			                    val, STREAM_MAX_BATCH));
 		}
 		a->batch = (size_t) v;
 		a->batch_set = true;
@@ -353,7 +352,8 @@ apply_global(cli_args *a, opt_id id, const char *val)
 	case OPT_TIMEOUT:
 		if (parse_timeout(val, &a->timeout_ms) != 0) {
 			return (usage_error("--timeout: '%s' is not a number of milliseconds "
-			                    "from 1 to %u", val, CLI_MAX_TIMEOUT_MS));
+			                    "from 1 to %u",
+			                    val, CLI_MAX_TIMEOUT_MS));
 		}
 		return (0);
 	case OPT_TLS_CA:
@@ -410,7 +410,8 @@ apply_opt(cli_args *a, opt_id id, const char *val)
 	case OPT_GROUP_BY:
 		if (hx_group_by_parse(val, &a->query.group_by) != 0) {
 			return (usage_error("--group-by: '%s' is not one of none, provider, "
-			                    "gpu_type, date, provider_gpu_type", val));
+			                    "gpu_type, date, provider_gpu_type",
+			                    val));
 		}
 		return (0);
 	default:
@@ -803,7 +804,9 @@ run_ingest_file(const cli_args *a, hx_client *c)
 static int
 run_ingest(const cli_args *a, hx_client *c, const hx_call_opts *call, hx_reply *r)
 {
-	hx_ingest_opts o = { .call = *call, .dry_run = a->dry_run, .skip_invalid = a->skip_invalid };
+	hx_ingest_opts o = { .call = *call,
+		             .dry_run = a->dry_run,
+		             .skip_invalid = a->skip_invalid };
 
 	hx_client_ingest_mock(c, &o, r);
 	return (0);

@@ -17,11 +17,11 @@
 
 /* Exit statuses (contract section 7). */
 enum {
-	CLI_EXIT_OK          = 0,
-	CLI_EXIT_OTHER       = 1,
-	CLI_EXIT_USAGE       = 2,
-	CLI_EXIT_INVALID     = 3,
-	CLI_EXIT_AUTH        = 4,
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_OTHER = 1,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_INVALID = 3,
+	CLI_EXIT_AUTH = 4,
 	CLI_EXIT_UNAVAILABLE = 5,
 };
 

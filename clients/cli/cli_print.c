@@ -68,13 +68,22 @@ print_health(const hx_reply *r)
 /* ---- the summary table -------------------------------------------------- */
 
 enum {
-	COL_DATE, COL_PROVIDER, COL_GPU, COL_RECORDS, COL_TOTAL, COL_AVG, COL_MIN, COL_MAX,
-	COL_GPU_HOURS, COL_PER_HOUR, NCOLS
+	COL_DATE,
+	COL_PROVIDER,
+	COL_GPU,
+	COL_RECORDS,
+	COL_TOTAL,
+	COL_AVG,
+	COL_MIN,
+	COL_MAX,
+	COL_GPU_HOURS,
+	COL_PER_HOUR,
+	NCOLS
 };
 
 static const char *const col_names[NCOLS] = {
-	"date", "provider", "gpu_type", "records", "total_usd", "avg_usd", "min_usd", "max_usd",
-	"gpu_hours", "usd_per_gpu_hour",
+	"date",    "provider", "gpu_type", "records",   "total_usd",
+	"avg_usd", "min_usd",  "max_usd",  "gpu_hours", "usd_per_gpu_hour",
 };
 
 /* The key columns shown are those the rows were grouped by. */

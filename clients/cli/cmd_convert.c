@@ -34,23 +34,24 @@
 #include "cmd_convert.h"
 #include "stream_ingest.h"
 
-#define MAP_FILE "gpu_map_v1.csv"
+#define MAP_FILE  "gpu_map_v1.csv"
 #define MAX_FILES 4096
 
 typedef struct bill_args {
-	int         cmd_at;    /* index of the command word in argv */
+	int         cmd_at; /* index of the command word in argv */
 	bool        json;
-	const char *format;    /* NULL = auto */
+	const char *format; /* NULL = auto */
 	const char *gpu_map;
 	const char *out;
 	bool        no_replace;
 	const char *files[MAX_FILES];
 	size_t      n_files;
-	bool        bill;      /* ingest: the files are a billing export */
+	bool        bill; /* ingest: the files are a billing export */
 } bill_args;
 
-static const char *const global_with_arg[] = {"--url", "--api-key", "--timeout", "--tls-ca",
-                                              "--tls-server-name", "--request-id", NULL};
+static const char *const global_with_arg[] = { "--url",    "--api-key",         "--timeout",
+	                                       "--tls-ca", "--tls-server-name", "--request-id",
+	                                       NULL };
 
 static bool
 in_list(const char *arg, const char *const *list)
@@ -103,8 +104,9 @@ load_map(const char *given, hx_violations *v)
 		return m;
 	}
 #endif
-	hx_violations_add(v, "--gpu-map", "no GPU map found (looked beside the executable in "
-	                                  "../share/heliox); pass --gpu-map FILE");
+	hx_violations_add(v, "--gpu-map",
+	                  "no GPU map found (looked beside the executable in "
+	                  "../share/heliox); pass --gpu-map FILE");
 	return NULL;
 }
 
@@ -122,7 +124,8 @@ report_json(const hx_bill_report *r)
 	cJSON_AddNumberToObject(o, "lines_counted", (double) r->lines_counted);
 	ex = cJSON_AddObjectToObject(o, "lines_excluded");
 	for (int e = 0; e < HX_EXCL__COUNT; e++) {
-		cJSON_AddNumberToObject(ex, hx_bill_excl_name((hx_bill_excl) e), (double) r->excluded[e]);
+		cJSON_AddNumberToObject(ex, hx_bill_excl_name((hx_bill_excl) e),
+		                        (double) r->excluded[e]);
 	}
 	arr = cJSON_AddArrayToObject(o, "unknown_accelerators");
 	for (size_t i = 0; i < r->n_unknown; i++) {
@@ -160,9 +163,11 @@ report_text(FILE *f, const char *what, const hx_convert *c, size_t n_recs)
 		        (unsigned long long) r->excluded[e], e + 1 < HX_EXCL__COUNT ? "," : "\n");
 	}
 	for (size_t i = 0; i < r->n_unknown; i++) {
-		fprintf(f, "  not in the GPU map (looks like an accelerator): %s %s, %llu lines, %s USD\n",
-		        r->unknown[i].provider, r->unknown[i].family,
-		        (unsigned long long) r->unknown[i].lines, r->unknown[i].cost_usd);
+		fprintf(
+		    f,
+		    "  not in the GPU map (looks like an accelerator): %s %s, %llu lines, %s USD\n",
+		    r->unknown[i].provider, r->unknown[i].family,
+		    (unsigned long long) r->unknown[i].lines, r->unknown[i].cost_usd);
 	}
 	for (size_t i = 0; i < r->n_dropped; i++) {
 		fprintf(f, "  not sent (total <= 0): %s %s %s %s USD\n", r->dropped[i].date,
@@ -177,8 +182,8 @@ violations_text(FILE *f, const hx_violations *v)
 		fprintf(f, "  %s: %s\n", v->items[i].field, v->items[i].description);
 	}
 	if (v->total > v->len) {
-		fprintf(f, "  ... and %zu more (only the first %zu are listed)\n", v->total - v->len,
-		        v->len);
+		fprintf(f, "  ... and %zu more (only the first %zu are listed)\n",
+		        v->total - v->len, v->len);
 	}
 }
 
@@ -262,8 +267,9 @@ on_progress(void *arg, const char *name, uint64_t bytes, uint64_t total, uint64_
 		return; /* small files: no bar at all */
 	}
 	fprintf(stderr, "\r\033[K%.40s: %llu lines, %.0f lines/s, %.1f of %.1f MB (%.0f%%)", name,
-	        (unsigned long long) lines, el > 0 ? (double) lines / el : 0.0, (double) bytes / 1e6,
-	        (double) total / 1e6, total ? 100.0 * (double) bytes / (double) total : 0.0);
+	        (unsigned long long) lines, el > 0 ? (double) lines / el : 0.0,
+	        (double) bytes / 1e6, (double) total / 1e6,
+	        total ? 100.0 * (double) bytes / (double) total : 0.0);
 	pg->drawn = true;
 }
 
@@ -289,14 +295,14 @@ static int
 convert_export(const bill_args *a, const char *const *files, size_t n, const char *name,
                char **doc_out, bool quiet_ok, size_t *nrec_out)
 {
-	hx_violations v;
-	hx_gpu_map   *map;
-	hx_convert   *c;
+	hx_violations  v;
+	hx_gpu_map    *map;
+	hx_convert    *c;
 	hx_bill_format fmt = HX_BILL_AUTO;
-	hx_status     st = HX_OK;
-	struct prog   pg;
-	size_t        nrec;
-	int           rv;
+	hx_status      st = HX_OK;
+	struct prog    pg;
+	size_t         nrec;
+	int            rv;
 
 	*doc_out = NULL;
 	if (a->format != NULL && strcmp(a->format, "focus") == 0) {
@@ -343,9 +349,10 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 		cJSON *o = cJSON_CreateObject(), *arr;
 		char  *s;
 		cJSON_AddStringToObject(o, "code", hx_status_name(st));
-		cJSON_AddStringToObject(o, "message",
-		                        st == HX_OK ? "converted"
-		                                    : "the export has problems; nothing was written or sent");
+		cJSON_AddStringToObject(
+		    o, "message",
+		    st == HX_OK ? "converted"
+		                : "the export has problems; nothing was written or sent");
 		cJSON_AddStringToObject(o, "format", hx_convert_format_name(c));
 		cJSON_AddStringToObject(o, "mapping_version", hx_gpu_map_version(map));
 		cJSON_AddNumberToObject(o, "records", (double) nrec);
@@ -365,8 +372,9 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 	} else if (st != HX_OK || !quiet_ok) {
 		report_text(stderr, name, c, nrec);
 		if (st != HX_OK) {
-			fprintf(stderr, "INVALID_ARGUMENT: %zu problem(s) in the export; nothing was "
-			                "written or sent\n",
+			fprintf(stderr,
+			        "INVALID_ARGUMENT: %zu problem(s) in the export; nothing was "
+			        "written or sent\n",
 			        v.total);
 			violations_text(stderr, &v);
 		}
@@ -445,8 +453,8 @@ parse_bill(int argc, char **argv, bill_args *a, bool *keep, bool allow_o)
 		const char *arg = argv[i];
 		const char *eq = strchr(arg, '=');
 		const char *val = NULL;
-		bool        takes = in_list(arg, (const char *const[]){"--format", "--gpu-map", "-o",
-		                                                   "--output", NULL});
+		bool        takes = in_list(
+		           arg, (const char *const[]){ "--format", "--gpu-map", "-o", "--output", NULL });
 
 		if (takes) {
 			if (eq != NULL && arg[1] == '-') {
@@ -459,7 +467,9 @@ parse_bill(int argc, char **argv, bill_args *a, bool *keep, bool allow_o)
 			if (strncmp(arg, "--format", 8) == 0) {
 				if (strcmp(val, "auto") != 0 && strcmp(val, "heliox") != 0 &&
 				    strcmp(val, "focus") != 0 && strcmp(val, "aws-cur") != 0) {
-					return usage("--format must be auto, heliox, focus or aws-cur, not", val);
+					return usage(
+					    "--format must be auto, heliox, focus or aws-cur, not",
+					    val);
 				}
 				a->format = strcmp(val, "auto") == 0 ? NULL : val;
 			} else if (strncmp(arg, "--gpu-map", 9) == 0) {
@@ -587,8 +597,9 @@ run_convert(int argc, char **argv, bill_args *a)
 		return usage("convert: give one or more FILEs (the parts of one export)", NULL);
 	}
 	if (a->format != NULL && strcmp(a->format, "heliox") == 0) {
-		return usage("convert: --format heliox is already the JSON document; nothing to convert",
-		             NULL);
+		return usage(
+		    "convert: --format heliox is already the JSON document; nothing to convert",
+		    NULL);
 	}
 	export_name(a->files, a->n_files, name, sizeof(name));
 	rv = convert_export(a, a->files, a->n_files, name, &doc, false, NULL);
@@ -622,10 +633,13 @@ run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *req
 	if (!a->no_replace && nrec > STREAM_DEFAULT_BATCH) {
 		if (nrec > STREAM_MAX_BATCH) {
 			free(doc);
-			fprintf(stderr, CLI_NAME ": the export converts to %zu records, more than one request "
-			                "carries (%u); with replace windows it must be one request: ingest it "
-			                "in parts of fewer days, or with --no-replace\n",
-			        nrec, STREAM_MAX_BATCH);
+			fprintf(
+			    stderr,
+			    CLI_NAME
+			    ": the export converts to %zu records, more than one request "
+			    "carries (%u); with replace windows it must be one request: ingest it "
+			    "in parts of fewer days, or with --no-replace\n",
+			    nrec, STREAM_MAX_BATCH);
 			return CLI_EXIT_USAGE;
 		}
 		snprintf(batch, sizeof(batch), "%zu", nrec);
@@ -634,8 +648,8 @@ run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *req
 	rv = temp_doc(doc, tmp);
 	free(doc);
 	if (rv == CLI_EXIT_OK) {
-		rv = run_json_ingest(argc, argv, a, keep, tmp, request_id, keep_batch ? batch : NULL,
-		                     cli_main);
+		rv = run_json_ingest(argc, argv, a, keep, tmp, request_id,
+		                     keep_batch ? batch : NULL, cli_main);
 		unlink(tmp);
 	}
 	return rv;
@@ -644,9 +658,9 @@ run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *req
 /* ---- sync ------------------------------------------------------------------------------------ */
 
 struct exp {
-	char    path[PATH_MAX];
-	bool    dir;
-	time_t  mtime;
+	char   path[PATH_MAX];
+	bool   dir;
+	time_t mtime;
 };
 
 static int
@@ -708,13 +722,13 @@ worse(int a, int b)
 static int
 run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 {
-	bool        *keep = calloc((size_t) argc + 1, sizeof(bool));
-	const char  *dir;
-	DIR         *d;
+	bool          *keep = calloc((size_t) argc + 1, sizeof(bool));
+	const char    *dir;
+	DIR           *d;
 	struct dirent *de;
-	struct exp  *ex = NULL;
-	size_t       n = 0;
-	int          rv, total = CLI_EXIT_OK;
+	struct exp    *ex = NULL;
+	size_t         n = 0;
+	int            rv, total = CLI_EXIT_OK;
 
 	if (keep == NULL) {
 		return CLI_EXIT_OTHER;
@@ -765,7 +779,7 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 		if (ex[i].dir) {
 			DIR *sd = opendir(ex[i].path);
 			while (sd != NULL && (de = readdir(sd)) != NULL && nf < MAX_FILES) {
-				char p[PATH_MAX];
+				char        p[PATH_MAX];
 				struct stat sb;
 				if (de->d_name[0] == '.') {
 					continue;
@@ -798,7 +812,8 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 			printf("%s: ", label);
 			fflush(stdout);
 			if (nf == 1 && one.format == NULL && is_json_file(files[0])) {
-				rv = run_json_ingest(argc, argv, &one, keep, files[0], rid, NULL, cli_main);
+				rv = run_json_ingest(argc, argv, &one, keep, files[0], rid, NULL,
+				                     cli_main);
 			} else {
 				rv = run_bill_ingest(argc, argv, &one, keep, rid, label, cli_main);
 			}
@@ -815,17 +830,20 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 }
 
 static const char usage_bill[] =
-    "usage: " CLI_NAME " [--json] convert [--format auto|focus|aws-cur] [--gpu-map FILE] [-o OUT] FILE...\n"
+    "usage: " CLI_NAME
+    " [--json] convert [--format auto|focus|aws-cur] [--gpu-map FILE] [-o OUT] FILE...\n"
     "       " CLI_NAME " [options] ingest [--format auto|heliox|focus|aws-cur] [--gpu-map FILE]\n"
     "                        [--no-replace] [--dry-run] FILE...\n"
     "       " CLI_NAME " [options] sync [--gpu-map FILE] [--no-replace] DIR\n"
     "\n"
     "Billing exports (FOCUS 1.0-1.3, AWS CUR legacy and 2.0; plain or gzip) become GPU daily cost\n"
-    "records with gpu_hours, one replace window per provider and provenance (SERVICE.md section 8).\n"
+    "records with gpu_hours, one replace window per provider and provenance (SERVICE.md section "
+    "8).\n"
     "Several FILEs are the parts of one export. convert writes the JSON document to OUT (default\n"
     "stdout) and a report to stderr (--json: the report as one JSON object, on stdout with -o).\n"
     "ingest converts and sends the document as `ingest FILE` sends any export; --no-replace sends\n"
-    "no replace windows. sync ingests every export under DIR (a folder of files, or a file), oldest\n"
+    "no replace windows. sync ingests every export under DIR (a folder of files, or a file), "
+    "oldest\n"
     "first, with request ids from the files' SHA-256, so running it again writes nothing new.\n"
     "The GPU map: --gpu-map FILE, else ../share/heliox/gpu_map_v1.csv beside the executable.\n"
     "Exit status: 0 OK, 2 usage, 3 a problem in the bill (FILE:LINE.COLUMN), as for ingest.\n";
@@ -882,12 +900,13 @@ cli_bill_main(int argc, char **argv, cli_main_fn cli_main)
 		/* A billing export: a billing option, several files, or a file that is
 		 * not a JSON document. Otherwise the JSON path, untouched. */
 		a.bill = a.n_files > 1 || (a.format != NULL && strcmp(a.format, "heliox") != 0) ||
-		         (a.n_files == 1 && a.format == NULL && !is_json_file(a.files[0]));
+		    (a.n_files == 1 && a.format == NULL && !is_json_file(a.files[0]));
 		if (a.bill) {
 			rv = run_bill_ingest(argc, argv, &a, keep, NULL, NULL, cli_main);
 		} else if (a.format != NULL || a.gpu_map != NULL || a.no_replace) {
 			/* --format heliox etc.: drop the billing options, keep the rest */
-			rv = a.n_files == 1 ? run_json_ingest(argc, argv, &a, keep, a.files[0], NULL, NULL, cli_main)
+			rv = a.n_files == 1 ? run_json_ingest(argc, argv, &a, keep, a.files[0],
+			                                      NULL, NULL, cli_main)
 			                    : cli_main(argc, argv);
 		} else {
 			rv = cli_main(argc, argv);

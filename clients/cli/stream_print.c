@@ -50,7 +50,8 @@ print_violations(FILE *f, const hx_violations *v)
 		fprintf(f, "  %s: %s\n", v->items[i].field, v->items[i].description);
 	}
 	if (v->total > v->len) {
-		fprintf(f, "  ... and %zu more (%zu violations in all)\n", v->total - v->len, v->total);
+		fprintf(f, "  ... and %zu more (%zu violations in all)\n", v->total - v->len,
+		        v->total);
 	}
 }
 
@@ -68,7 +69,8 @@ print_ok(const stream_report *r)
 {
 	printf("ingest: OK  request_id=%s  ", r->base_id);
 	print_counts(stdout, r);
-	printf("  batches=%" PRIu64 " (up to %" PRIu64 " records each)  (%.2f s, %.0f records/s)%s%s\n",
+	printf("  batches=%" PRIu64 " (up to %" PRIu64
+	       " records each)  (%.2f s, %.0f records/s)%s%s\n",
 	       r->batches_total, r->batch_size, (double) r->duration_us / 1e6, records_per_s(r),
 	       r->dry_run ? "  [dry run: nothing written]" : "",
 	       all_replayed(r) ? "  [replayed: answered from the earlier run]" : "");
@@ -87,7 +89,9 @@ print_failed_batches(const stream_report *r)
 	for (i = 1; i < r->batches.n_failures; i++) {
 		const send_failure *f = &r->batches.failures[i];
 
-		fprintf(stderr, "  batch %" PRIu64 " (cost_data[%" PRIu64 "..%" PRIu64 "]) failed too: %s: %s\n",
+		fprintf(stderr,
+		        "  batch %" PRIu64 " (cost_data[%" PRIu64 "..%" PRIu64
+		        "]) failed too: %s: %s\n",
 		        f->batch, f->first, f->last, hx_status_name(f->code), f->message);
 	}
 }
@@ -107,7 +111,8 @@ print_error(const stream_report *r)
 	fputc('\n', stderr);
 	if (resumable(r)) {
 		fprintf(stderr,
-		        "  %" PRIu64 " of %" PRIu64 " batches committed; re-run with --request-id %s "
+		        "  %" PRIu64 " of %" PRIu64
+		        " batches committed; re-run with --request-id %s "
 		        "to resume\n",
 		        r->batches.committed, r->batches_total, r->base_id);
 	}
@@ -132,7 +137,8 @@ json_failures(cJSON *arr, const stream_report *r)
 		cJSON_AddNumberToObject(f, "batch", (double) s->batch);
 		snprintf(text, sizeof(text), "%s-b%" PRIu64, r->base_id, s->batch);
 		cJSON_AddStringToObject(f, "request_id", text);
-		snprintf(text, sizeof(text), "cost_data[%" PRIu64 "..%" PRIu64 "]", s->first, s->last);
+		snprintf(text, sizeof(text), "cost_data[%" PRIu64 "..%" PRIu64 "]", s->first,
+		         s->last);
 		cJSON_AddStringToObject(f, "records", text);
 		cJSON_AddStringToObject(f, "code", hx_status_name(s->code));
 		cJSON_AddStringToObject(f, "message", s->message);

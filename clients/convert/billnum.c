@@ -11,11 +11,26 @@
 
 #define E18 ((__int128) 1000000000000000000LL)
 
-static const uint64_t pow10_64[20] = {
-	1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-	100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
-	10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
-	100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+static const uint64_t pow10_64[20] = { 1ULL,
+	                               10ULL,
+	                               100ULL,
+	                               1000ULL,
+	                               10000ULL,
+	                               100000ULL,
+	                               1000000ULL,
+	                               10000000ULL,
+	                               100000000ULL,
+	                               1000000000ULL,
+	                               10000000000ULL,
+	                               100000000000ULL,
+	                               1000000000000ULL,
+	                               10000000000000ULL,
+	                               100000000000000ULL,
+	                               1000000000000000ULL,
+	                               10000000000000000ULL,
+	                               100000000000000000ULL,
+	                               1000000000000000000ULL,
+	                               10000000000000000000ULL };
 
 /* 10^n for 0 <= n <= 38. */
 static __int128
@@ -63,7 +78,7 @@ hx_wdec_parse(const char *s, size_t len, hx_wdec *out)
 		return "is not a number";
 	}
 	if (i < len) {
-		bool eneg = false;
+		bool   eneg = false;
 		size_t es;
 		if (s[i] != 'e' && s[i] != 'E') {
 			return "is not a number";
@@ -138,7 +153,7 @@ hx_wdec_add(hx_wdec *acc, const hx_wdec *v)
 void
 hx_wdec_add_mul(hx_wdec *acc, const hx_wdec *v, int64_t k)
 {
-	hx_wdec t = {v->hi, v->lo};
+	hx_wdec  t = { v->hi, v->lo };
 	__int128 q = t.lo / E18;
 	/* Bring lo under 10^18 first, so lo * k cannot overflow. */
 	t.hi += q;
@@ -276,8 +291,8 @@ num(const char *s, size_t n)
 static int
 mdays(int y, int m)
 {
-	static const int t[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	static const int t[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool             leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 	return m == 2 && leap ? 29 : t[m - 1];
 }
 

@@ -27,20 +27,42 @@
 #include "billnum.h"
 #include "convert_internal.h"
 
-#define MAX_ROW_BYTES  (8u << 20) /* a row longer than this is a broken quote */
-#define MAX_PROVIDERS  64
-#define READ_CHUNK     (1u << 20)
-#define HOURS_SCALE    3600       /* seconds units count / 3600 (G2) */
+#define MAX_ROW_BYTES (8u << 20) /* a row longer than this is a broken quote */
+#define MAX_PROVIDERS 64
+#define READ_CHUNK    (1u << 20)
+#define HOURS_SCALE   3600 /* seconds units count / 3600 (G2) */
 
 /* ---- the columns the rules read ------------------------------------------- */
 
 enum role {
 	/* FOCUS */
-	F_START, F_END, F_CATEGORY, F_CLASS, F_CDSTATUS, F_EFFECTIVE, F_CURRENCY, F_EFF_USD,
-	F_PROVIDER, F_SPROVIDER, F_SKUPD, F_USAGETYPE, F_DESC, F_CQTY, F_CUNIT,
+	F_START,
+	F_END,
+	F_CATEGORY,
+	F_CLASS,
+	F_CDSTATUS,
+	F_EFFECTIVE,
+	F_CURRENCY,
+	F_EFF_USD,
+	F_PROVIDER,
+	F_SPROVIDER,
+	F_SKUPD,
+	F_USAGETYPE,
+	F_DESC,
+	F_CQTY,
+	F_CUNIT,
 	/* CUR */
-	C_PRODUCT, C_LTYPE, C_UTYPE, C_ITYPE, C_UNBLENDED, C_RI_EFF, C_SP_EFF, C_START, C_CURRENCY,
-	C_AMOUNT, C_PUNIT,
+	C_PRODUCT,
+	C_LTYPE,
+	C_UTYPE,
+	C_ITYPE,
+	C_UNBLENDED,
+	C_RI_EFF,
+	C_SP_EFF,
+	C_START,
+	C_CURRENCY,
+	C_AMOUNT,
+	C_PUNIT,
 	ROLE_N
 };
 
@@ -53,33 +75,33 @@ struct colname {
 };
 
 static const struct colname colnames[] = {
-	{F_START, "ChargePeriodStart", NULL, NULL, true},
-	{F_END, "ChargePeriodEnd", NULL, NULL, false},
-	{F_CATEGORY, "ChargeCategory", NULL, NULL, true},
-	{F_CLASS, "ChargeClass", NULL, NULL, false},
-	{F_CDSTATUS, "CommitmentDiscountStatus", NULL, NULL, false},
-	{F_EFFECTIVE, "EffectiveCost", NULL, NULL, true},
-	{F_CURRENCY, "BillingCurrency", NULL, NULL, true},
-	{F_EFF_USD, "x_EffectiveCostInUsd", NULL, NULL, false},
-	{F_PROVIDER, "ProviderName", NULL, NULL, false}, /* one of the two, checked apart */
-	{F_SPROVIDER, "ServiceProviderName", NULL, NULL, false},
-	{F_SKUPD, "SkuPriceDetails", NULL, NULL, false},
-	{F_USAGETYPE, "x_UsageType", NULL, NULL, false},
-	{F_DESC, "ChargeDescription", NULL, NULL, false},
-	{F_CQTY, "ConsumedQuantity", NULL, NULL, false},
-	{F_CUNIT, "ConsumedUnit", NULL, NULL, false},
-	{C_PRODUCT, NULL, "lineItem/ProductCode", "line_item_product_code", true},
-	{C_LTYPE, NULL, "lineItem/LineItemType", "line_item_line_item_type", true},
-	{C_UTYPE, NULL, "lineItem/UsageType", "line_item_usage_type", true},
-	{C_ITYPE, NULL, "product/instanceType", "product_instance_type", false},
-	{C_UNBLENDED, NULL, "lineItem/UnblendedCost", "line_item_unblended_cost", true},
-	{C_RI_EFF, NULL, "reservation/EffectiveCost", "reservation_effective_cost", false},
-	{C_SP_EFF, NULL, "savingsPlan/SavingsPlanEffectiveCost",
-	 "savings_plan_savings_plan_effective_cost", false},
-	{C_START, NULL, "lineItem/UsageStartDate", "line_item_usage_start_date", true},
-	{C_CURRENCY, NULL, "lineItem/CurrencyCode", "line_item_currency_code", true},
-	{C_AMOUNT, NULL, "lineItem/UsageAmount", "line_item_usage_amount", true},
-	{C_PUNIT, NULL, "pricing/unit", "pricing_unit", false},
+	{ F_START, "ChargePeriodStart", NULL, NULL, true },
+	{ F_END, "ChargePeriodEnd", NULL, NULL, false },
+	{ F_CATEGORY, "ChargeCategory", NULL, NULL, true },
+	{ F_CLASS, "ChargeClass", NULL, NULL, false },
+	{ F_CDSTATUS, "CommitmentDiscountStatus", NULL, NULL, false },
+	{ F_EFFECTIVE, "EffectiveCost", NULL, NULL, true },
+	{ F_CURRENCY, "BillingCurrency", NULL, NULL, true },
+	{ F_EFF_USD, "x_EffectiveCostInUsd", NULL, NULL, false },
+	{ F_PROVIDER, "ProviderName", NULL, NULL, false }, /* one of the two, checked apart */
+	{ F_SPROVIDER, "ServiceProviderName", NULL, NULL, false },
+	{ F_SKUPD, "SkuPriceDetails", NULL, NULL, false },
+	{ F_USAGETYPE, "x_UsageType", NULL, NULL, false },
+	{ F_DESC, "ChargeDescription", NULL, NULL, false },
+	{ F_CQTY, "ConsumedQuantity", NULL, NULL, false },
+	{ F_CUNIT, "ConsumedUnit", NULL, NULL, false },
+	{ C_PRODUCT, NULL, "lineItem/ProductCode", "line_item_product_code", true },
+	{ C_LTYPE, NULL, "lineItem/LineItemType", "line_item_line_item_type", true },
+	{ C_UTYPE, NULL, "lineItem/UsageType", "line_item_usage_type", true },
+	{ C_ITYPE, NULL, "product/instanceType", "product_instance_type", false },
+	{ C_UNBLENDED, NULL, "lineItem/UnblendedCost", "line_item_unblended_cost", true },
+	{ C_RI_EFF, NULL, "reservation/EffectiveCost", "reservation_effective_cost", false },
+	{ C_SP_EFF, NULL, "savingsPlan/SavingsPlanEffectiveCost",
+	  "savings_plan_savings_plan_effective_cost", false },
+	{ C_START, NULL, "lineItem/UsageStartDate", "line_item_usage_start_date", true },
+	{ C_CURRENCY, NULL, "lineItem/CurrencyCode", "line_item_currency_code", true },
+	{ C_AMOUNT, NULL, "lineItem/UsageAmount", "line_item_usage_amount", true },
+	{ C_PUNIT, NULL, "pricing/unit", "pricing_unit", false },
 };
 
 enum kind { K_NONE, K_FOCUS, K_CUR_LEGACY, K_CUR2 };
@@ -124,16 +146,16 @@ struct hx_convert {
 	void                  *progress_arg;
 
 	/* export-wide */
-	enum kind        kind;
-	char             format_name[32];
-	struct provider  prov[MAX_PROVIDERS];
-	int              n_prov;
-	struct group    *groups;
-	size_t           n_groups, cap_groups; /* cap is a power of two */
+	enum kind           kind;
+	char                format_name[32];
+	struct provider     prov[MAX_PROVIDERS];
+	int                 n_prov;
+	struct group       *groups;
+	size_t              n_groups, cap_groups; /* cap is a power of two */
 	struct unknown_acc *unk;
-	size_t           n_unk;
-	hx_bill_report   report;
-	bool             oom;
+	size_t              n_unk;
+	hx_bill_report      report;
+	bool                oom;
 
 	/* the current file */
 	char              name[512];
@@ -143,21 +165,21 @@ struct hx_convert {
 	bool              header_done;
 	bool              degraded; /* header problems: rows only checked for shape */
 	size_t            ncols;
-	int16_t          *col_role; /* per column: role or -1 */
+	int16_t          *col_role;         /* per column: role or -1 */
 	int               role_col[ROLE_N]; /* 1-based column of a role, 0 = absent */
-	size_t            nf;                /* fields of the current row */
+	size_t            nf;               /* fields of the current row */
 	struct field      f[ROLE_N];
 	char             *arena;
 	size_t            arena_len, arena_cap;
-	char            **hdr;               /* header names while reading line 1 */
+	char            **hdr; /* header names while reading line 1 */
 	size_t            n_hdr, cap_hdr;
-	uint64_t          line;              /* physical line being fed */
-	uint64_t          row_line;          /* line the current row started on */
+	uint64_t          line;     /* physical line being fed */
+	uint64_t          row_line; /* line the current row started on */
 	bool              at_row_start, row_ended_here, line_blank, mid_line;
 	bool              skip_line; /* after a CSV error: the rest of the line is not read */
 	uint64_t          row_bytes;
 	uint64_t          file_rows;
-	size_t            bom_seen;          /* bytes of a leading BOM matched so far */
+	size_t            bom_seen; /* bytes of a leading BOM matched so far */
 	bool              any_byte;
 	uint64_t          file_bytes, file_total;
 
@@ -174,15 +196,15 @@ struct hx_convert {
 const char *
 hx_bill_excl_name(hx_bill_excl e)
 {
-	static const char *const n[HX_EXCL__COUNT] = {"not_compute", "charge_category", "line_type",
-	                                              "unused_commitment", "not_gpu_instance"};
+	static const char *const n[HX_EXCL__COUNT] = { "not_compute", "charge_category",
+		                                       "line_type", "unused_commitment",
+		                                       "not_gpu_instance" };
 	return (unsigned) e < HX_EXCL__COUNT ? n[e] : "?";
 }
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-static void
-violation(hx_convert *c, uint64_t line, int col, const char *fmt, ...)
+static void violation(hx_convert *c, uint64_t line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -196,7 +218,8 @@ violation(hx_convert *c, uint64_t line, int col, const char *fmt, ...)
 		char   suffix[48] = "";
 		size_t sl, nl = strlen(c->name), room;
 		if (line > 0 && col > 0) {
-			snprintf(suffix, sizeof(suffix), ":%llu.%d", (unsigned long long) line, col);
+			snprintf(suffix, sizeof(suffix), ":%llu.%d", (unsigned long long) line,
+			         col);
 		} else if (line > 0) {
 			snprintf(suffix, sizeof(suffix), ":%llu", (unsigned long long) line);
 		}
@@ -243,7 +266,8 @@ static bool
 feq(const hx_convert *c, enum role r, const char *lit)
 {
 	size_t n = strlen(lit);
-	return c->f[r].present && c->f[r].len == n && strncasecmp(c->arena + c->f[r].off, lit, n) == 0;
+	return c->f[r].present && c->f[r].len == n &&
+	    strncasecmp(c->arena + c->f[r].off, lit, n) == 0;
 }
 
 static const char *
@@ -251,9 +275,9 @@ colname_of(const hx_convert *c, enum role r)
 {
 	for (size_t i = 0; i < sizeof(colnames) / sizeof(colnames[0]); i++) {
 		if (colnames[i].role == r) {
-			return c->fkind == K_FOCUS        ? colnames[i].focus
-			       : c->fkind == K_CUR_LEGACY ? colnames[i].legacy
-			                                  : colnames[i].cur2;
+			return c->fkind == K_FOCUS     ? colnames[i].focus
+			    : c->fkind == K_CUR_LEGACY ? colnames[i].legacy
+			                               : colnames[i].cur2;
 		}
 	}
 	return "?";
@@ -293,7 +317,8 @@ fdate(hx_convert *c, enum role r, int32_t *day, bool required)
 	}
 	if (fnull(c, r)) {
 		if (required) {
-			violation(c, c->row_line, c->role_col[r], "%s is required", colname_of(c, r));
+			violation(c, c->row_line, c->role_col[r], "%s is required",
+			          colname_of(c, r));
 		}
 		return !required;
 	}
@@ -314,18 +339,18 @@ provider_key(const char *s, size_t len, char out[HX_BILL_NAME_MAX + 1])
 {
 	static const struct {
 		const char *name, *key;
-	} known[] = {{"aws", "aws"},
-	             {"amazon web services", "aws"},
-	             {"microsoft", "azure"},
-	             {"microsoft azure", "azure"},
-	             {"azure", "azure"},
-	             {"google cloud", "gcp"},
-	             {"google cloud platform", "gcp"},
-	             {"google", "gcp"},
-	             {"gcp", "gcp"},
-	             {"oracle", "oci"},
-	             {"oracle cloud infrastructure", "oci"},
-	             {"oci", "oci"}};
+	} known[] = { { "aws", "aws" },
+		      { "amazon web services", "aws" },
+		      { "microsoft", "azure" },
+		      { "microsoft azure", "azure" },
+		      { "azure", "azure" },
+		      { "google cloud", "gcp" },
+		      { "google cloud platform", "gcp" },
+		      { "google", "gcp" },
+		      { "gcp", "gcp" },
+		      { "oracle", "oci" },
+		      { "oracle cloud infrastructure", "oci" },
+		      { "oci", "oci" } };
 	size_t n = 0;
 
 	while (len > 0 && (*s == ' ' || *s == '\t')) {
@@ -389,8 +414,8 @@ static struct group *
 group_get(hx_convert *c, int32_t day, int prov, int gpu)
 {
 	uint64_t key = ((uint64_t) (uint32_t) (day + 1000000) << 20) | ((uint64_t) prov << 10) |
-	               (uint64_t) gpu;
-	size_t   mask, i;
+	    (uint64_t) gpu;
+	size_t mask, i;
 
 	if ((c->n_groups + 1) * 2 > c->cap_groups) {
 		size_t        ncap = c->cap_groups ? c->cap_groups * 2 : 256;
@@ -502,9 +527,10 @@ looks_like_instance(const char *s, size_t len)
 			return false;
 		}
 	}
-	return memmem(dot, len - fl, "large", 5) != NULL || memmem(dot, len - fl, "metal", 5) != NULL ||
-	       memmem(dot, len - fl, "nano", 4) != NULL || memmem(dot, len - fl, "micro", 5) != NULL ||
-	       memmem(dot, len - fl, "small", 5) != NULL || memmem(dot, len - fl, "medium", 6) != NULL;
+	return memmem(dot, len - fl, "large", 5) != NULL ||
+	    memmem(dot, len - fl, "metal", 5) != NULL || memmem(dot, len - fl, "nano", 4) != NULL ||
+	    memmem(dot, len - fl, "micro", 5) != NULL ||
+	    memmem(dot, len - fl, "small", 5) != NULL || memmem(dot, len - fl, "medium", 6) != NULL;
 }
 
 static int64_t
@@ -538,7 +564,8 @@ aws_lookup(const hx_convert *c, const char *s, size_t len, struct gpu_hit *h)
 		 * map gap worth telling. (inf, trn, dl are not GPUs: R4.) */
 		if (fl >= 2 && (lower[0] == 'p' || lower[0] == 'g') &&
 		    ((lower[1] >= '0' && lower[1] <= '9') ||
-		     (lower[0] == 'g' && lower[1] == 'r' && fl >= 3 && lower[2] >= '0' && lower[2] <= '9'))) {
+		     (lower[0] == 'g' && lower[1] == 'r' && fl >= 3 && lower[2] >= '0' &&
+		      lower[2] <= '9'))) {
 			h->accel_like = true;
 			memcpy(h->family, lower, fl);
 			h->family[fl] = '\0';
@@ -590,7 +617,7 @@ skupd_instance(const char *s, size_t len, const char **v, size_t *vlen)
 		p++;
 	}
 	*vlen = (size_t) (p - *v);
-	return p < end && *vlen > 0;
+	return p<end && * vlen> 0;
 }
 
 static void
@@ -637,11 +664,14 @@ focus_instance(hx_convert *c, const char *prov, struct gpu_hit *h)
 			const char *s = fval(c, F_DESC, &vlen), *end = s + vlen;
 			while (s < end) {
 				const char *t;
-				while (s < end && (*s == ' ' || *s == '(' || *s == ',' || *s == ')' || *s == ';')) {
+				while (s < end &&
+				       (*s == ' ' || *s == '(' || *s == ',' || *s == ')' ||
+				        *s == ';')) {
 					s++;
 				}
 				t = s;
-				while (s < end && *s != ' ' && *s != ',' && *s != ')' && *s != ';') {
+				while (s < end && *s != ' ' && *s != ',' && *s != ')' &&
+				       *s != ';') {
 					s++;
 				}
 				if (looks_like_instance(t, (size_t) (s - t))) {
@@ -732,8 +762,8 @@ unit_is(const char *s, size_t len, const char *const *names)
 static void
 focus_row(hx_convert *c)
 {
-	static const char *const hour_units[] = {"hour", "hours", "hrs", "hr", NULL};
-	static const char *const sec_units[] = {"second", "seconds", "sec", "secs", "s", NULL};
+	static const char *const hour_units[] = { "hour", "hours", "hrs", "hr", NULL };
+	static const char *const sec_units[] = { "second", "seconds", "sec", "secs", "s", NULL };
 	int32_t                  day = 0, endday;
 	char                     pkey[HX_BILL_NAME_MAX + 1];
 	const char              *s;
@@ -755,8 +785,9 @@ focus_row(hx_convert *c)
 	} else if (!fnull(c, F_PROVIDER)) {
 		s = fval(c, F_PROVIDER, &len);
 	} else {
-		violation(c, c->row_line, c->role_col[F_PROVIDER] ? c->role_col[F_PROVIDER]
-		                                                  : c->role_col[F_SPROVIDER],
+		violation(c, c->row_line,
+		          c->role_col[F_PROVIDER] ? c->role_col[F_PROVIDER]
+		                                  : c->role_col[F_SPROVIDER],
 		          "%s", "ProviderName is required");
 		return;
 	}
@@ -797,7 +828,8 @@ focus_row(hx_convert *c)
 		c->report.excluded[HX_EXCL_NOT_GPU]++;
 		if (h.accel_like) {
 			bool have = costcol != ROLE_N && !fnull(c, costcol) &&
-			            hx_wdec_parse(c->arena + c->f[costcol].off, c->f[costcol].len, &cost) == NULL;
+			    hx_wdec_parse(c->arena + c->f[costcol].off, c->f[costcol].len, &cost) ==
+			        NULL;
 			unknown_add(c, p, h.family, strlen(h.family), have ? &cost : NULL);
 		}
 		return;
@@ -870,7 +902,8 @@ cur_row(hx_convert *c)
 		c->report.excluded[HX_EXCL_NOT_GPU]++;
 		if (h.accel_like) {
 			bool have = c->role_col[costcol] != 0 && !fnull(c, costcol) &&
-			            hx_wdec_parse(c->arena + c->f[costcol].off, c->f[costcol].len, &cost) == NULL;
+			    hx_wdec_parse(c->arena + c->f[costcol].off, c->f[costcol].len, &cost) ==
+			        NULL;
 			unknown_add(c, p, h.family, strlen(h.family), have ? &cost : NULL);
 		}
 		return;
@@ -897,7 +930,7 @@ cur_row(hx_convert *c)
 	} else {
 		s = fval(c, C_UTYPE, &len);
 		have_hours = memmem(s, len, "BoxUsage", 8) || memmem(s, len, "SpotUsage", 9) ||
-		             memmem(s, len, "DedicatedUsage", 14) || memmem(s, len, "HostUsage", 9);
+		    memmem(s, len, "DedicatedUsage", 14) || memmem(s, len, "HostUsage", 9);
 	}
 	if (have_hours && !fnull(c, C_AMOUNT)) {
 		if (!fnum(c, C_AMOUNT, &q)) {
@@ -965,14 +998,15 @@ header_row(hx_convert *c)
 	}
 	if ((c->want == HX_BILL_FOCUS && k != K_FOCUS) ||
 	    (c->want == HX_BILL_AWS_CUR && k != K_CUR_LEGACY && k != K_CUR2) || k == K_NONE) {
-		violation(c, 1, 0, "%s",
-		          c->want == HX_BILL_FOCUS ? "is not a FOCUS file: expected a CSV header with "
-		                                     "ChargePeriodStart, ChargeCategory, EffectiveCost"
-		          : c->want == HX_BILL_AWS_CUR
-		              ? "is not an AWS CUR file: expected a CSV header with lineItem/... "
-		                "(legacy) or line_item_... (CUR 2.0) columns"
-		              : "is neither FOCUS nor AWS CUR: expected a CSV header with "
-		                "ChargePeriodStart (FOCUS) or lineItem/... / line_item_... (AWS CUR)");
+		violation(
+		    c, 1, 0, "%s",
+		    c->want == HX_BILL_FOCUS ? "is not a FOCUS file: expected a CSV header with "
+		                               "ChargePeriodStart, ChargeCategory, EffectiveCost"
+		        : c->want == HX_BILL_AWS_CUR
+		        ? "is not an AWS CUR file: expected a CSV header with lineItem/... "
+		          "(legacy) or line_item_... (CUR 2.0) columns"
+		        : "is neither FOCUS nor AWS CUR: expected a CSV header with "
+		          "ChargePeriodStart (FOCUS) or lineItem/... / line_item_... (AWS CUR)");
 		c->fkind = K_NONE;
 		c->degraded = true;
 		return;
@@ -981,10 +1015,13 @@ header_row(hx_convert *c)
 	if (c->kind == K_NONE) {
 		c->kind = k;
 		snprintf(c->format_name, sizeof(c->format_name), "%s",
-		         k == K_FOCUS ? focus_version(c) : k == K_CUR2 ? "aws-cur-2.0" : "aws-cur-legacy");
+		         k == K_FOCUS      ? focus_version(c)
+		             : k == K_CUR2 ? "aws-cur-2.0"
+		                           : "aws-cur-legacy");
 	} else if ((c->kind == K_FOCUS) != (k == K_FOCUS)) {
-		violation(c, 1, 0, "is %s but the export's first file is %s: one export, one format",
-		          k == K_FOCUS ? "FOCUS" : "AWS CUR", c->kind == K_FOCUS ? "FOCUS" : "AWS CUR");
+		violation(
+		    c, 1, 0, "is %s but the export's first file is %s: one export, one format",
+		    k == K_FOCUS ? "FOCUS" : "AWS CUR", c->kind == K_FOCUS ? "FOCUS" : "AWS CUR");
 		c->degraded = true;
 	}
 	c->ncols = c->n_hdr;
@@ -997,26 +1034,28 @@ header_row(hx_convert *c)
 	for (size_t i = 0; i < c->ncols; i++) {
 		c->col_role[i] = -1;
 		for (size_t j = 0; j < sizeof(colnames) / sizeof(colnames[0]); j++) {
-			const char *n = k == K_FOCUS        ? colnames[j].focus
-			                : k == K_CUR_LEGACY ? colnames[j].legacy
-			                                    : colnames[j].cur2;
-			if (n != NULL && strcasecmp(n, c->hdr[i]) == 0 && c->role_col[colnames[j].role] == 0) {
+			const char *n = k == K_FOCUS ? colnames[j].focus
+			    : k == K_CUR_LEGACY      ? colnames[j].legacy
+			                             : colnames[j].cur2;
+			if (n != NULL && strcasecmp(n, c->hdr[i]) == 0 &&
+			    c->role_col[colnames[j].role] == 0) {
 				c->col_role[i] = (int16_t) colnames[j].role;
 				c->role_col[colnames[j].role] = (int) i + 1;
 			}
 		}
 	}
 	for (size_t j = 0; j < sizeof(colnames) / sizeof(colnames[0]); j++) {
-		const char *n = k == K_FOCUS        ? colnames[j].focus
-		                : k == K_CUR_LEGACY ? colnames[j].legacy
-		                                    : colnames[j].cur2;
+		const char *n = k == K_FOCUS ? colnames[j].focus
+		    : k == K_CUR_LEGACY      ? colnames[j].legacy
+		                             : colnames[j].cur2;
 		if (n != NULL && colnames[j].required && c->role_col[colnames[j].role] == 0) {
 			violation(c, 1, 0, "missing required column %s", n);
 			c->degraded = true;
 		}
 	}
 	if (k == K_FOCUS && c->role_col[F_PROVIDER] == 0 && c->role_col[F_SPROVIDER] == 0) {
-		violation(c, 1, 0, "%s", "missing required column ProviderName (or ServiceProviderName)");
+		violation(c, 1, 0, "%s",
+		          "missing required column ProviderName (or ServiceProviderName)");
 		c->degraded = true;
 	}
 }
@@ -1104,7 +1143,8 @@ on_row(int term, void *arg)
 		c->report.lines_read++;
 		c->file_rows++;
 		if (c->nf != c->ncols && c->fkind != K_NONE) {
-			violation(c, c->row_line, 0, "has %zu fields, the header has %zu", c->nf, c->ncols);
+			violation(c, c->row_line, 0, "has %zu fields, the header has %zu", c->nf,
+			          c->ncols);
 		} else if (c->fkind == K_FOCUS) {
 			focus_row(c);
 		} else if (c->fkind != K_NONE) {
@@ -1184,9 +1224,10 @@ feed_line(hx_convert *c, const char *s, size_t n, bool complete)
 	c->row_bytes += n;
 	if (csv_parse(&c->csv, s, n, on_field, on_row, c) != n) {
 		if (csv_error(&c->csv) == CSV_EPARSE) {
-			violation(c, c->row_line, (int) c->nf + 1, "%s",
-			          "malformed CSV: a quote inside an unquoted field, or text after a "
-			          "closing quote");
+			violation(
+			    c, c->row_line, (int) c->nf + 1, "%s",
+			    "malformed CSV: a quote inside an unquoted field, or text after a "
+			    "closing quote");
 		} else {
 			c->oom = true;
 		}
@@ -1224,7 +1265,7 @@ hx_convert_feed(hx_convert *c, const void *buf, size_t len)
 	}
 	/* A UTF-8 BOM (EF BB BF) may open the file; it is not part of the first name. */
 	while (c->bom_seen < 3 && s < end && c->line == 1 && !c->mid_line) {
-		static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+		static const unsigned char bom[3] = { 0xEF, 0xBB, 0xBF };
 		if ((unsigned char) *s != bom[c->bom_seen]) {
 			if (c->bom_seen > 0) {
 				/* A partial BOM: give its bytes back to the parser. */
@@ -1267,7 +1308,6 @@ hx_convert_end(hx_convert *c)
 	c->csv_live = false;
 	return c->oom ? HX_RESOURCE_EXHAUSTED : HX_OK;
 }
-
 
 /* ---- gzip: inflate on one core, parse on the other ---------------------------------- */
 
@@ -1394,14 +1434,14 @@ gz_pipe(hx_convert *c, gzFile gz, char *buf)
 #define PAR_MIN (32u << 20)
 
 struct par_job {
-	hx_convert   *w;
-	hx_violations viol;
-	int           fd;
-	uint64_t      from, to;
-	const char   *header;
-	size_t        header_len;
+	hx_convert      *w;
+	hx_violations    viol;
+	int              fd;
+	uint64_t         from, to;
+	const char      *header;
+	size_t           header_len;
 	_Atomic uint64_t done; /* bytes of the range read so far */
-	bool          ok;
+	bool             ok;
 };
 
 static bool
@@ -1478,7 +1518,8 @@ par_merge(hx_convert *c, hx_convert *w)
 		unknown_add(c, p, w->unk[i].family, strlen(w->unk[i].family), &w->unk[i].cost);
 		/* unknown_add counted one line; the rest of them: */
 		for (size_t k = 0; k < c->n_unk; k++) {
-			if (c->unk[k].prov == p && strcmp(c->unk[k].family, w->unk[i].family) == 0) {
+			if (c->unk[k].prov == p &&
+			    strcmp(c->unk[k].family, w->unk[i].family) == 0) {
 				c->unk[k].lines += w->unk[i].lines - 1;
 			}
 		}
@@ -1541,7 +1582,8 @@ par_read(hx_convert *c, int fd, uint64_t size, char *buf)
 	bool           counted;
 
 	memset(&j, 0, sizeof(j));
-	if (size < PAR_MIN || c->n_threads < 2 || !par_plan(fd, size, &header, &j.header_len, &split)) {
+	if (size < PAR_MIN || c->n_threads < 2 ||
+	    !par_plan(fd, size, &header, &j.header_len, &split)) {
 		return false;
 	}
 	hx_violations_init(&j.viol, 1);
@@ -1560,7 +1602,8 @@ par_read(hx_convert *c, int fd, uint64_t size, char *buf)
 	{
 		uint64_t from = 0;
 		while (from < split && !c->oom) {
-			size_t  want = split - from < READ_CHUNK ? (size_t) (split - from) : READ_CHUNK;
+			size_t want =
+			    split - from < READ_CHUNK ? (size_t) (split - from) : READ_CHUNK;
 			ssize_t got = pread(fd, buf, want, (off_t) from);
 			if (got <= 0) {
 				break;
@@ -1576,7 +1619,7 @@ par_read(hx_convert *c, int fd, uint64_t size, char *buf)
 	}
 	pthread_join(t, NULL);
 	counted = j.ok && j.viol.total == 0 && c->at_row_start && !c->mid_line && !c->skip_line &&
-	          c->header_done && j.w->ncols == c->ncols && j.w->fkind == c->fkind;
+	    c->header_done && j.w->ncols == c->ncols && j.w->fkind == c->fkind;
 	if (counted) {
 		par_merge(c, j.w);
 		c->line += j.w->line - 2; /* the second half's lines, header excluded */
@@ -1641,7 +1684,8 @@ hx_convert_add_file(hx_convert *c, const char *path, const char *name)
 			}
 			if (msg != NULL) {
 				violation(c, c->line, 0,
-				          "the gzip stream is broken (%s): the file is truncated or corrupt",
+				          "the gzip stream is broken (%s): the file is truncated "
+				          "or corrupt",
 				          *msg ? msg : "read error");
 			}
 		}
@@ -1721,7 +1765,8 @@ cmp_rec(const void *a, const void *b)
 static int
 cmp_win(const void *a, const void *b)
 {
-	return strcmp(((const hx_bill_window *) a)->provider, ((const hx_bill_window *) b)->provider);
+	return strcmp(((const hx_bill_window *) a)->provider,
+	              ((const hx_bill_window *) b)->provider);
 }
 
 hx_status
@@ -1755,11 +1800,11 @@ hx_convert_finish(hx_convert *c)
 		char          date[11];
 
 		hx_civil_from_days(g->day, date);
-		if (!hx_wdec_round_micros(&g->cost, 1, &micros) || micros >= HX_MONEY_LIMIT_MICROS ||
-		    micros <= -HX_MONEY_LIMIT_MICROS) {
+		if (!hx_wdec_round_micros(&g->cost, 1, &micros) ||
+		    micros >= HX_MONEY_LIMIT_MICROS || micros <= -HX_MONEY_LIMIT_MICROS) {
 			char field[HX_FIELD_MAX];
-			snprintf(field, sizeof(field), "%.10s/%.40s/%.40s", date, c->prov[g->prov].name,
-			         c->map->gpu_names[g->gpu]);
+			snprintf(field, sizeof(field), "%.10s/%.40s/%.40s", date,
+			         c->prov[g->prov].name, c->map->gpu_names[g->gpu]);
 			hx_violations_add(c->viol, field, "the day's total is 10^12 USD or more");
 			continue;
 		}
@@ -1782,14 +1827,15 @@ hx_convert_finish(hx_convert *c)
 			r->gpu_hours[0] = '\0';
 			if (!g->hours_unknown) {
 				int64_t hm;
-				if (!hx_wdec_round_micros(&g->hours, HOURS_SCALE * c->map->den_lcm, &hm) ||
+				if (!hx_wdec_round_micros(&g->hours, HOURS_SCALE * c->map->den_lcm,
+				                          &hm) ||
 				    hm < 0 || hm >= HX_MONEY_LIMIT_MICROS) {
 					/* Negative or huge hours (refunds of hours beyond usage):
 					 * not a sendable value, so unknown rather than wrong. */
 					r->gpu_hours[0] = '\0';
 				} else {
-					hx_wdec_format6(&g->hours, HOURS_SCALE * c->map->den_lcm, r->gpu_hours,
-					                sizeof(r->gpu_hours));
+					hx_wdec_format6(&g->hours, HOURS_SCALE * c->map->den_lcm,
+					                r->gpu_hours, sizeof(r->gpu_hours));
 				}
 			}
 		}

@@ -27,13 +27,13 @@ struct hx_gpu_map {
 	char          version[HX_BILL_NAME_MAX + 1];
 	char          gpu_names[HX_MAP_GPU_MAX][HX_BILL_NAME_MAX + 1];
 	int           n_gpu;
-	hx_map_entry *fam;   /* aws families */
+	hx_map_entry *fam; /* aws families */
 	size_t        n_fam;
-	hx_map_entry *size;  /* aws instance types -> gpus */
+	hx_map_entry *size; /* aws instance types -> gpus */
 	size_t        n_size;
-	hx_map_entry *vm;    /* azure VM sizes -> gpu and gpus */
+	hx_map_entry *vm; /* azure VM sizes -> gpu and gpus */
 	size_t        n_vm;
-	hx_map_sku   *sku;   /* gcp GPU SKU description patterns */
+	hx_map_sku   *sku; /* gcp GPU SKU description patterns */
 	size_t        n_sku;
 	int64_t       den_lcm; /* lcm of all GPU-count denominators */
 };

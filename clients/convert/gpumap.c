@@ -19,7 +19,8 @@
 #include "convert_internal.h"
 
 enum { MCOL_PROVIDER, MCOL_KIND, MCOL_KEY, MCOL_GPU, MCOL_GPUS, MCOL_SOURCE, MCOL_N };
-static const char *const mcol_names[MCOL_N] = {"provider", "kind", "key", "gpu_type", "gpus", "source"};
+static const char *const mcol_names[MCOL_N] = { "provider", "kind", "key",
+	                                        "gpu_type", "gpus", "source" };
 
 struct mparse {
 	struct hx_gpu_map *m;
@@ -49,7 +50,7 @@ gcd64(int64_t a, int64_t b)
 static bool
 parse_gpus(const char *s, int64_t *num, int64_t *den)
 {
-	int64_t n = 0, d = 1;
+	int64_t     n = 0, d = 1;
 	const char *p = s;
 
 	if (*p < '0' || *p > '9') {
@@ -116,7 +117,8 @@ push(hx_map_entry **tab, size_t *n, const hx_map_entry *e)
 	return true;
 }
 
-static void mbad(struct mparse *p, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void mbad(struct mparse *p, int col, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 mbad(struct mparse *p, int col, const char *fmt, ...)
@@ -143,7 +145,8 @@ valid_gpu_name(const char *s)
 		return false;
 	}
 	for (; *s; s++) {
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_')) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '_')) {
 			return false;
 		}
 	}
@@ -155,15 +158,16 @@ mrow(struct mparse *p)
 {
 	struct hx_gpu_map *m = p->m;
 	hx_map_entry       e;
-	const char        *prov = p->f[MCOL_PROVIDER], *kind = p->f[MCOL_KIND], *key = p->f[MCOL_KEY];
-	const char        *gpu = p->f[MCOL_GPU], *gpus = p->f[MCOL_GPUS];
+	const char *prov = p->f[MCOL_PROVIDER], *kind = p->f[MCOL_KIND], *key = p->f[MCOL_KEY];
+	const char *gpu = p->f[MCOL_GPU], *gpus = p->f[MCOL_GPUS];
 
 	memset(&e, 0, sizeof(e));
 	e.gpu = -1;
 	if (!p->header_done) {
 		for (int i = 0; i < MCOL_N; i++) {
 			if (p->nf != MCOL_N || strcmp(p->f[i], mcol_names[i]) != 0) {
-				mbad(p, 0, "%s", "header must be provider,kind,key,gpu_type,gpus,source");
+				mbad(p, 0, "%s",
+				     "header must be provider,kind,key,gpu_type,gpus,source");
 				break;
 			}
 		}
@@ -185,15 +189,16 @@ mrow(struct mparse *p)
 	snprintf(e.key, sizeof(e.key), "%.64s", key);
 	if (*gpu != '\0') {
 		if (!valid_gpu_name(gpu)) {
-			mbad(p, MCOL_GPU + 1, "gpu_type %s must be lower-case [a-z0-9_-], 1-64 bytes", gpu);
+			mbad(p, MCOL_GPU + 1,
+			     "gpu_type %s must be lower-case [a-z0-9_-], 1-64 bytes", gpu);
 			return;
 		}
 		e.gpu = gpu_index(m, gpu);
 	}
 	if (*gpus != '\0') {
 		if (!parse_gpus(gpus, &e.num, &e.den)) {
-			mbad(p, MCOL_GPUS + 1, "gpus %s must be a positive count, fraction a/b or decimal",
-			     gpus);
+			mbad(p, MCOL_GPUS + 1,
+			     "gpus %s must be a positive count, fraction a/b or decimal", gpus);
 			return;
 		}
 		m->den_lcm = m->den_lcm / gcd64(m->den_lcm, e.den) * e.den;
@@ -218,7 +223,8 @@ mrow(struct mparse *p)
 		}
 		m->sku = t;
 		if (regcomp(&t[m->n_sku].re, key, REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0) {
-			mbad(p, MCOL_KEY + 1, "pattern %s is not a valid extended regular expression", key);
+			mbad(p, MCOL_KEY + 1,
+			     "pattern %s is not a valid extended regular expression", key);
 			return;
 		}
 		t[m->n_sku++].gpu = e.gpu;
@@ -284,7 +290,8 @@ hx_gpu_map_parse(const char *name, const char *text, size_t len, hx_gpu_map **ou
 		if (hit != NULL && m->version[0] == '\0') {
 			size_t k = 0;
 			hit += strlen(v);
-			while (hit < text + end && *hit != ' ' && *hit != '\r' && k < HX_BILL_NAME_MAX) {
+			while (hit < text + end && *hit != ' ' && *hit != '\r' &&
+			       k < HX_BILL_NAME_MAX) {
 				m->version[k++] = *hit++;
 			}
 		}
@@ -294,7 +301,8 @@ hx_gpu_map_parse(const char *name, const char *text, size_t len, hx_gpu_map **ou
 	if (m->version[0] == '\0') {
 		char field[HX_FIELD_MAX];
 		snprintf(field, sizeof(field), "%.80s:1", name);
-		hx_violations_add(viol, field, "a GPU map starts with a line '# mapping_version=NAME'");
+		hx_violations_add(viol, field,
+		                  "a GPU map starts with a line '# mapping_version=NAME'");
 		p->bad = true;
 	}
 	/* One line at a time, so every row knows its line number. */

@@ -119,8 +119,8 @@ static char hx_empty[1];
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void
-set_err(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 set_err(char *err, size_t errsz, const char *fmt, ...)
@@ -281,8 +281,10 @@ tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *e
 		}
 	}
 	if (o->tls_ca_file == NULL && access(ca, R_OK) != 0) {
-		set_err(err, errsz, "%s: no CA file given (--tls-ca) and no system CA bundle at %s: "
-		        "cannot verify the server", url, ca);
+		set_err(err, errsz,
+		        "%s: no CA file given (--tls-ca) and no system CA bundle at %s: "
+		        "cannot verify the server",
+		        url, ca);
 		rv = NNG_ENOENT;
 		goto out;
 	}
@@ -872,7 +874,8 @@ hx_client_close(hx_client *c)
 		nng_mtx_lock(c->mtx);
 		c->closing = true;
 		for (i = 0; i < c->n_links; i++) {
-			while (c->links[i].state == LINK_DIALING || c->links[i].state == LINK_RENEWING) {
+			while (c->links[i].state == LINK_DIALING ||
+			       c->links[i].state == LINK_RENEWING) {
 				nng_cv_wait(c->cv);
 			}
 		}
@@ -1028,8 +1031,7 @@ hx_reply_free(hx_reply *r)
 }
 
 /* Fills a reply that carries no server answer. */
-static hx_status
-reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
+static hx_status reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static hx_status
@@ -1280,9 +1282,9 @@ call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
 static hx_status
 call(hx_client *c, rpc_request *req, const hx_call_opts *o, hx_reply *out)
 {
-	uint32_t timeout_ms = effective_timeout(c, o != NULL ? o->timeout_ms : 0);
-	uint8_t *buf;
-	size_t   len;
+	uint32_t  timeout_ms = effective_timeout(c, o != NULL ? o->timeout_ms : 0);
+	uint8_t  *buf;
+	size_t    len;
 	hx_status st;
 
 	req->api_key = c->api_key;
@@ -1316,23 +1318,24 @@ begin(const hx_client *c, hx_reply *out)
 }
 
 static hx_status
-call_ingest(hx_client *c, const Heliox__Ingest__V1__IngestRequest *source,
-            const hx_ingest_opts *o, hx_reply *out)
+call_ingest(hx_client *c, const Heliox__Ingest__V1__IngestRequest *source, const hx_ingest_opts *o,
+            hx_reply *out)
 {
 	/* A copy: the windows and provenance below live only for this call. */
-	Heliox__Ingest__V1__IngestRequest     ing = *source;
-	rpc_request                           req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
-	Heliox__Ingest__V1__Provenance        prov = HELIOX__INGEST__V1__PROVENANCE__INIT;
-	Heliox__Ingest__V1__ReplaceWindow    *win = NULL, **ptrs = NULL;
-	size_t                                n = o != NULL && o->replace != NULL ? o->n_replace : 0;
-	size_t                                i;
-	hx_status                             st;
+	Heliox__Ingest__V1__IngestRequest  ing = *source;
+	rpc_request                        req = HELIOX__INGEST__V1__RPC_REQUEST__INIT;
+	Heliox__Ingest__V1__Provenance     prov = HELIOX__INGEST__V1__PROVENANCE__INIT;
+	Heliox__Ingest__V1__ReplaceWindow *win = NULL, **ptrs = NULL;
+	size_t                             n = o != NULL && o->replace != NULL ? o->n_replace : 0;
+	size_t                             i;
+	hx_status                          st;
 
 	ing.dry_run = o != NULL && o->dry_run;
 	ing.skip_invalid = o != NULL && o->skip_invalid;
 	ing.client_failed = o != NULL ? o->client_failed : 0;
-	if (n > 0 && ((win = calloc(n, sizeof(*win))) == NULL ||
-	              (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__ReplaceWindow *))) == NULL)) {
+	if (n > 0 &&
+	    ((win = calloc(n, sizeof(*win))) == NULL ||
+	     (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__ReplaceWindow *))) == NULL)) {
 		free(win);
 		return (reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory"));
 	}
@@ -1406,8 +1409,9 @@ hx_client_ingest_records(hx_client *c, const hx_cost_record *recs, size_t n,
 	if (recs == NULL && n > 0) {
 		return (reply_local(out, HX_INVALID_ARGUMENT, "no records"));
 	}
-	if (n > 0 && ((wire = calloc(n, sizeof(*wire))) == NULL ||
-	              (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__CostRecord *))) == NULL)) {
+	if (n > 0 &&
+	    ((wire = calloc(n, sizeof(*wire))) == NULL ||
+	     (ptrs = calloc(n, sizeof(Heliox__Ingest__V1__CostRecord *))) == NULL)) {
 		free(wire);
 		return (reply_local(out, HX_RESOURCE_EXHAUSTED, "out of memory"));
 	}

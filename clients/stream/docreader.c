@@ -116,7 +116,8 @@ doc_reader_next(doc_reader *r, doc_event *ev)
 
 	for (;;) {
 		if (r->scanned < r->len) {
-			kind = jstream_feed(&r->js, r->buf + r->scanned, r->len - r->scanned, &used);
+			kind =
+			    jstream_feed(&r->js, r->buf + r->scanned, r->len - r->scanned, &used);
 			r->scanned += used;
 			if (kind != JSTREAM_MORE) {
 				set_event(r, kind, ev);

@@ -15,26 +15,26 @@
 
 #include "jsonstream.h"
 
-#define DOC_READER_BUFSIZE ((size_t) 1024 * 1024) /* 1 MiB */
-#define DOC_READER_MAX_SPAN ((size_t) 64 * 1024)  /* a cost_data element, at most */
+#define DOC_READER_BUFSIZE  ((size_t) 1024 * 1024) /* 1 MiB */
+#define DOC_READER_MAX_SPAN ((size_t) 64 * 1024)   /* a cost_data element, at most */
 
 typedef struct doc_reader {
 	int      fd;
-	int      tee_fd;   /* -1, or a file that gets a copy of every byte read */
+	int      tee_fd; /* -1, or a file that gets a copy of every byte read */
 	char    *buf;
 	size_t   cap;
-	size_t   len;      /* bytes in buf */
-	size_t   scanned;  /* bytes of buf the scanner has used */
-	uint64_t buf_off;  /* the document offset of buf[0] */
+	size_t   len;     /* bytes in buf */
+	size_t   scanned; /* bytes of buf the scanner has used */
+	uint64_t buf_off; /* the document offset of buf[0] */
 	int      eof;
-	int      err;      /* errno of a failed read (tee_err for the copy) */
+	int      err; /* errno of a failed read (tee_err for the copy) */
 	int      tee_err;
 	jstream  js;
 } doc_reader;
 
 typedef struct doc_event {
 	jstream_event kind;
-	const char   *span;  /* ELEMENT, CURRENCY: valid until the next call */
+	const char   *span; /* ELEMENT, CURRENCY: valid until the next call */
 	size_t        len;
 	uint64_t      index; /* ELEMENT, ELEMENT_TOO_BIG: position in cost_data */
 } doc_event;

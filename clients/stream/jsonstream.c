@@ -17,14 +17,14 @@
 #include "jsonstream.h"
 
 enum expect {
-	EXP_ROOT = 0,      /* the document's value (after an optional BOM) */
-	EXP_VALUE,         /* after ':' or an array's ',' */
+	EXP_ROOT = 0,       /* the document's value (after an optional BOM) */
+	EXP_VALUE,          /* after ':' or an array's ',' */
 	EXP_VALUE_OR_CLOSE, /* just after '[' */
-	EXP_KEY,           /* after an object's ',' */
-	EXP_KEY_OR_CLOSE,  /* just after '{' */
-	EXP_COLON,         /* after a key */
-	EXP_NEXT,          /* after a member or element: ',' or the closing bracket */
-	EXP_EOF,           /* after the document's value: only white space */
+	EXP_KEY,            /* after an object's ',' */
+	EXP_KEY_OR_CLOSE,   /* just after '{' */
+	EXP_COLON,          /* after a key */
+	EXP_NEXT,           /* after a member or element: ',' or the closing bracket */
+	EXP_EOF,            /* after the document's value: only white space */
 };
 
 enum lex { LEX_NONE = 0, LEX_STRING, LEX_NUMBER, LEX_LITERAL };

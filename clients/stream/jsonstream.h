@@ -47,7 +47,7 @@ typedef enum jstream_event {
 	JSTREAM_ERROR,            /* see `error` and `error_at`; sticky */
 	JSTREAM_REPLACE,          /* v2: "replace" is [span_start, span_end) */
 	JSTREAM_REPLACE_TOO_BIG,
-	JSTREAM_PROVENANCE,       /* v2: "provenance" is [span_start, span_end) */
+	JSTREAM_PROVENANCE, /* v2: "provenance" is [span_start, span_end) */
 	JSTREAM_PROVENANCE_TOO_BIG,
 } jstream_event;
 
@@ -73,28 +73,28 @@ typedef struct jstream {
 	uint64_t pos; /* out: absolute offset of the next byte */
 
 	/* lexer */
-	uint8_t     expect;   /* what the structure allows next */
-	uint8_t     lex;      /* inside a string, number or literal */
-	uint8_t     sub;      /* that token's own state */
-	uint8_t     nhex;     /* hex digits of a \u escape seen */
-	uint16_t    unit;     /* the \u escape's value so far */
-	bool        is_key;   /* the string being read is an object key */
-	const char *literal;  /* "true", "false" or "null" while matching one */
-	uint8_t     bom;      /* bytes of a leading UTF-8 BOM seen */
+	uint8_t     expect;  /* what the structure allows next */
+	uint8_t     lex;     /* inside a string, number or literal */
+	uint8_t     sub;     /* that token's own state */
+	uint8_t     nhex;    /* hex digits of a \u escape seen */
+	uint16_t    unit;    /* the \u escape's value so far */
+	bool        is_key;  /* the string being read is an object key */
+	const char *literal; /* "true", "false" or "null" while matching one */
+	uint8_t     bom;     /* bytes of a leading UTF-8 BOM seen */
 
 	/* structure */
 	uint32_t depth;
 	char     stack[JSTREAM_MAX_DEPTH]; /* '{' or '[' per open container */
 
 	/* the top-level keys we look for */
-	char     key[JSTREAM_KEY_MAX];
-	size_t   key_len; /* > JSTREAM_KEY_MAX: too long to be one of ours */
-	uint8_t  role;    /* what the current top-level value is */
-	bool     seen_data, seen_currency, seen_replace, seen_provenance, in_data;
+	char    key[JSTREAM_KEY_MAX];
+	size_t  key_len; /* > JSTREAM_KEY_MAX: too long to be one of ours */
+	uint8_t role;    /* what the current top-level value is */
+	bool    seen_data, seen_currency, seen_replace, seen_provenance, in_data;
 
 	/* the span being followed */
-	bool     spanning, retain;
-	uint8_t  span_kind;
+	bool    spanning, retain;
+	uint8_t span_kind;
 
 	/* out */
 	uint64_t      span_start, span_end;

@@ -65,8 +65,8 @@ eta_text(const progress *p, uint64_t units, double secs, char *out, size_t outsz
 	}
 	left = (double) (p->total - units) * secs / (double) units;
 	snprintf(out, outsz, "  %3u%%  ETA %um%02us",
-	         (unsigned) ((double) units * 100.0 / (double) p->total),
-	         (unsigned) (left / 60), (unsigned) left % 60);
+	         (unsigned) ((double) units * 100.0 / (double) p->total), (unsigned) (left / 60),
+	         (unsigned) left % 60);
 }
 
 static void

@@ -24,9 +24,9 @@ typedef struct source {
 	int         fd;       /* the first pass reads this */
 	int         spool_fd; /* -1, or the copy of stdin the second pass reads */
 	bool        close_fd;
-	off_t       start;    /* where the document starts in fd */
-	uint64_t    size;     /* bytes, when known (regular file); else 0 */
-	struct stat st;       /* as first seen, to notice a change */
+	off_t       start; /* where the document starts in fd */
+	uint64_t    size;  /* bytes, when known (regular file); else 0 */
+	struct stat st;    /* as first seen, to notice a change */
 } source;
 
 /* Opens `path` ("-" = stdin). Returns 0, or -1 with a reason in err; *usage

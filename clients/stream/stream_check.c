@@ -75,8 +75,8 @@ syntax_error(stream_check *c, const jstream *js)
 	char desc[HX_DESC_MAX];
 
 	if (js->error == JSTREAM_ERR_NUL) {
-		snprintf(desc, sizeof(desc), "contains a NUL character (at byte offset %" PRIu64 ")",
-		         js->error_at);
+		snprintf(desc, sizeof(desc),
+		         "contains a NUL character (at byte offset %" PRIu64 ")", js->error_at);
 	} else {
 		snprintf(desc, sizeof(desc), "is not valid JSON: %s at byte offset %" PRIu64,
 		         jstream_strerror(js->error), js->error_at);
@@ -121,7 +121,8 @@ parse_element(stream_check *c, const doc_event *ev)
 {
 	hx_batch_reset(&c->one);
 	hx_violations_clear(&c->scratch);
-	return (hx_export_parse_record(ev->span, ev->len, (size_t) ev->index, &c->one, &c->scratch));
+	return (
+	    hx_export_parse_record(ev->span, ev->len, (size_t) ev->index, &c->one, &c->scratch));
 }
 
 /* Same wording as hx_batch_add's duplicate within one request. */
@@ -267,7 +268,8 @@ on_meta(stream_check *c, const doc_event *ev, size_t max_span)
 
 		snprintf(desc, sizeof(desc), "is longer than %zu bytes", max_span);
 		if (replace) {
-			c->meta->windows_received++; /* it was there: an empty cost_data stays allowed */
+			c->meta
+			    ->windows_received++; /* it was there: an empty cost_data stays allowed */
 		}
 		return (doc_violation(c, replace ? "replace" : "provenance", desc));
 	}
@@ -286,7 +288,7 @@ on_end(stream_check *c, const doc_event *ev, const jstream *js)
 {
 	if (c->mode == CHECK_EMIT) {
 		return (ev->kind == JSTREAM_END && js->n_elements == c->expect ? CHECK_OK
-		                                                                 : CHECK_CHANGED);
+		                                                               : CHECK_CHANGED);
 	}
 	if (ev->kind == JSTREAM_ERROR) {
 		return (syntax_error(c, js));

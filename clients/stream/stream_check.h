@@ -29,12 +29,12 @@
 typedef enum check_mode { CHECK_VALIDATE, CHECK_EMIT } check_mode;
 
 typedef enum check_result {
-	CHECK_OK = 0,    /* the document was read to its end */
-	CHECK_IO,        /* reading failed: see the reader's err / tee_err */
+	CHECK_OK = 0, /* the document was read to its end */
+	CHECK_IO,     /* reading failed: see the reader's err / tee_err */
 	CHECK_NOMEM,
-	CHECK_STOPPED,   /* the sink or the tick asked to stop */
-	CHECK_CHANGED,   /* CHECK_EMIT: the document is not what was checked */
-	CHECK_TOO_MANY,  /* more records than indexes fit (2^32 - 1) */
+	CHECK_STOPPED,  /* the sink or the tick asked to stop */
+	CHECK_CHANGED,  /* CHECK_EMIT: the document is not what was checked */
+	CHECK_TOO_MANY, /* more records than indexes fit (2^32 - 1) */
 } check_result;
 
 /* Returns 0 to go on, anything else to stop the pass. */
@@ -43,17 +43,17 @@ typedef int (*check_tick)(void *ctx, uint64_t records, uint64_t bytes);
 
 typedef struct stream_check {
 	check_mode     mode;
-	hx_violations *viol;     /* CHECK_VALIDATE: where violations go */
-	bitvec        *invalid;  /* written by VALIDATE, read by EMIT */
-	uint64_t       expect;   /* CHECK_EMIT: the elements VALIDATE counted */
-	check_sink     sink;     /* CHECK_EMIT */
-	check_tick     tick;     /* optional: called every few thousand records */
+	hx_violations *viol;    /* CHECK_VALIDATE: where violations go */
+	bitvec        *invalid; /* written by VALIDATE, read by EMIT */
+	uint64_t       expect;  /* CHECK_EMIT: the elements VALIDATE counted */
+	check_sink     sink;    /* CHECK_EMIT */
+	check_tick     tick;    /* optional: called every few thousand records */
 	void          *ctx;
-	hx_batch      *meta;     /* CHECK_VALIDATE, optional: gets the document's replace
+	hx_batch      *meta; /* CHECK_VALIDATE, optional: gets the document's replace
 	                          * windows and provenance (v2) */
 
 	/* out */
-	uint64_t received;  /* elements of cost_data */
+	uint64_t received; /* elements of cost_data */
 	uint64_t n_invalid;
 	bool     doc_error; /* "$", "cost_data" or "currency": nothing may be sent */
 

@@ -30,7 +30,7 @@ typedef struct run {
 	sender            *snd;
 	uint64_t           n_valid;
 	bool               doc_error;
-	hx_batch           meta;    /* v2: the document's replace windows and provenance */
+	hx_batch           meta;     /* v2: the document's replace windows and provenance */
 	bool               windowed; /* it has windows: one request (stream_ingest.h) */
 	uint64_t           outside;  /* records found outside their window (pass 2) */
 } run;
@@ -50,8 +50,7 @@ stream_report_free(stream_report *r)
 	hx_violations_free(&r->viol);
 }
 
-static void
-set_outcome(stream_report *r, hx_status code, const char *fmt, ...)
+static void set_outcome(stream_report *r, hx_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -128,7 +127,8 @@ pass_failed(run *x, check_result rc, const doc_reader *rd)
 			set_outcome(r, HX_INTERNAL, "cannot copy stdin to a temporary file: %s",
 			            strerror(rd->tee_err));
 		} else {
-			set_outcome(r, HX_INTERNAL, "cannot read %s: %s", x->src.name, strerror(rd->err));
+			set_outcome(r, HX_INTERNAL, "cannot read %s: %s", x->src.name,
+			            strerror(rd->err));
 		}
 		break;
 	case CHECK_NOMEM:
@@ -208,7 +208,8 @@ verdict_invalid(run *x)
 	if (x->doc_error) {
 		const hx_violation *v = first_doc_violation(&r->viol);
 
-		set_outcome(r, HX_INVALID_ARGUMENT, "the export is invalid: %s %s%s; nothing was sent",
+		set_outcome(r, HX_INVALID_ARGUMENT,
+		            "the export is invalid: %s %s%s; nothing was sent",
 		            v != NULL ? v->field : "$", v != NULL ? v->description : "", capped);
 	} else {
 		set_outcome(r, HX_INVALID_ARGUMENT,
@@ -363,7 +364,8 @@ verdict_sent(run *x)
 		            "batch %" PRIu64 " of %" PRIu64 " (cost_data[%" PRIu64 "..%" PRIu64
 		            "]) failed: %s%s",
 		            f->batch, r->batches_total, f->first, f->last, f->message,
-		            id_reused ? " (resume with the same file and --batch as the first run)" : "");
+		            id_reused ? " (resume with the same file and --batch as the first run)"
+		                      : "");
 	} else if (t->out_of_memory) {
 		set_outcome(r, HX_RESOURCE_EXHAUSTED, "out of memory");
 	} else if (interrupted) {
@@ -436,10 +438,11 @@ check_windows(run *x)
 		                       "would delete its stored row)");
 		x->doc_error = true;
 	} else if (x->n_valid > STREAM_MAX_BATCH) {
-		st = hx_violations_add(&x->r->viol, "replace",
-		                       "a document with replace windows goes as one request: at most "
-		                       "%u records, this one has %" PRIu64,
-		                       STREAM_MAX_BATCH, x->n_valid);
+		st = hx_violations_add(
+		    &x->r->viol, "replace",
+		    "a document with replace windows goes as one request: at most "
+		    "%u records, this one has %" PRIu64,
+		    STREAM_MAX_BATCH, x->n_valid);
 		x->doc_error = true;
 	}
 	(void) st; /* out of memory: the verdict still says the file is at fault */

@@ -30,33 +30,33 @@ typedef struct send_batch {
 	uint64_t           k;
 	size_t             n, cap;
 	hx_record         *recs;
-	uint64_t          *src;  /* cost_data index of each record */
-	char             (*cost)[HX_MONEY_TEXT_MAX];
-	char             (*hours)[HX_MONEY_TEXT_MAX];
-	hx_cost_record    *wire;
-	hx_reply           reply;
-	bool               skipped; /* dropped after a failure, never sent */
-	uint32_t           invalid; /* records of the file left out before/among these */
+	uint64_t          *src; /* cost_data index of each record */
+	char (*cost)[HX_MONEY_TEXT_MAX];
+	char (*hours)[HX_MONEY_TEXT_MAX];
+	hx_cost_record *wire;
+	hx_reply        reply;
+	bool            skipped; /* dropped after a failure, never sent */
+	uint32_t        invalid; /* records of the file left out before/among these */
 } send_batch;
 
 struct sender {
-	send_config     cfg;
-	pthread_mutex_t mu;
-	pthread_cond_t  work;    /* a batch was queued, or closing */
-	pthread_cond_t  done;    /* a batch came back */
-	send_batch     *free_list;
-	send_batch     *head, *tail; /* the queue, oldest first */
-	send_batch     *cur;     /* being filled by the main thread */
-	size_t          n_alloc;
-	size_t          outstanding; /* queued or being sent */
-	uint64_t        next_k;
+	send_config           cfg;
+	pthread_mutex_t       mu;
+	pthread_cond_t        work; /* a batch was queued, or closing */
+	pthread_cond_t        done; /* a batch came back */
+	send_batch           *free_list;
+	send_batch           *head, *tail; /* the queue, oldest first */
+	send_batch           *cur;         /* being filled by the main thread */
+	size_t                n_alloc;
+	size_t                outstanding; /* queued or being sent */
+	uint64_t              next_k;
 	uint64_t              next_index; /* cost_data index after the last record added */
-	bool            closing;
-	atomic_bool     stopped;
+	bool                  closing;
+	atomic_bool           stopped;
 	atomic_uint_least64_t records_done, batches_done;
-	send_totals     totals;
-	pthread_t       threads[SEND_MAX_INFLIGHT];
-	unsigned        n_threads;
+	send_totals           totals;
+	pthread_t             threads[SEND_MAX_INFLIGHT];
+	unsigned              n_threads;
 };
 
 /* ---- batches ---------------------------------------------------------------- */
@@ -162,7 +162,8 @@ map_violations(sender *s, const send_batch *b)
 
 	for (i = 0; i < b->reply.n_violations; i++) {
 		pathmap_records(b->reply.violations[i].field, b->src, b->n, field, sizeof(field));
-		pathmap_records(b->reply.violations[i].description, b->src, b->n, desc, sizeof(desc));
+		pathmap_records(b->reply.violations[i].description, b->src, b->n, desc,
+		                sizeof(desc));
 		if (hx_violations_add(s->cfg.viol, field, "%s", desc) != HX_OK) {
 			s->totals.out_of_memory = true;
 		}

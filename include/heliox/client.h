@@ -36,8 +36,8 @@ extern "C" {
 
 typedef struct hx_client hx_client;
 
-#define HX_CLIENT_DEFAULT_URL        "tcp://127.0.0.1:7407"
-#define HX_CLIENT_DEFAULT_TIMEOUT_MS 30000u
+#define HX_CLIENT_DEFAULT_URL             "tcp://127.0.0.1:7407"
+#define HX_CLIENT_DEFAULT_TIMEOUT_MS      30000u
 #define HX_CLIENT_DEFAULT_RETRY_WINDOW_MS 30000u
 #define HX_CLIENT_MAX_URLS                64
 
@@ -64,13 +64,13 @@ typedef struct hx_client_opts {
  * and writes a reason to err.
  */
 HX_API hx_status hx_client_open(hx_client **out, const char *const *urls, size_t n_urls,
-                         const hx_client_opts *opts, char *err, size_t errsz);
-HX_API void hx_client_close(hx_client *c);
+                                const hx_client_opts *opts, char *err, size_t errsz);
+HX_API void      hx_client_close(hx_client *c);
 
 /* Per-call options; NULL means all defaults. */
 typedef struct hx_call_opts {
-	const char *request_id; /* NULL or "" = the server generates one */
-	uint32_t    timeout_ms; /* 0 = the client's default */
+	const char *request_id;      /* NULL or "" = the server generates one */
+	uint32_t    timeout_ms;      /* 0 = the client's default */
 	const char *base_request_id; /* the id the user saw, when one action is sent as
 	                              * several requests (batches); NULL = request_id */
 } hx_call_opts;
@@ -120,9 +120,9 @@ typedef struct hx_reply {
 	hx_violation    *violations;
 	size_t           n_violations;
 	hx_result_kind   kind;
-	hx_ingest_result ingest;  /* when kind == HX_RESULT_INGEST */
-	hx_health_result health;  /* when kind == HX_RESULT_HEALTH */
-	hx_summary_row  *rows;    /* when kind == HX_RESULT_SUMMARY */
+	hx_ingest_result ingest; /* when kind == HX_RESULT_INGEST */
+	hx_health_result health; /* when kind == HX_RESULT_HEALTH */
+	hx_summary_row  *rows;   /* when kind == HX_RESULT_SUMMARY */
 	size_t           n_rows;
 } hx_reply;
 
@@ -139,18 +139,18 @@ typedef struct hx_cost_record {
 
 HX_API hx_status hx_client_ingest_mock(hx_client *c, const hx_ingest_opts *o, hx_reply *out);
 HX_API hx_status hx_client_ingest_json(hx_client *c, const void *json, size_t len,
-                                const hx_ingest_opts *o, hx_reply *out);
+                                       const hx_ingest_opts *o, hx_reply *out);
 HX_API hx_status hx_client_ingest_records(hx_client *c, const hx_cost_record *recs, size_t n,
-                                   const hx_ingest_opts *o, hx_reply *out);
+                                          const hx_ingest_opts *o, hx_reply *out);
 HX_API hx_status hx_client_health(hx_client *c, const hx_call_opts *o, hx_reply *out);
 HX_API hx_status hx_client_summary(hx_client *c, const hx_summary_query *q, const hx_call_opts *o,
-                            hx_reply *out);
+                                   hx_reply *out);
 
 /* Sends an already serialized RpcRequest and returns the raw reply bytes
  * (malloc'd into *resp). For tools and tests; most callers want the typed
  * calls. Returns HX_OK when a reply arrived. */
 HX_API hx_status hx_client_call_raw(hx_client *c, const void *req, size_t len, uint32_t timeout_ms,
-                             void **resp, size_t *resp_len);
+                                    void **resp, size_t *resp_len);
 
 #ifdef __cplusplus
 }

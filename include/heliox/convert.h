@@ -47,7 +47,7 @@ typedef struct hx_gpu_map hx_gpu_map;
  * HX_RESOURCE_EXHAUSTED. No I/O.
  */
 HX_API hx_status hx_gpu_map_parse(const char *name, const char *text, size_t len, hx_gpu_map **out,
-                           hx_violations *viol);
+                                  hx_violations *viol);
 /* Reads `path` and parses it; an unreadable file is a violation on `path`. */
 HX_API hx_status   hx_gpu_map_load(const char *path, hx_gpu_map **out, hx_violations *viol);
 HX_API const char *hx_gpu_map_version(const hx_gpu_map *m); /* e.g. "gpu-map-v1" */
@@ -58,7 +58,7 @@ HX_API void        hx_gpu_map_free(hx_gpu_map *m);
 typedef enum hx_bill_format {
 	HX_BILL_AUTO = 0, /* told apart by the header */
 	HX_BILL_FOCUS,
-	HX_BILL_AWS_CUR,  /* legacy or 2.0, told apart by the header */
+	HX_BILL_AWS_CUR, /* legacy or 2.0, told apart by the header */
 } hx_bill_format;
 
 /* Why a data line was not counted (the report of section 8). */

@@ -17,23 +17,23 @@ extern "C" {
 #define HX_VERSION "0.1.0"
 
 typedef enum hx_status {
-	HX_OK                  = 0,
-	HX_CANCELLED           = 1,
-	HX_UNKNOWN             = 2,
-	HX_INVALID_ARGUMENT    = 3,
-	HX_DEADLINE_EXCEEDED   = 4,
-	HX_NOT_FOUND           = 5,
-	HX_ALREADY_EXISTS      = 6,
-	HX_PERMISSION_DENIED   = 7,
-	HX_RESOURCE_EXHAUSTED  = 8, /* also: out of memory */
+	HX_OK = 0,
+	HX_CANCELLED = 1,
+	HX_UNKNOWN = 2,
+	HX_INVALID_ARGUMENT = 3,
+	HX_DEADLINE_EXCEEDED = 4,
+	HX_NOT_FOUND = 5,
+	HX_ALREADY_EXISTS = 6,
+	HX_PERMISSION_DENIED = 7,
+	HX_RESOURCE_EXHAUSTED = 8, /* also: out of memory */
 	HX_FAILED_PRECONDITION = 9,
-	HX_ABORTED             = 10,
-	HX_OUT_OF_RANGE        = 11,
-	HX_UNIMPLEMENTED       = 12,
-	HX_INTERNAL            = 13,
-	HX_UNAVAILABLE         = 14,
-	HX_DATA_LOSS           = 15,
-	HX_UNAUTHENTICATED     = 16,
+	HX_ABORTED = 10,
+	HX_OUT_OF_RANGE = 11,
+	HX_UNIMPLEMENTED = 12,
+	HX_INTERNAL = 13,
+	HX_UNAVAILABLE = 14,
+	HX_DATA_LOSS = 15,
+	HX_UNAUTHENTICATED = 16,
 } hx_status;
 
 /* The status's wire name, e.g. "INVALID_ARGUMENT"; "UNKNOWN" for a number we

@@ -52,7 +52,7 @@ typedef enum hx_raw_kind {
 
 typedef struct hx_raw_value {
 	hx_raw_kind kind;
-	const char *s;   /* borrowed; not NUL-terminated necessarily */
+	const char *s; /* borrowed; not NUL-terminated necessarily */
 	size_t      len;
 } hx_raw_value;
 
@@ -115,10 +115,10 @@ HX_API const char *hx_check_gpu_hours(const hx_raw_value *v, hx_micros *out, boo
 
 /* ---- request-level fields (v2) ------------------------------------------------ */
 
-#define HX_REPLACE_MAX    64  /* windows in one request */
-#define HX_REPLACE_DAYS   366 /* longest window, in days (to - from + 1) */
-#define HX_PROV_TEXT_MAX  64  /* bytes of provenance.format and .mapping_version */
-#define HX_PROV_NAME_MAX  255 /* bytes of provenance.name */
+#define HX_REPLACE_MAX   64  /* windows in one request */
+#define HX_REPLACE_DAYS  366 /* longest window, in days (to - from + 1) */
+#define HX_PROV_TEXT_MAX 64  /* bytes of provenance.format and .mapping_version */
+#define HX_PROV_NAME_MAX 255 /* bytes of provenance.name */
 
 /* A validated replace window: the request is the whole truth for `provider`
  * over [from_date, to_date] (contract section 5). */
@@ -149,12 +149,12 @@ HX_API int64_t hx_date_days(const char *date);
  * (date, provider, gpu_type) within the request.
  */
 typedef struct hx_batch {
-	hx_record *recs;    /* owned; len valid records, in request order */
-	size_t    *src;     /* owned; src[i] = index of recs[i] in the request */
+	hx_record *recs; /* owned; len valid records, in request order */
+	size_t    *src;  /* owned; src[i] = index of recs[i] in the request */
 	size_t     len;
 	size_t     cap;
-	uint32_t  *slots;   /* owned; open-addressing key table: 0 = empty, else i+1 */
-	size_t     nslots;  /* power of two */
+	uint32_t  *slots;    /* owned; open-addressing key table: 0 = empty, else i+1 */
+	size_t     nslots;   /* power of two */
 	size_t     received; /* records offered to hx_batch_add, valid or not */
 
 	/* v2: the request's replace windows (valid ones, in request order) and
@@ -180,7 +180,7 @@ HX_API void hx_batch_reset(hx_batch *b);
  * when memory ran out. b->received counts every call.
  */
 HX_API hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name,
-                       size_t index, hx_violations *viol);
+                              size_t index, hx_violations *viol);
 
 /*
  * Validates the replace window at position `index` of "replace": provider
@@ -191,8 +191,8 @@ HX_API hx_status hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char 
  * hx_batch_add; b->windows_received counts every call.
  */
 HX_API hx_status hx_batch_add_window(hx_batch *b, const hx_raw_value *provider,
-                              const hx_raw_value *from_date, const hx_raw_value *to_date,
-                              size_t index, hx_violations *viol);
+                                     const hx_raw_value *from_date, const hx_raw_value *to_date,
+                                     size_t index, hx_violations *viol);
 
 /* The window of `provider`, or NULL. */
 HX_API const hx_replace_window *hx_batch_window(const hx_batch *b, const char *provider);
@@ -206,7 +206,7 @@ HX_API const hx_replace_window *hx_batch_window(const hx_batch *b, const char *p
  * the number of records outside.
  */
 HX_API hx_status hx_batch_check_windows(const hx_batch *b, const char *array_name,
-                                 hx_violations *viol, size_t *bad);
+                                        hx_violations *viol, size_t *bad);
 
 /* Whether r lies inside its provider's window (or its provider has none). */
 HX_API bool hx_record_in_window(const hx_batch *b, const hx_record *r);
@@ -215,7 +215,7 @@ HX_API bool hx_record_in_window(const hx_batch *b, const hx_record *r);
  * (2024-09-01 .. 2024-09-30)" when r lies outside its provider's window and
  * returns HX_INVALID_ARGUMENT; HX_OK when inside; HX_RESOURCE_EXHAUSTED. */
 HX_API hx_status hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_path,
-                              hx_violations *viol);
+                                     hx_violations *viol);
 
 #ifdef __cplusplus
 }

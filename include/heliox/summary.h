@@ -17,10 +17,10 @@ extern "C" {
 
 /* Same numbers as the wire enum heliox.ingest.v1.GroupBy. */
 typedef enum hx_group_by {
-	HX_GROUP_NONE              = 0,
-	HX_GROUP_PROVIDER          = 1,
-	HX_GROUP_GPU_TYPE          = 2,
-	HX_GROUP_DATE              = 3,
+	HX_GROUP_NONE = 0,
+	HX_GROUP_PROVIDER = 1,
+	HX_GROUP_GPU_TYPE = 2,
+	HX_GROUP_DATE = 3,
 	HX_GROUP_PROVIDER_GPU_TYPE = 4,
 } hx_group_by;
 
@@ -49,7 +49,7 @@ typedef struct hx_summary_row {
 	char     avg_usd[HX_MONEY_TEXT_MAX];   /* rounded to 2 places; "" when records == 0 */
 	char     min_usd[HX_MONEY_TEXT_MAX];   /* "" when records == 0 */
 	char     max_usd[HX_MONEY_TEXT_MAX];   /* "" when records == 0 */
-	char     gpu_hours[HX_MONEY_TEXT_MAX];  /* v2: exact sum of the known gpu_hours;
+	char     gpu_hours[HX_MONEY_TEXT_MAX]; /* v2: exact sum of the known gpu_hours;
 	                                         * "" when none is known */
 	char     usd_per_gpu_hour[HX_MONEY_TEXT_MAX]; /* v2: cost of the rows with known
 	                                               * gpu_hours / their sum, 4 places;

@@ -221,7 +221,8 @@ check_replace(const cJSON *rep, hx_batch *b, hx_violations *viol)
 	if (!cJSON_IsArray(rep)) {
 		return hx_violations_add(viol, "replace", "must be an array");
 	}
-	cJSON_ArrayForEach(el, rep) {
+	cJSON_ArrayForEach(el, rep)
+	{
 		if ((st = parse_window(el, i++, b, viol)) != HX_OK) {
 			return st;
 		}
@@ -236,9 +237,9 @@ check_provenance(const cJSON *p, hx_batch *b, hx_violations *viol)
 		const char *key;
 		size_t      off, max;
 	} fields[] = {
-		{"format", offsetof(hx_provenance, format), HX_PROV_TEXT_MAX},
-		{"name", offsetof(hx_provenance, name), HX_PROV_NAME_MAX},
-		{"mapping_version", offsetof(hx_provenance, mapping_version), HX_PROV_TEXT_MAX},
+		{ "format", offsetof(hx_provenance, format), HX_PROV_TEXT_MAX },
+		{ "name", offsetof(hx_provenance, name), HX_PROV_NAME_MAX },
+		{ "mapping_version", offsetof(hx_provenance, mapping_version), HX_PROV_TEXT_MAX },
 	};
 	char         num[HX_MONEY_TEXT_MAX], path[HX_FIELD_MAX];
 	hx_raw_value v;
@@ -273,7 +274,8 @@ parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
 
 	st = check_currency(cJSON_GetObjectItemCaseSensitive(root, "currency"), viol);
 	if (st == HX_OK) {
-		st = check_provenance(cJSON_GetObjectItemCaseSensitive(root, "provenance"), b, viol);
+		st =
+		    check_provenance(cJSON_GetObjectItemCaseSensitive(root, "provenance"), b, viol);
 	}
 	/* Windows before records: a record is judged against its window. */
 	if (st == HX_OK) {
@@ -292,7 +294,8 @@ parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
 	if (data->child == NULL && b->windows_received == 0) {
 		return hx_violations_add(viol, "cost_data", "must not be empty");
 	}
-	cJSON_ArrayForEach(el, data) {
+	cJSON_ArrayForEach(el, data)
+	{
 		if ((st = parse_record(el, i++, b, viol)) != HX_OK) {
 			return st;
 		}
@@ -353,8 +356,7 @@ parse_piece(const char *json, size_t len, cJSON **out, hx_violations *viol)
 }
 
 hx_status
-hx_export_parse_record(const char *json, size_t len, size_t index, hx_batch *b,
-                       hx_violations *viol)
+hx_export_parse_record(const char *json, size_t len, size_t index, hx_batch *b, hx_violations *viol)
 {
 	size_t    before = viol->total;
 	cJSON    *el;

@@ -158,8 +158,8 @@ hx_money_format(hx_micros v, char buf[HX_MONEY_TEXT_MAX])
 static int
 write_plain(bool neg, const char *dig, int n, int exp, char *buf, size_t bufsz)
 {
-	int    ilen = exp >= 0 ? exp + 1 : 1;                  /* integer digits */
-	int    lead = exp >= 0 ? 0 : -exp - 1;                 /* zeros after '.' */
+	int    ilen = exp >= 0 ? exp + 1 : 1;  /* integer digits */
+	int    lead = exp >= 0 ? 0 : -exp - 1; /* zeros after '.' */
 	int    flen = exp >= 0 ? (n > ilen ? n - ilen : 0) : lead + n;
 	size_t need = (size_t) neg + (size_t) ilen + (flen > 0) + (size_t) flen + 1;
 	char  *p = buf;

@@ -9,10 +9,10 @@
 #include "heliox/summary.h"
 
 static const char *const group_names[] = {
-	[HX_GROUP_NONE]              = "NONE",
-	[HX_GROUP_PROVIDER]          = "PROVIDER",
-	[HX_GROUP_GPU_TYPE]          = "GPU_TYPE",
-	[HX_GROUP_DATE]              = "DATE",
+	[HX_GROUP_NONE] = "NONE",
+	[HX_GROUP_PROVIDER] = "PROVIDER",
+	[HX_GROUP_GPU_TYPE] = "GPU_TYPE",
+	[HX_GROUP_DATE] = "DATE",
 	[HX_GROUP_PROVIDER_GPU_TYPE] = "PROVIDER_GPU_TYPE",
 };
 

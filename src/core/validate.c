@@ -155,7 +155,7 @@ is_leap(int y)
 static bool
 is_date(const char *s, size_t len)
 {
-	static const unsigned char mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const unsigned char mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	int                        y, m, d;
 
 	if (len != HX_DATE_LEN || s[4] != '-' || s[7] != '-') {
@@ -361,12 +361,12 @@ hx_check_prov_text(const hx_raw_value *v, size_t max, char *out)
 int64_t
 hx_date_days(const char *date)
 {
-	static const int before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+	static const int before[12] = { 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334 };
 	int64_t          y = digits_value(date, 4) - 1;
 	int              m = digits_value(date + 5, 2), d = digits_value(date + 8, 2);
 
 	return y * 365 + y / 4 - y / 100 + y / 400 + before[m - 1] +
-	       (m > 2 && is_leap((int) y + 1)) + d - 1;
+	    (m > 2 && is_leap((int) y + 1)) + d - 1;
 }
 
 /* ---- the batch -------------------------------------------------------- */
@@ -430,7 +430,7 @@ static bool
 same_key(const hx_record *a, const hx_record *b)
 {
 	return strcmp(a->date, b->date) == 0 && strcmp(a->provider, b->provider) == 0 &&
-	       strcmp(a->gpu_type, b->gpu_type) == 0;
+	    strcmp(a->gpu_type, b->gpu_type) == 0;
 }
 
 /* The slot holding r's key, or the empty slot where it belongs. */
@@ -570,7 +570,8 @@ hx_batch_add(hx_batch *b, const hx_raw_record *raw, const char *array_name, size
 	}
 	if (st == HX_OK) {
 		st = report(viol, array_name, index, "gpu_hours",
-		            hx_check_gpu_hours(&raw->gpu_hours, &r.gpu_hours, &r.has_gpu_hours), &bad);
+		            hx_check_gpu_hours(&raw->gpu_hours, &r.gpu_hours, &r.has_gpu_hours),
+		            &bad);
 	}
 	if (st != HX_OK) {
 		return st;
@@ -612,24 +613,27 @@ hx_batch_add_window(hx_batch *b, const hx_raw_value *provider, const hx_raw_valu
 	memset(&w, 0, sizeof(w));
 	st = report(viol, "replace", index, "provider", hx_check_name(provider, w.provider), &bad);
 	if (st == HX_OK) {
-		st = report(viol, "replace", index, "from_date", hx_check_date(from_date, w.from_date),
-		            &bad);
+		st = report(viol, "replace", index, "from_date",
+		            hx_check_date(from_date, w.from_date), &bad);
 	}
 	if (st == HX_OK) {
-		st = report(viol, "replace", index, "to_date", hx_check_date(to_date, w.to_date), &bad);
+		st = report(viol, "replace", index, "to_date", hx_check_date(to_date, w.to_date),
+		            &bad);
 	}
 	/* The order and span only mean something between two real dates. */
 	dates_ok = w.from_date[0] != '\0' && w.to_date[0] != '\0';
 	if (st == HX_OK && dates_ok) {
 		days = hx_date_days(w.to_date) - hx_date_days(w.from_date) + 1;
 		if (days < 1) {
-			st = report(viol, "replace", index, "to_date", "must not be before from_date", &bad);
+			st = report(viol, "replace", index, "to_date",
+			            "must not be before from_date", &bad);
 		} else if (days > HX_REPLACE_DAYS) {
 			st = report(viol, "replace", index, "to_date",
 			            "is more than 366 days after from_date", &bad);
 		}
 	}
-	if (st == HX_OK && w.provider[0] != '\0' && (other = hx_batch_window(b, w.provider)) != NULL) {
+	if (st == HX_OK && w.provider[0] != '\0' &&
+	    (other = hx_batch_window(b, w.provider)) != NULL) {
 		snprintf(path, sizeof(path), "replace[%zu].provider", index);
 		st = hx_violations_add(viol, path, "another window for provider %s: replace[%zu]",
 		                       w.provider, (size_t) (other - b->windows));
@@ -656,7 +660,7 @@ hx_record_in_window(const hx_batch *b, const hx_record *r)
 
 	/* YYYY-MM-DD compares as text the way it compares as a date. */
 	return w == NULL ||
-	       (strcmp(r->date, w->from_date) >= 0 && strcmp(r->date, w->to_date) <= 0);
+	    (strcmp(r->date, w->from_date) >= 0 && strcmp(r->date, w->to_date) <= 0);
 }
 
 hx_status
@@ -678,8 +682,7 @@ hx_window_violation(const hx_batch *b, const hx_record *r, const char *record_pa
 }
 
 hx_status
-hx_batch_check_windows(const hx_batch *b, const char *array_name, hx_violations *viol,
-                       size_t *bad)
+hx_batch_check_windows(const hx_batch *b, const char *array_name, hx_violations *viol, size_t *bad)
 {
 	char      path[HX_FIELD_MAX];
 	size_t    i, n = 0;

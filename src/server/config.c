@@ -41,23 +41,23 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{ "listen",             required_argument, NULL, OPT_LISTEN },
-	{ "db",                 required_argument, NULL, OPT_DB },
-	{ "workers",            required_argument, NULL, OPT_WORKERS },
-	{ "data-dir",           required_argument, NULL, OPT_DATA_DIR },
-	{ "max-message-bytes",  required_argument, NULL, OPT_MAX_MESSAGE },
-	{ "log-level",          required_argument, NULL, OPT_LOG_LEVEL },
-	{ "api-key-file",       required_argument, NULL, OPT_API_KEY_FILE },
-	{ "tls-cert",           required_argument, NULL, OPT_TLS_CERT },
-	{ "tls-key",            required_argument, NULL, OPT_TLS_KEY },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
+	{ "max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "api-key-file", required_argument, NULL, OPT_API_KEY_FILE },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "default-timeout-ms", required_argument, NULL, OPT_DEFAULT_TIMEOUT },
-	{ "metrics-listen",     required_argument, NULL, OPT_METRICS_LISTEN },
-	{ "log-format",         required_argument, NULL, OPT_LOG_FORMAT },
-	{ "migrate-only",       no_argument,       NULL, OPT_MIGRATE_ONLY },
-	{ "no-migrate",         no_argument,       NULL, OPT_NO_MIGRATE },
-	{ "check-config",       no_argument,       NULL, OPT_CHECK_CONFIG },
-	{ "help",               no_argument,       NULL, 'h' },
-	{ "version",            no_argument,       NULL, 'V' },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "migrate-only", no_argument, NULL, OPT_MIGRATE_ONLY },
+	{ "no-migrate", no_argument, NULL, OPT_NO_MIGRATE },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -65,14 +65,15 @@ static const struct option long_opts[] = {
  * abstract-socket spellings of them). ws://, inproc:// etc. are refused so a
  * typo does not silently listen somewhere unexpected. */
 static const char *const schemes[] = {
-	"tcp://", "tcp4://", "tcp6://", "ipc://", "abstract://",
-	"tls+tcp://", "tls+tcp4://", "tls+tcp6://",
+	"tcp://",      "tcp4://",    "tcp6://",     "ipc://",
+	"abstract://", "tls+tcp://", "tls+tcp4://", "tls+tcp6://",
 };
 
 static void
 usage(FILE *f)
 {
-	fprintf(f,
+	fprintf(
+	    f,
 	    "usage: " PROG " [options]\n"
 	    "\n"
 	    "Serves heliox.ingest.v1 RPCs (nng rep0) and stores cost records in PostgreSQL.\n"
@@ -112,8 +113,7 @@ usage(FILE *f)
 	    HX_RPC_DEFAULT_TIMEOUT_MS);
 }
 
-static hx_config_result __attribute__((format(printf, 1, 2)))
-bad_usage(const char *fmt, ...)
+static hx_config_result __attribute__((format(printf, 1, 2))) bad_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -132,12 +132,12 @@ bad_usage(const char *fmt, ...)
  */
 static int
 parse_count(const char *s, unsigned long long min, unsigned long long max, bool suffixes,
-    unsigned long long *out)
+            unsigned long long *out)
 {
 	unsigned long long v, mult = 1;
-	char *end;
+	char              *end;
 
-	if (!isdigit((unsigned char)s[0])) {
+	if (!isdigit((unsigned char) s[0])) {
 		return (-1);
 	}
 	errno = 0;
@@ -187,13 +187,13 @@ url_port_ok(const char *url)
 	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "abstract://", 11) == 0) {
 		return (true);
 	}
-	host  = strstr(url, "://") + 3;
+	host = strstr(url, "://") + 3;
 	colon = strrchr(host, ':');
 	if (colon == NULL || (host[0] == '[' && colon < strchr(host, ']'))) {
 		return (false);
 	}
 	for (colon++; *colon != '\0'; colon++) {
-		if (!isdigit((unsigned char)*colon)) {
+		if (!isdigit((unsigned char) *colon)) {
 			return (false);
 		}
 	}
@@ -205,7 +205,8 @@ add_listen(hx_server_config *c, const char *url)
 {
 	if (!url_scheme_ok(url)) {
 		return (bad_usage("--listen %s: unsupported URL "
-		    "(use tcp://HOST:PORT, ipc:///PATH or tls+tcp://HOST:PORT)", url));
+		                  "(use tcp://HOST:PORT, ipc:///PATH or tls+tcp://HOST:PORT)",
+		                  url));
 	}
 	if (!url_port_ok(url)) {
 		return (bad_usage("--listen %s: give a port, as in tcp://127.0.0.1:7407", url));
@@ -224,23 +225,24 @@ apply_number(hx_server_config *c, int opt, const char *arg)
 	case OPT_WORKERS:
 		if (parse_count(arg, 1, HX_MAX_WORKERS, false, &v) != 0) {
 			return (bad_usage("--workers %s: expected a number from 1 to %u", arg,
-			    HX_MAX_WORKERS));
+			                  HX_MAX_WORKERS));
 		}
-		c->workers = (unsigned)v;
+		c->workers = (unsigned) v;
 		break;
 	case OPT_MAX_MESSAGE:
 		if (parse_count(arg, 1, HX_MAX_MESSAGE_CAP, true, &v) != 0) {
 			return (bad_usage("--max-message-bytes %s: expected a size from 1 to %llu "
-			    "(k and M suffixes allowed)", arg, HX_MAX_MESSAGE_CAP));
+			                  "(k and M suffixes allowed)",
+			                  arg, HX_MAX_MESSAGE_CAP));
 		}
-		c->max_message_bytes = (size_t)v;
+		c->max_message_bytes = (size_t) v;
 		break;
 	default: /* OPT_DEFAULT_TIMEOUT */
 		if (parse_count(arg, 1, HX_MAX_TIMEOUT_MS, false, &v) != 0) {
 			return (bad_usage("--default-timeout-ms %s: expected a number from 1 to %u",
-			    arg, HX_MAX_TIMEOUT_MS));
+			                  arg, HX_MAX_TIMEOUT_MS));
 		}
-		c->default_timeout_ms = (uint32_t)v;
+		c->default_timeout_ms = (uint32_t) v;
 		break;
 	}
 	return (HX_CONFIG_RUN);
@@ -259,7 +261,8 @@ apply_option(hx_server_config *c, int opt, const char *arg)
 		return (apply_number(c, opt, arg));
 	case OPT_LOG_LEVEL:
 		if (hx_log_level_parse(arg, &c->log_level) != 0) {
-			return (bad_usage("--log-level %s: expected debug, info, warn or error", arg));
+			return (
+			    bad_usage("--log-level %s: expected debug, info, warn or error", arg));
 		}
 		break;
 	case OPT_LOG_FORMAT:
@@ -270,7 +273,8 @@ apply_option(hx_server_config *c, int opt, const char *arg)
 	case OPT_METRICS_LISTEN:
 		if (strchr(arg, ':') == NULL || strstr(arg, "://") != NULL) {
 			return (bad_usage("--metrics-listen %s: expected HOST:PORT, as in "
-			    "127.0.0.1:9407", arg));
+			                  "127.0.0.1:9407",
+			                  arg));
 		}
 		c->metrics_listen = arg;
 		break;
@@ -320,7 +324,7 @@ finish(hx_server_config *c)
 		if (hx_config_url_is_tls(c->listen[i]) &&
 		    (c->tls_cert == NULL || c->tls_key == NULL)) {
 			return (bad_usage("--listen %s needs --tls-cert FILE and --tls-key FILE",
-			    c->listen[i]));
+			                  c->listen[i]));
 		}
 	}
 	return (HX_CONFIG_RUN);
@@ -330,7 +334,7 @@ static hx_config_result
 parse_args(hx_server_config *c, int argc, char **argv)
 {
 	hx_config_result r;
-	int opt;
+	int              opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "hV", long_opts, NULL)) != -1) {
@@ -358,15 +362,15 @@ hx_config_parse(hx_server_config *c, int argc, char **argv)
 	hx_config_result r;
 
 	memset(c, 0, sizeof(*c));
-	c->conninfo           = "";
-	c->workers            = HX_DEFAULT_WORKERS;
-	c->data_dir           = hx_default_data_dir();
-	c->max_message_bytes  = HX_RPC_DEFAULT_MAX_MESSAGE;
+	c->conninfo = "";
+	c->workers = HX_DEFAULT_WORKERS;
+	c->data_dir = hx_default_data_dir();
+	c->max_message_bytes = HX_RPC_DEFAULT_MAX_MESSAGE;
 	c->default_timeout_ms = HX_RPC_DEFAULT_TIMEOUT_MS;
-	c->log_level          = HX_LOG_INFO;
+	c->log_level = HX_LOG_INFO;
 
 	/* There can be no more --listen URLs than arguments (+1: the default). */
-	if ((c->listen = calloc((size_t)argc + 1, sizeof(*c->listen))) == NULL) {
+	if ((c->listen = calloc((size_t) argc + 1, sizeof(*c->listen))) == NULL) {
 		fputs(PROG ": out of memory\n", stderr);
 		return (HX_CONFIG_USAGE);
 	}
@@ -380,6 +384,6 @@ void
 hx_config_free(hx_server_config *c)
 {
 	free(c->listen);
-	c->listen   = NULL;
+	c->listen = NULL;
 	c->n_listen = 0;
 }

@@ -56,16 +56,16 @@
 #include "metrics_http.h"
 #include "store.h"
 
-#define MOCK_FILE        "mock_cost_export.json"
-#define MOCK_MAX_BYTES   (64L * 1024 * 1024) /* sanity cap on the file read at startup */
-#define PEM_MAX_BYTES    (1L * 1024 * 1024)
-#define MIGRATE_WAIT_MS  30000u
-#define RECV_POLL_MS     200   /* how often an idle worker looks at the stop flag */
-#define SEND_TIMEOUT_MS  10000 /* a reply queued behind others on one connection */
-#define DRAIN_MS         150   /* see server_shutdown() */
-#define PEER_MAX         160
-#define DEFER_SLOTS      64    /* delayed auth-failure replies at once; more are dropped */
-#define RELOAD_WAIT_MS   60000u /* how long a replaced key set waits for requests using it */
+#define MOCK_FILE       "mock_cost_export.json"
+#define MOCK_MAX_BYTES  (64L * 1024 * 1024) /* sanity cap on the file read at startup */
+#define PEM_MAX_BYTES   (1L * 1024 * 1024)
+#define MIGRATE_WAIT_MS 30000u
+#define RECV_POLL_MS    200   /* how often an idle worker looks at the stop flag */
+#define SEND_TIMEOUT_MS 10000 /* a reply queued behind others on one connection */
+#define DRAIN_MS        150   /* see server_shutdown() */
+#define PEER_MAX        160
+#define DEFER_SLOTS     64     /* delayed auth-failure replies at once; more are dropped */
+#define RELOAD_WAIT_MS  60000u /* how long a replaced key set waits for requests using it */
 
 /* Exit statuses (SERVICE.md section 7). */
 #define EXIT_CLEAN   0
@@ -104,15 +104,15 @@ struct tls_watch {
 };
 
 struct worker {
-	struct server *srv;
-	unsigned       id;
-	pthread_t      thread;
-	bool           started;
-	bool           ctx_open;
-	nng_ctx        ctx;
-	nng_aio       *aio;
-	hx_store      *store;
-	hx_metrics_slot *slot;  /* this worker's counters: it is their only writer */
+	struct server   *srv;
+	unsigned         id;
+	pthread_t        thread;
+	bool             started;
+	bool             ctx_open;
+	nng_ctx          ctx;
+	nng_aio         *aio;
+	hx_store        *store;
+	hx_metrics_slot *slot; /* this worker's counters: it is their only writer */
 };
 
 struct server {
@@ -153,11 +153,11 @@ struct server {
 static int
 read_file(const char *path, long max, char **out, size_t *len)
 {
-	FILE *f;
+	FILE       *f;
 	struct stat st;
-	char *buf;
-	size_t n;
-	int err = 0;
+	char       *buf;
+	size_t      n;
+	int         err = 0;
 
 	if ((f = fopen(path, "rb")) == NULL) {
 		return (errno);
@@ -168,17 +168,17 @@ read_file(const char *path, long max, char **out, size_t *len)
 		err = EINVAL;
 	} else if (st.st_size > max) {
 		err = EFBIG;
-	} else if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+	} else if ((buf = malloc((size_t) st.st_size + 1)) == NULL) {
 		err = ENOMEM;
 	} else {
-		n = fread(buf, 1, (size_t)st.st_size, f);
+		n = fread(buf, 1, (size_t) st.st_size, f);
 		if (ferror(f)) {
 			err = EIO;
 			free(buf);
 		} else {
 			buf[n] = '\0';
-			*out   = buf;
-			*len   = n;
+			*out = buf;
+			*len = n;
 		}
 	}
 	fclose(f);
@@ -200,25 +200,25 @@ static void
 peer_text(const nng_sockaddr *a, char *buf, size_t sz)
 {
 	const nng_sockaddr sa = *a;
-	char ip[INET6_ADDRSTRLEN];
+	char               ip[INET6_ADDRSTRLEN];
 
 	switch (sa.s_family) {
 	case NNG_AF_INET:
 		if (inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip)) != NULL) {
-			snprintf(buf, sz, "%s:%u", ip, (unsigned)ntohs(sa.s_in.sa_port));
+			snprintf(buf, sz, "%s:%u", ip, (unsigned) ntohs(sa.s_in.sa_port));
 		}
 		break;
 	case NNG_AF_INET6:
 		if (inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip)) != NULL) {
-			snprintf(buf, sz, "[%s]:%u", ip, (unsigned)ntohs(sa.s_in6.sa_port));
+			snprintf(buf, sz, "[%s]:%u", ip, (unsigned) ntohs(sa.s_in6.sa_port));
 		}
 		break;
 	case NNG_AF_IPC:
 		snprintf(buf, sz, "%s", sa.s_ipc.sa_path);
 		break;
 	case NNG_AF_ABSTRACT:
-		snprintf(buf, sz, "@%.*s", (int)sa.s_abstract.sa_len,
-		    (const char *)sa.s_abstract.sa_name);
+		snprintf(buf, sz, "@%.*s", (int) sa.s_abstract.sa_len,
+		         (const char *) sa.s_abstract.sa_name);
 		break;
 	default:
 		break;
@@ -234,7 +234,7 @@ peer_text(const nng_sockaddr *a, char *buf, size_t sz)
 static void
 peer_id(const nng_sockaddr *sa, nng_pipe p, hx_peer_id *id)
 {
-	uint32_t pid = (uint32_t)nng_pipe_id(p);
+	uint32_t pid = (uint32_t) nng_pipe_id(p);
 
 	memset(id, 0, sizeof(*id));
 	switch (sa->s_family) {
@@ -262,7 +262,7 @@ static void
 peer_of(nng_msg *msg, char *buf, size_t sz, hx_peer_id *id)
 {
 	nng_sockaddr sa;
-	nng_pipe p = nng_msg_get_pipe(msg);
+	nng_pipe     p = nng_msg_get_pipe(msg);
 
 	snprintf(buf, sz, "-");
 	memset(id, 0, sizeof(*id));
@@ -308,8 +308,8 @@ static void
 defer_cb(void *arg)
 {
 	struct deferred *d = arg;
-	int rv = nng_aio_result(d->aio);
-	nng_msg *msg;
+	int              rv = nng_aio_result(d->aio);
+	nng_msg         *msg;
 
 	if (d->state == DEFER_SLEEPING && rv == 0) {
 		d->state = DEFER_SENDING;
@@ -413,18 +413,18 @@ static void
 worker_defer(struct worker *w, nng_msg *msg, unsigned delay_ms, const char *peer)
 {
 	struct deferred *d = defer_take(w->srv);
-	nng_ctx fresh;
-	int rv;
+	nng_ctx          fresh;
+	int              rv;
 
 	if (d == NULL) {
 		hx_debug("-", "worker %u: no free delay slot; auth failure reply to %s dropped",
-		    w->id, peer);
+		         w->id, peer);
 		nng_msg_free(msg);
 		return;
 	}
 	if ((rv = nng_ctx_open(&fresh, w->srv->sock)) != 0) {
 		hx_warn("-", "worker %u: auth failure reply to %s dropped: %s", w->id, peer,
-		    nng_strerror(rv));
+		        nng_strerror(rv));
 		defer_put(d);
 		nng_msg_free(msg);
 		return;
@@ -433,18 +433,17 @@ worker_defer(struct worker *w, nng_msg *msg, unsigned delay_ms, const char *peer
 	w->ctx = fresh;
 	d->state = DEFER_SLEEPING;
 	nng_aio_set_msg(d->aio, msg);
-	nng_sleep_aio((nng_duration)delay_ms, d->aio);
+	nng_sleep_aio((nng_duration) delay_ms, d->aio);
 }
 
 /* Counts the request's auth outcome against its peer; returns how long its
  * reply must wait (0: not at all). */
 static unsigned
-worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id,
-    const char *peer)
+worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id, const char *peer)
 {
 	uint64_t now_ms = hx_now_us() / 1000u;
 	unsigned delay = 0;
-	bool began = false;
+	bool     began = false;
 
 	if (oc->auth == HX_RPC_AUTH_OK) {
 		hx_throttle_success(w->srv->throttle, id, now_ms);
@@ -452,9 +451,10 @@ worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id
 		delay = hx_throttle_failure(w->srv->throttle, id, now_ms, &began);
 	}
 	if (began) {
-		hx_warn("-", "peer %s: more than %d auth failures within %u s; its failed "
-		    "replies are now delayed (up to %u ms)", peer, HX_THROTTLE_FREE,
-		    HX_THROTTLE_WINDOW_MS / 1000u, HX_THROTTLE_CAP_MS);
+		hx_warn("-",
+		        "peer %s: more than %d auth failures within %u s; its failed "
+		        "replies are now delayed (up to %u ms)",
+		        peer, HX_THROTTLE_FREE, HX_THROTTLE_WINDOW_MS / 1000u, HX_THROTTLE_CAP_MS);
 	}
 	return (delay);
 }
@@ -464,7 +464,7 @@ worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id
 static void
 worker_count(struct worker *w, const hx_rpc_outcome *oc, bool answered)
 {
-	hx_metric_event ev = {0};
+	hx_metric_event ev = { 0 };
 
 	if (answered) {
 		ev.method = hx_metric_method_of(oc->method);
@@ -488,24 +488,25 @@ worker_count(struct worker *w, const hx_rpc_outcome *oc, bool answered)
 static void
 worker_serve(struct worker *w, nng_msg *msg)
 {
-	char peer[PEER_MAX];
-	hx_peer_id id;
+	char           peer[PEER_MAX];
+	hx_peer_id     id;
 	hx_rpc_outcome oc;
-	uint8_t *out = NULL;
-	size_t out_len = 0;
-	unsigned delay;
-	hx_status st;
-	int rv;
+	uint8_t       *out = NULL;
+	size_t         out_len = 0;
+	unsigned       delay;
+	hx_status      st;
+	int            rv;
 
 	peer_of(msg, peer, sizeof(peer), &id);
 	/* Seq-cst, before the request reads the key set: reload() relies on
 	 * it (see reload_wait). */
 	atomic_store(&w->slot->inflight, 1u);
-	st = hx_rpc_handle(&w->srv->rpc, w->store, nng_msg_body(msg), nng_msg_len(msg), peer,
-	    &oc, &out, &out_len);
+	st = hx_rpc_handle(&w->srv->rpc, w->store, nng_msg_body(msg), nng_msg_len(msg), peer, &oc,
+	                   &out, &out_len);
 	worker_count(w, &oc, st == HX_OK);
 	if (st != HX_OK) {
-		hx_error("-", "worker %u: out of memory answering %s; request dropped", w->id, peer);
+		hx_error("-", "worker %u: out of memory answering %s; request dropped", w->id,
+		         peer);
 		nng_msg_free(msg);
 		return;
 	}
@@ -558,7 +559,7 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	nng_msg *msg;
+	nng_msg       *msg;
 
 	/* Checked only between requests: a request once received is always
 	 * answered, shutdown or not. */
@@ -576,11 +577,11 @@ worker_main(void *arg)
 static int
 load_keys(struct server *srv)
 {
-	char err[256] = "";
+	char     err[256] = "";
 	hx_auth *a = NULL;
 
-	if (hx_auth_load(&a, getenv("ADMIN_API_KEY"), srv->conf.api_key_file, err,
-	    sizeof(err)) != HX_OK) {
+	if (hx_auth_load(&a, getenv("ADMIN_API_KEY"), srv->conf.api_key_file, err, sizeof(err)) !=
+	    HX_OK) {
 		hx_error("-", "cannot load API keys: %s", err[0] != '\0' ? err : "unknown reason");
 		return (EXIT_CONFIG);
 	}
@@ -593,22 +594,22 @@ load_keys(struct server *srv)
 static void
 load_mock(struct server *srv)
 {
-	char path[4096];
+	char   path[4096];
 	size_t len = 0;
-	int err;
+	int    err;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", srv->conf.data_dir, MOCK_FILE) >=
+	if ((size_t) snprintf(path, sizeof(path), "%s/%s", srv->conf.data_dir, MOCK_FILE) >=
 	    sizeof(path)) {
 		hx_warn("-", "--data-dir is too long; running without the mock export");
 		return;
 	}
 	if ((err = read_file(path, MOCK_MAX_BYTES, &srv->mock, &len)) != 0) {
 		hx_warn("-", "no mock export (%s: %s); ingest with source mock will fail", path,
-		    strerror(err));
+		        strerror(err));
 		return;
 	}
 	srv->rpc.mock_json = srv->mock;
-	srv->rpc.mock_len  = len;
+	srv->rpc.mock_len = len;
 	hx_info("-", "mock export loaded from %s (%zu bytes)", path, len);
 }
 
@@ -618,7 +619,7 @@ static int
 read_tls_files(struct server *srv)
 {
 	size_t len;
-	int err;
+	int    err;
 
 	if (srv->conf.tls_cert == NULL || srv->conf.tls_key == NULL) {
 		return (EXIT_CLEAN);
@@ -652,9 +653,9 @@ server_configure(struct server *srv)
 {
 	int rc;
 
-	srv->rpc.max_message_bytes  = srv->conf.max_message_bytes;
+	srv->rpc.max_message_bytes = srv->conf.max_message_bytes;
 	srv->rpc.default_timeout_ms = srv->conf.default_timeout_ms;
-	srv->rpc.started_us         = hx_now_us();
+	srv->rpc.started_us = hx_now_us();
 	if ((rc = load_keys(srv)) != EXIT_CLEAN) {
 		return (rc);
 	}
@@ -672,7 +673,7 @@ static void
 on_db_retry(const char *err, unsigned attempt, unsigned pause_ms)
 {
 	hx_warn("-", "database not reachable yet (attempt %u), retrying in %u ms: %s", attempt,
-	    pause_ms, err);
+	        pause_ms, err);
 }
 
 /* A database that refuses us for good (password, SSL, conninfo syntax, an
@@ -687,7 +688,7 @@ db_exit(hx_status st)
 static int
 migrate(const struct server *srv, uint32_t wait_ms)
 {
-	char err[512] = "";
+	char      err[512] = "";
 	hx_status st;
 
 	if (srv->conf.no_migrate) {
@@ -702,7 +703,7 @@ migrate(const struct server *srv, uint32_t wait_ms)
 		st = hx_store_migrate(srv->conf.conninfo, wait_ms, err, sizeof(err));
 		if (st != HX_OK) {
 			hx_error("-", "database migrations failed: %s",
-			    err[0] != '\0' ? err : "unknown error");
+			         err[0] != '\0' ? err : "unknown error");
 			return (db_exit(st));
 		}
 	}
@@ -727,7 +728,7 @@ setup_tls(struct server *srv)
 	}
 	if ((rv = nng_tls_config_alloc(&srv->tls, NNG_TLS_MODE_SERVER)) != 0) {
 		hx_error("-", "TLS unavailable: %s (nng TLS engine: %s)", nng_strerror(rv),
-		    nng_tls_engine_name());
+		         nng_tls_engine_name());
 		return (EXIT_RUNTIME);
 	}
 	rv = nng_tls_config_own_cert(srv->tls, srv->tls_cert_pem, srv->tls_key_pem, NULL);
@@ -736,7 +737,7 @@ setup_tls(struct server *srv)
 	srv->tls_key_pem = NULL;
 	if (rv != 0) {
 		hx_error("-", "--tls-cert %s / --tls-key %s: not a usable certificate and key: %s",
-		    srv->conf.tls_cert, srv->conf.tls_key, nng_strerror(rv));
+		         srv->conf.tls_cert, srv->conf.tls_key, nng_strerror(rv));
 		return (EXIT_CONFIG);
 	}
 	return (EXIT_CLEAN);
@@ -763,8 +764,8 @@ on_pipe_rem(nng_pipe p, nng_pipe_ev ev, void *arg)
 static int
 open_socket(struct server *srv)
 {
-	size_t max = srv->conf.max_message_bytes, mib = (size_t)1024 * 1024;
-	int rv;
+	size_t max = srv->conf.max_message_bytes, mib = (size_t) 1024 * 1024;
+	int    rv;
 
 	if (max > (SIZE_MAX - mib) / 2) {
 		hx_error("-", "--max-message-bytes %zu is too large", max);
@@ -789,7 +790,7 @@ open_socket(struct server *srv)
 static void
 log_listening(nng_listener l, const char *url)
 {
-	int port;
+	int    port;
 	size_t n = strlen(url);
 
 	if (n >= 2 && strcmp(url + n - 2, ":0") == 0 &&
@@ -841,7 +842,7 @@ static int
 start_listener(struct server *srv, const char *url)
 {
 	nng_listener l;
-	int rv;
+	int          rv;
 
 	if ((rv = nng_listener_create(&l, srv->sock, url)) != 0) {
 		hx_error("-", "--listen %s: %s", url, nng_strerror(rv));
@@ -851,7 +852,7 @@ start_listener(struct server *srv, const char *url)
 	if (hx_config_url_is_tls(url) &&
 	    (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, srv->tls)) != 0) {
 		hx_error("-", "--listen %s: cannot use the TLS configuration: %s", url,
-		    nng_strerror(rv));
+		         nng_strerror(rv));
 		return (EXIT_RUNTIME);
 	}
 	if ((rv = nng_listener_start(l, 0)) != 0) {
@@ -919,7 +920,7 @@ start_workers(struct server *srv)
 		struct worker *w = &srv->workers[i];
 
 		w->srv = srv;
-		w->id  = i;
+		w->id = i;
 		w->slot = &srv->metrics.slots[i];
 		srv->n_workers++;
 		if ((rc = start_worker(srv, w)) != EXIT_CLEAN) {
@@ -949,21 +950,21 @@ start_observing(struct server *srv)
 static int
 start_http(struct server *srv)
 {
-	char err[512] = "";
-	int port = 0;
+	char      err[512] = "";
+	int       port = 0;
 	hx_status st;
 
 	if (srv->conf.metrics_listen == NULL) {
 		return (EXIT_CLEAN);
 	}
 	st = hx_http_start(&srv->http, srv->conf.metrics_listen, &srv->metrics, &srv->watch,
-	    &srv->stopping, &port, err, sizeof(err));
+	                   &srv->stopping, &port, err, sizeof(err));
 	if (st != HX_OK) {
 		hx_error("-", "%s", err);
 		return (st == HX_INVALID_ARGUMENT ? EXIT_CONFIG : EXIT_RUNTIME);
 	}
 	hx_info("-", "metrics: GET /metrics and /healthz on http://%s (bound port %d)",
-	    srv->conf.metrics_listen, port);
+	        srv->conf.metrics_listen, port);
 	return (EXIT_CLEAN);
 }
 
@@ -980,7 +981,7 @@ server_start(struct server *srv)
 		return (rc);
 	}
 	hx_info("-", "heliox-ingestd %s serving: %u workers, %zu API key(s), max message %zu bytes",
-	    HX_VERSION, srv->n_workers, hx_auth_count(srv->auth), srv->conf.max_message_bytes);
+	        HX_VERSION, srv->n_workers, hx_auth_count(srv->auth), srv->conf.max_message_bytes);
 	return (EXIT_CLEAN);
 }
 
@@ -1014,7 +1015,7 @@ free_workers(struct server *srv)
 		}
 	}
 	free(srv->workers);
-	srv->workers   = NULL;
+	srv->workers = NULL;
 	srv->n_workers = 0;
 }
 
@@ -1096,7 +1097,7 @@ static bool
 reload_wait(struct server *srv)
 {
 	uint64_t seen[HX_MAX_WORKERS];
-	bool done[HX_MAX_WORKERS];
+	bool     done[HX_MAX_WORKERS];
 	unsigned left = srv->n_workers;
 
 	for (unsigned i = 0; i < srv->n_workers; i++) {
@@ -1106,8 +1107,9 @@ reload_wait(struct server *srv)
 	for (unsigned waited = 0; left > 0 && waited < RELOAD_WAIT_MS; waited += 5) {
 		for (unsigned i = 0; i < srv->n_workers; i++) {
 			hx_metrics_slot *sl = srv->workers[i].slot;
-			if (!done[i] && (atomic_load(&sl->inflight) == 0 ||
-			    atomic_load(&sl->served) != seen[i])) {
+			if (!done[i] &&
+			    (atomic_load(&sl->inflight) == 0 ||
+			     atomic_load(&sl->served) != seen[i])) {
 				done[i] = true;
 				left--;
 			}
@@ -1122,23 +1124,25 @@ reload_wait(struct server *srv)
 static void
 reload_keys(struct server *srv)
 {
-	char err[256] = "";
+	char     err[256] = "";
 	hx_auth *fresh = NULL;
 	hx_auth *old = srv->auth; /* always the set rpc.auth points at */
 
 	if (hx_auth_load(&fresh, getenv("ADMIN_API_KEY"), srv->conf.api_key_file, err,
-	    sizeof(err)) != HX_OK) {
+	                 sizeof(err)) != HX_OK) {
 		hx_error("-", "SIGHUP: new API keys refused, keeping the %zu active: %s",
-		    hx_auth_count(srv->auth), err[0] != '\0' ? err : "unknown reason");
+		         hx_auth_count(srv->auth), err[0] != '\0' ? err : "unknown reason");
 		return;
 	}
-	atomic_store(&srv->rpc.auth, (const hx_auth *)fresh);
+	atomic_store(&srv->rpc.auth, (const hx_auth *) fresh);
 	srv->auth = fresh;
 	if (reload_wait(srv)) {
 		hx_auth_free(old);
 	} else {
-		hx_warn("-", "SIGHUP: a request still runs after %u ms; the old key set stays in "
-		    "memory", RELOAD_WAIT_MS);
+		hx_warn("-",
+		        "SIGHUP: a request still runs after %u ms; the old key set stays in "
+		        "memory",
+		        RELOAD_WAIT_MS);
 	}
 	hx_info("-", "SIGHUP: API keys reloaded: %zu key(s) active", hx_auth_count(fresh));
 }
@@ -1158,25 +1162,26 @@ reload_keys(struct server *srv)
 static void
 tls_nudge(struct server *srv, size_t i)
 {
-	nng_sockaddr sa;
+	nng_sockaddr            sa;
 	struct sockaddr_storage ss;
-	socklen_t len;
-	int fd;
+	socklen_t               len;
+	int                     fd;
 
 	if (nng_listener_get_addr(srv->listeners[i], NNG_OPT_LOCADDR, &sa) != 0) {
 		return;
 	}
 	memset(&ss, 0, sizeof(ss));
 	if (sa.s_family == NNG_AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		struct sockaddr_in *in = (struct sockaddr_in *) &ss;
 
 		in->sin_family = AF_INET;
 		in->sin_port = sa.s_in.sa_port;
-		in->sin_addr.s_addr = sa.s_in.sa_addr != 0 ? sa.s_in.sa_addr : htonl(INADDR_LOOPBACK);
+		in->sin_addr.s_addr =
+		    sa.s_in.sa_addr != 0 ? sa.s_in.sa_addr : htonl(INADDR_LOOPBACK);
 		len = sizeof(*in);
 	} else if (sa.s_family == NNG_AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		static const uint8_t any[16] = {0};
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+		static const uint8_t any[16] = { 0 };
 
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = sa.s_in6.sa_port;
@@ -1192,7 +1197,7 @@ tls_nudge(struct server *srv, size_t i)
 	if (fd < 0) {
 		return;
 	}
-	if (connect(fd, (struct sockaddr *)&ss, len) == 0 && i < HX_MAX_LISTEN_WATCH) {
+	if (connect(fd, (struct sockaddr *) &ss, len) == 0 && i < HX_MAX_LISTEN_WATCH) {
 		srv->tls_watch[i].ours++;
 	}
 	close(fd);
@@ -1201,10 +1206,10 @@ tls_nudge(struct server *srv, size_t i)
 static void
 reload_tls(struct server *srv)
 {
-	char *cert = NULL, *key = NULL;
+	char           *cert = NULL, *key = NULL;
 	nng_tls_config *cfg = NULL;
-	size_t len;
-	int err, rv;
+	size_t          len;
+	int             err, rv;
 
 	if (srv->tls == NULL) {
 		return;
@@ -1212,7 +1217,7 @@ reload_tls(struct server *srv)
 	if ((err = read_file(srv->conf.tls_cert, PEM_MAX_BYTES, &cert, &len)) != 0 ||
 	    (err = read_file(srv->conf.tls_key, PEM_MAX_BYTES, &key, &len)) != 0) {
 		hx_error("-", "SIGHUP: TLS certificate not reloaded, keeping the old one: %s",
-		    strerror(err));
+		         strerror(err));
 		free(cert);
 		return;
 	}
@@ -1228,8 +1233,10 @@ reload_tls(struct server *srv)
 		}
 	}
 	if (rv != 0) {
-		hx_error("-", "SIGHUP: --tls-cert %s / --tls-key %s not usable, keeping the old "
-		    "ones: %s", srv->conf.tls_cert, srv->conf.tls_key, nng_strerror(rv));
+		hx_error("-",
+		         "SIGHUP: --tls-cert %s / --tls-key %s not usable, keeping the old "
+		         "ones: %s",
+		         srv->conf.tls_cert, srv->conf.tls_key, nng_strerror(rv));
 		if (cfg != NULL) {
 			nng_tls_config_free(cfg);
 		}
@@ -1336,14 +1343,15 @@ wait_for_signal(struct server *srv, const sigset_t *set)
 static int
 check_config(struct server *srv)
 {
-	char err[512] = "";
+	char      err[512] = "";
 	hx_status st;
 
 	if (server_configure(srv) != EXIT_CLEAN || setup_tls(srv) != EXIT_CLEAN) {
 		return (EXIT_CONFIG);
 	}
 	st = hx_store_schema_check(srv->conf.conninfo, 0, err, sizeof(err));
-	if (st == HX_FAILED_PRECONDITION && strstr(err, "schema") != NULL && !srv->conf.no_migrate) {
+	if (st == HX_FAILED_PRECONDITION && strstr(err, "schema") != NULL &&
+	    !srv->conf.no_migrate) {
 		hx_info("-", "database reachable; %s (a start will apply migrations)", err);
 	} else if (st != HX_OK) {
 		hx_error("-", "database: %s", err[0] != '\0' ? err : "unreachable");
@@ -1356,7 +1364,7 @@ check_config(struct server *srv)
 		return (EXIT_CONFIG);
 	}
 	hx_info("-", "configuration OK: %zu listener(s), %zu API key(s)", srv->conf.n_listen,
-	    hx_auth_count(srv->auth));
+	        hx_auth_count(srv->auth));
 	return (EXIT_CLEAN);
 }
 
@@ -1364,8 +1372,8 @@ int
 main(int argc, char **argv)
 {
 	struct server srv;
-	sigset_t set;
-	int rc;
+	sigset_t      set;
+	int           rc;
 
 	memset(&srv, 0, sizeof(srv));
 	atomic_init(&srv.stopping, false);
@@ -1395,7 +1403,7 @@ main(int argc, char **argv)
 	if (srv.conf.check_config) {
 		rc = check_config(&srv);
 	} else if ((rc = server_configure(&srv)) == EXIT_CLEAN &&
-	    (rc = migrate(&srv, MIGRATE_WAIT_MS)) == EXIT_CLEAN && !srv.conf.migrate_only) {
+	           (rc = migrate(&srv, MIGRATE_WAIT_MS)) == EXIT_CLEAN && !srv.conf.migrate_only) {
 		sigemptyset(&set);
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);

@@ -42,8 +42,7 @@ struct hx_auth {
 	size_t  n;
 };
 
-static hx_status
-hx_auth_refuse(char *err, size_t errsz, const char *fmt, ...)
+static hx_status hx_auth_refuse(char *err, size_t errsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static hx_status
@@ -99,8 +98,8 @@ hx_auth_hash_id(const char *key, size_t len, char *out, size_t outsz)
 
 /* Checks and stores one key; `origin` and `pos` name it in a refusal. */
 static hx_status
-hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t pos,
-            char *err, size_t errsz)
+hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t pos, char *err,
+            size_t errsz)
 {
 	size_t      name_len = hx_auth_name_len(key, len);
 	const char *name = key;
@@ -110,19 +109,22 @@ hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t 
 		len -= name_len + 1;
 	}
 	if (len < HX_AUTH_MIN_KEY_LEN)
-		return hx_auth_refuse(err, errsz, "%s: key %zu is %zu bytes; keys must be at least %d",
-		    origin, pos, len, HX_AUTH_MIN_KEY_LEN);
+		return hx_auth_refuse(err, errsz,
+		                      "%s: key %zu is %zu bytes; keys must be at least %d", origin,
+		                      pos, len, HX_AUTH_MIN_KEY_LEN);
 	if (len > HX_AUTH_MAX_KEY_LEN)
-		return hx_auth_refuse(err, errsz, "%s: key %zu is %zu bytes; keys must be at most %d",
-		    origin, pos, len, HX_AUTH_MAX_KEY_LEN);
+		return hx_auth_refuse(err, errsz,
+		                      "%s: key %zu is %zu bytes; keys must be at most %d", origin,
+		                      pos, len, HX_AUTH_MAX_KEY_LEN);
 	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)key[i];
+		unsigned char ch = (unsigned char) key[i];
 		if (ch < 0x20 || ch == 0x7f)
-			return hx_auth_refuse(err, errsz, "%s: key %zu contains a control character",
-			    origin, pos);
+			return hx_auth_refuse(
+			    err, errsz, "%s: key %zu contains a control character", origin, pos);
 	}
 	if (a->n == HX_AUTH_MAX_KEYS)
-		return hx_auth_refuse(err, errsz, "%s: more than %d keys", origin, HX_AUTH_MAX_KEYS);
+		return hx_auth_refuse(err, errsz, "%s: more than %d keys", origin,
+		                      HX_AUTH_MAX_KEYS);
 
 	hx_key *k = &a->keys[a->n++];
 	memset(k->bytes, 0, sizeof(k->bytes));
@@ -161,7 +163,7 @@ hx_auth_load_env(hx_auth *a, const char *env, char *err, size_t errsz)
 
 	while (env != NULL) {
 		const char *comma = strchr(env, ',');
-		size_t len = comma != NULL ? (size_t)(comma - env) : strlen(env);
+		size_t      len = comma != NULL ? (size_t) (comma - env) : strlen(env);
 		hx_status st = hx_auth_add_trimmed(a, env, len, "ADMIN_API_KEY", &pos, err, errsz);
 		if (st != HX_OK)
 			return st;
@@ -183,10 +185,10 @@ hx_auth_check_file(int fd, const char *path, char *err, size_t errsz)
 		return hx_auth_refuse(err, errsz, "api key file %s is not a regular file", path);
 	if (st.st_mode & 044)
 		return hx_auth_refuse(err, errsz,
-		    "api key file %s is readable by others; chmod 600 it", path);
+		                      "api key file %s is readable by others; chmod 600 it", path);
 	if (st.st_mode & 077)
 		return hx_auth_refuse(err, errsz,
-		    "api key file %s is writable by others; chmod 600 it", path);
+		                      "api key file %s is writable by others; chmod 600 it", path);
 	return HX_OK;
 }
 
@@ -194,20 +196,20 @@ hx_auth_check_file(int fd, const char *path, char *err, size_t errsz)
 static hx_status
 hx_auth_load_lines(hx_auth *a, FILE *f, const char *path, char *err, size_t errsz)
 {
-	char origin[256];
-	char *line = NULL;
-	size_t cap = 0, pos = 0;
-	ssize_t n;
+	char      origin[256];
+	char     *line = NULL;
+	size_t    cap = 0, pos = 0;
+	ssize_t   n;
 	hx_status st = HX_OK;
 
 	snprintf(origin, sizeof(origin), "api key file %s", path);
 	while (st == HX_OK && (n = getline(&line, &cap, f)) >= 0) {
 		size_t skip = 0;
-		while (skip < (size_t)n && hx_is_space(line[skip]))
+		while (skip < (size_t) n && hx_is_space(line[skip]))
 			skip++;
-		if (skip < (size_t)n && line[skip] == '#')
+		if (skip < (size_t) n && line[skip] == '#')
 			continue;
-		st = hx_auth_add_trimmed(a, line, (size_t)n, origin, &pos, err, errsz);
+		st = hx_auth_add_trimmed(a, line, (size_t) n, origin, &pos, err, errsz);
 	}
 	if (st == HX_OK && ferror(f))
 		st = hx_auth_refuse(err, errsz, "%s: read error", origin);
@@ -241,10 +243,9 @@ hx_auth_load_file(hx_auth *a, const char *path, char *err, size_t errsz)
 }
 
 hx_status
-hx_auth_load(hx_auth **out, const char *env_keys, const char *key_file, char *err,
-             size_t errsz)
+hx_auth_load(hx_auth **out, const char *env_keys, const char *key_file, char *err, size_t errsz)
 {
-	hx_auth *a = calloc(1, sizeof(*a));
+	hx_auth  *a = calloc(1, sizeof(*a));
 	hx_status st = HX_RESOURCE_EXHAUSTED;
 
 	*out = NULL;
@@ -257,7 +258,7 @@ hx_auth_load(hx_auth **out, const char *env_keys, const char *key_file, char *er
 		st = hx_auth_load_file(a, key_file, err, errsz);
 	if (st == HX_OK && a->n == 0)
 		st = hx_auth_refuse(err, errsz,
-		    "no API key: set ADMIN_API_KEY or give --api-key-file");
+		                    "no API key: set ADMIN_API_KEY or give --api-key-file");
 	if (st != HX_OK)
 		goto fail;
 	*out = a;
@@ -289,7 +290,7 @@ hx_auth_count(const hx_auth *a)
 static unsigned
 hx_nonzero(uint64_t x)
 {
-	return (unsigned)((x | (0 - x)) >> 63);
+	return (unsigned) ((x | (0 - x)) >> 63);
 }
 
 /*
@@ -317,8 +318,8 @@ hx_auth_check(const hx_auth *a, const char *key, size_t len)
 hx_status
 hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key_id)
 {
-	unsigned char pad[HX_AUTH_MAX_KEY_LEN] = {0};
-	unsigned match = 0;
+	unsigned char pad[HX_AUTH_MAX_KEY_LEN] = { 0 };
+	unsigned      match = 0;
 	size_t        which = 0;
 
 	if (key_id != NULL)
@@ -331,8 +332,9 @@ hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key
 
 	for (size_t i = 0; i < a->n; i++) {
 		const hx_key *k = &a->keys[i];
-		unsigned differ = hx_nonzero((uint64_t)(unsigned)CRYPTO_memcmp(pad, k->bytes, sizeof(pad)));
-		differ |= hx_nonzero((uint64_t)(k->len ^ len));
+		unsigned      differ =
+		    hx_nonzero((uint64_t) (unsigned) CRYPTO_memcmp(pad, k->bytes, sizeof(pad)));
+		differ |= hx_nonzero((uint64_t) (k->len ^ len));
 		size_t sel = (size_t) 0 - (size_t) (differ ^ 1u); /* all ones on a match */
 		which = (which & ~sel) | (i & sel);
 		match |= differ ^ 1u;
@@ -350,10 +352,11 @@ hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key
 /* Scores count thousandths of a failure, so that decay needs no floating
  * point. A free slot has score 0. */
 #define HX_MILLI      1000u
-#define HX_SCORE_FREE ((uint32_t)(HX_THROTTLE_FREE * HX_MILLI))
+#define HX_SCORE_FREE ((uint32_t) (HX_THROTTLE_FREE * HX_MILLI))
 /* Room to reach the cap twice over and no more: however hard a peer
  * hammered, it is forgiven within a bounded time once it stops. */
-#define HX_SCORE_MAX  ((uint32_t)(HX_SCORE_FREE + 2u * (HX_THROTTLE_CAP_MS / HX_THROTTLE_BASE_MS) * HX_MILLI))
+#define HX_SCORE_MAX \
+	((uint32_t) (HX_SCORE_FREE + 2u * (HX_THROTTLE_CAP_MS / HX_THROTTLE_BASE_MS) * HX_MILLI))
 
 typedef struct hx_peer_score {
 	hx_peer_id id;
@@ -403,15 +406,15 @@ hx_peer_decay(hx_peer_score *p, uint64_t now_ms)
 	if (now_ms <= p->at_ms)
 		return;
 	dt = now_ms - p->at_ms;
-	if (dt > (uint64_t)4 * HX_THROTTLE_WINDOW_MS) /* long enough to clear any score */
-		dt = (uint64_t)4 * HX_THROTTLE_WINDOW_MS;
+	if (dt > (uint64_t) 4 * HX_THROTTLE_WINDOW_MS) /* long enough to clear any score */
+		dt = (uint64_t) 4 * HX_THROTTLE_WINDOW_MS;
 	gone = dt * HX_SCORE_FREE / HX_THROTTLE_WINDOW_MS;
 	if (gone >= p->score) {
 		p->score = 0;
 		p->at_ms = now_ms;
 		return;
 	}
-	p->score -= (uint32_t)gone;
+	p->score -= (uint32_t) gone;
 	p->at_ms += gone * HX_THROTTLE_WINDOW_MS / HX_SCORE_FREE;
 }
 
@@ -450,7 +453,7 @@ unsigned
 hx_throttle_failure(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms, bool *began)
 {
 	unsigned delay = 0;
-	bool first = false;
+	bool     first = false;
 
 	if (t != NULL && peer != NULL && peer->kind != HX_PEER_NONE) {
 		pthread_mutex_lock(&t->lock);

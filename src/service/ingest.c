@@ -51,7 +51,7 @@ hx_digest_flush(hx_digest_buffer *d)
 static void
 hx_digest_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
 {
-	hx_digest_buffer *d = (hx_digest_buffer *)buf;
+	hx_digest_buffer *d = (hx_digest_buffer *) buf;
 
 	if (d->n + len > sizeof(d->buf))
 		hx_digest_flush(d);
@@ -80,9 +80,9 @@ static bool
 hx_ingest_fingerprint(const IngestRequest *rq, uint8_t out[32])
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	hx_digest_buffer d = {.base = {hx_digest_append}};
-	unsigned int n = 0;
-	bool ok;
+	hx_digest_buffer      d = { .base = { hx_digest_append } };
+	unsigned int          n = 0;
+	bool                  ok;
 
 	memset(out, 0, 32);
 	pthread_once(&once, hx_sha256_fetch);
@@ -104,17 +104,21 @@ static const char *
 hx_ingest_source(const IngestRequest *rq)
 {
 	switch (rq->source_case) {
-	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK:        return "mock";
-	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON: return "export_json";
-	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:     return "records";
-	default:                                                     return "none";
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK:
+		return "mock";
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON:
+		return "export_json";
+	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:
+		return "records";
+	default:
+		return "none";
 	}
 }
 
 static hx_raw_value
 hx_raw_string(const char *s)
 {
-	hx_raw_value v = {HX_RAW_STRING, s, strlen(s)};
+	hx_raw_value v = { HX_RAW_STRING, s, strlen(s) };
 	return v;
 }
 
@@ -133,10 +137,10 @@ hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batc
 	}
 	for (size_t i = 0; rb != NULL && i < rb->n_records; i++) {
 		const Heliox__Ingest__V1__CostRecord *r = rb->records[i];
-		hx_raw_record raw = {
-			hx_raw_string(r->date), hx_raw_string(r->provider),
-			hx_raw_string(r->gpu_type), hx_raw_string(r->cost_usd),
-			hx_raw_string(r->gpu_hours),
+		hx_raw_record                         raw = {
+			                        hx_raw_string(r->date),      hx_raw_string(r->provider),
+			                        hx_raw_string(r->gpu_type),  hx_raw_string(r->cost_usd),
+			                        hx_raw_string(r->gpu_hours),
 		};
 		hx_status st = hx_batch_add(b, &raw, "records", i, &c->viol);
 		if (st == HX_RESOURCE_EXHAUSTED)
@@ -153,7 +157,7 @@ hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batc
 static hx_raw_value
 hx_raw_opt(const char *s)
 {
-	hx_raw_value v = {HX_RAW_STRING, s != NULL ? s : "", s != NULL ? strlen(s) : 0};
+	hx_raw_value v = { HX_RAW_STRING, s != NULL ? s : "", s != NULL ? strlen(s) : 0 };
 	return v;
 }
 
@@ -168,7 +172,7 @@ hx_ingest_windows(hx_call *c, const IngestRequest *rq, hx_batch *b)
 	for (size_t i = 0; i < rq->n_replace; i++) {
 		const Heliox__Ingest__V1__ReplaceWindow *w = rq->replace[i];
 		hx_raw_value p = hx_raw_opt(w->provider), f = hx_raw_opt(w->from_date),
-		    t = hx_raw_opt(w->to_date);
+		             t = hx_raw_opt(w->to_date);
 		hx_status st = hx_batch_add_window(b, &p, &f, &t, i, &c->viol);
 		if (st == HX_RESOURCE_EXHAUSTED)
 			return st;
@@ -184,18 +188,22 @@ static hx_status
 hx_ingest_provenance(hx_call *c, const IngestRequest *rq, hx_batch *b)
 {
 	const Heliox__Ingest__V1__Provenance *p = rq->provenance;
-	const struct { const char *name, *val; char *dst; size_t max; } f[] = {
-		{"provenance.format", p ? p->format : NULL, b->prov.format, HX_PROV_TEXT_MAX},
-		{"provenance.name", p ? p->name : NULL, b->prov.name, HX_PROV_NAME_MAX},
-		{"provenance.mapping_version", p ? p->mapping_version : NULL,
-		    b->prov.mapping_version, HX_PROV_TEXT_MAX},
+	const struct {
+		const char *name, *val;
+		char       *dst;
+		size_t      max;
+	} f[] = {
+		{ "provenance.format", p ? p->format : NULL, b->prov.format, HX_PROV_TEXT_MAX },
+		{ "provenance.name", p ? p->name : NULL, b->prov.name, HX_PROV_NAME_MAX },
+		{ "provenance.mapping_version", p ? p->mapping_version : NULL,
+		  b->prov.mapping_version, HX_PROV_TEXT_MAX },
 	};
 	hx_status worst = HX_OK;
 
 	for (size_t k = 0; p != NULL && k < sizeof(f) / sizeof(f[0]); k++) {
-		char buf[HX_PROV_NAME_MAX + 1];
+		char         buf[HX_PROV_NAME_MAX + 1];
 		hx_raw_value v = hx_raw_opt(f[k].val);
-		const char *why = hx_check_prov_text(&v, f[k].max, buf);
+		const char  *why = hx_check_prov_text(&v, f[k].max, buf);
 		if (why != NULL) {
 			if (hx_violations_add(&c->viol, f[k].name, "%s", why) != HX_OK)
 				return HX_RESOURCE_EXHAUSTED;
@@ -228,8 +236,8 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 		st2 = hx_export_parse(c->cfg->mock_json, c->cfg->mock_len, b, &c->viol);
 		break;
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON:
-		st2 = hx_export_parse((const char *)rq->export_json.data, rq->export_json.len, b,
-		    &c->viol);
+		st2 = hx_export_parse((const char *) rq->export_json.data, rq->export_json.len, b,
+		                      &c->viol);
 		break;
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS:
 		/* Empty is fine when the client left every record out as
@@ -241,7 +249,8 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 			st2 = hx_ingest_records(c, rq->records, b);
 		break;
 	default:
-		hx_violations_add(&c->viol, "source", "one of mock, export_json, records is required");
+		hx_violations_add(&c->viol, "source",
+		                  "one of mock, export_json, records is required");
 		return HX_INVALID_ARGUMENT;
 	}
 	if (st2 != HX_OK && st != HX_RESOURCE_EXHAUSTED)
@@ -253,8 +262,9 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 	}
 	/* A skipped record would have its stored row deleted by its window. */
 	if (st != HX_RESOURCE_EXHAUSTED && rq->skip_invalid && b->windows_received > 0) {
-		if (hx_violations_add(&c->viol, "replace", "cannot be combined with skip_invalid "
-		    "(a skipped record would delete its stored row)") != HX_OK)
+		if (hx_violations_add(&c->viol, "replace",
+		                      "cannot be combined with skip_invalid "
+		                      "(a skipped record would delete its stored row)") != HX_OK)
 			st = HX_RESOURCE_EXHAUSTED;
 		else
 			st = HX_INVALID_ARGUMENT;
@@ -288,10 +298,11 @@ static bool
 hx_ingest_accept(hx_call *c, const IngestRequest *rq, const hx_batch *b)
 {
 	const char *array = rq->source_case == HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS
-	    ? "records" : "cost_data";
+	    ? "records"
+	    : "cost_data";
 	const hx_violation *doc = hx_ingest_doc_violation(c, array);
-	size_t bad = b->received - b->len;
-	char capped[48] = "";
+	size_t              bad = b->received - b->len;
+	char                capped[48] = "";
 
 	if (c->viol.total == 0)
 		return true;
@@ -305,10 +316,10 @@ hx_ingest_accept(hx_call *c, const IngestRequest *rq, const hx_batch *b)
 		snprintf(capped, sizeof(capped), " (first %zu listed)", c->viol.len);
 	if (doc != NULL)
 		hx_call_fail(c, HX_INVALID_ARGUMENT, "ingest request is invalid: %s %s%s",
-		    doc->field, doc->description, capped);
+		             doc->field, doc->description, capped);
 	else
 		hx_call_fail(c, HX_INVALID_ARGUMENT, "%zu of %zu records are invalid%s", bad,
-		    b->received, capped);
+		             b->received, capped);
 	return false;
 }
 
@@ -325,7 +336,7 @@ hx_ingest_log_records(const hx_call *c, const hx_batch *b)
 		const hx_record *r = &b->recs[i];
 		hx_money_format(r->cost, cost);
 		hx_debug(c->rid, "record %zu/%zu: %s | %s | %s | %s", b->src[i] + 1, b->received,
-		    r->date, r->provider, r->gpu_type, cost);
+		         r->date, r->provider, r->gpu_type, cost);
 	}
 }
 
@@ -333,8 +344,8 @@ hx_ingest_log_records(const hx_call *c, const hx_batch *b)
 static void
 hx_ingest_run(hx_call *c, hx_ingest_job *job)
 {
-	hx_ingest_counts n = {0};
-	char err[512] = "";
+	hx_ingest_counts n = { 0 };
+	char             err[512] = "";
 
 	if (c->store == NULL) {
 		hx_call_fail(c, HX_UNAVAILABLE, "database unavailable");
@@ -344,9 +355,10 @@ hx_ingest_run(hx_call *c, hx_ingest_job *job)
 		return;
 	hx_status st = hx_store_ingest(c->store, job, &n, err, sizeof(err));
 	if (st == HX_INVALID_ARGUMENT) {
-		hx_violations_add(&c->viol, "request_id", "was already used for a different request");
+		hx_violations_add(&c->viol, "request_id",
+		                  "was already used for a different request");
 		hx_call_fail(c, HX_INVALID_ARGUMENT,
-		    "request_id was already used for a different request");
+		             "request_id was already used for a different request");
 		return;
 	}
 	if (st != HX_OK) {
@@ -380,7 +392,7 @@ hx_ingest_audit(hx_call *c, const hx_ingest_job *job)
 static uint32_t
 hx_u32(size_t n)
 {
-	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t) n;
 }
 
 /*
@@ -455,7 +467,7 @@ void
 hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
 {
 	hx_ingest_job job = hx_ingest_job_for(c, rq);
-	hx_batch b;
+	hx_batch      b;
 
 	hx_batch_init(&b);
 	heliox__ingest__v1__ingest_result__init(&c->ingest);
@@ -486,10 +498,10 @@ hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
 	c->ingest.dry_run = rq->dry_run;
 	hx_ingest_audit(c, &job);
 	snprintf(c->detail, sizeof(c->detail),
-	    "source=%s received=%" PRIu32 " inserted=%" PRIu32 " updated=%" PRIu32
-	    " unchanged=%" PRIu32 " failed=%" PRIu32 " deleted=%" PRIu32 " dry_run=%s%s",
-	    job.source, c->ingest.received, c->ingest.inserted, c->ingest.updated,
-	    c->ingest.unchanged, c->ingest.failed, c->ingest.deleted, rq->dry_run ? "true" : "false",
-	    c->ingest.replayed ? " replayed=true" : "");
+	         "source=%s received=%" PRIu32 " inserted=%" PRIu32 " updated=%" PRIu32
+	         " unchanged=%" PRIu32 " failed=%" PRIu32 " deleted=%" PRIu32 " dry_run=%s%s",
+	         job.source, c->ingest.received, c->ingest.inserted, c->ingest.updated,
+	         c->ingest.unchanged, c->ingest.failed, c->ingest.deleted,
+	         rq->dry_run ? "true" : "false", c->ingest.replayed ? " replayed=true" : "");
 	hx_batch_free(&b);
 }

@@ -30,21 +30,21 @@ static atomic_int hx_log_fmt = HX_LOG_TEXT;
 
 static const char *const hx_level_names[] = {
 	[HX_LOG_DEBUG] = "DEBUG",
-	[HX_LOG_INFO]  = "INFO ",
-	[HX_LOG_WARN]  = "WARN ",
+	[HX_LOG_INFO] = "INFO ",
+	[HX_LOG_WARN] = "WARN ",
 	[HX_LOG_ERROR] = "ERROR",
 };
 
 void
 hx_log_set_level(hx_log_level level)
 {
-	atomic_store_explicit(&hx_log_min, (int)level, memory_order_relaxed);
+	atomic_store_explicit(&hx_log_min, (int) level, memory_order_relaxed);
 }
 
 void
 hx_log_set_format(hx_log_format format)
 {
-	atomic_store_explicit(&hx_log_fmt, (int)format, memory_order_relaxed);
+	atomic_store_explicit(&hx_log_fmt, (int) format, memory_order_relaxed);
 }
 
 int
@@ -64,13 +64,13 @@ hx_log_format_parse(const char *name, hx_log_format *out)
 int
 hx_log_level_parse(const char *name, hx_log_level *out)
 {
-	static const char *const names[] = {"debug", "info", "warn", "error"};
+	static const char *const names[] = { "debug", "info", "warn", "error" };
 
 	if (name == NULL)
 		return -1;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcasecmp(name, names[i]) == 0) {
-			*out = (hx_log_level)i;
+			*out = (hx_log_level) i;
 			return 0;
 		}
 	}
@@ -80,7 +80,7 @@ hx_log_level_parse(const char *name, hx_log_level *out)
 bool
 hx_log_enabled(hx_log_level level)
 {
-	return (int)level >= atomic_load_explicit(&hx_log_min, memory_order_relaxed);
+	return (int) level >= atomic_load_explicit(&hx_log_min, memory_order_relaxed);
 }
 
 /* "2026-11-28T13:45:00.123Z", UTC with milliseconds. Returns its length. */
@@ -88,13 +88,13 @@ static size_t
 hx_log_timestamp(char *buf, size_t size)
 {
 	struct timespec ts;
-	struct tm tm;
+	struct tm       tm;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	int m = n > 0 ? snprintf(buf + n, size - n, ".%03dZ", (int)(ts.tv_nsec / 1000000L)) : -1;
-	return m < 0 ? 0 : n + (size_t)m;
+	int m = n > 0 ? snprintf(buf + n, size - n, ".%03dZ", (int) (ts.tv_nsec / 1000000L)) : -1;
+	return m < 0 ? 0 : n + (size_t) m;
 }
 
 /* Replaces control characters with spaces: one event, one line, whatever
@@ -103,7 +103,7 @@ static void
 hx_log_sanitize(char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
+		unsigned char ch = (unsigned char) s[i];
 		if (ch < 0x20 || ch == 0x7f)
 			s[i] = ' ';
 	}
@@ -124,18 +124,19 @@ hx_log_write(const char *line, size_t len)
 static void __attribute__((format(printf, 3, 0)))
 hx_log_text(hx_log_level level, const char *request_id, const char *fmt, va_list ap)
 {
-	char line[HX_LOG_LINE_MAX];
+	char         line[HX_LOG_LINE_MAX];
 	const size_t room = sizeof(line) - 1; /* the last byte is for '\n' */
 
 	size_t len = hx_log_timestamp(line, room);
-	int n = snprintf(line + len, room - len, " %s req=%.128s ", hx_level_names[level],
-	    request_id);
-	size_t head = len + (n < 0 ? 0 : (size_t)n);
+	int    n =
+	    snprintf(line + len, room - len, " %s req=%.128s ", hx_level_names[level], request_id);
+	size_t head = len + (n < 0 ? 0 : (size_t) n);
 	if (head > room)
 		head = room;
 
-	n = vsnprintf(line + head, room - head + 1, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): started by hx_log*
-	len = head + (n < 0 ? 0 : (size_t)n);
+	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): started by hx_log*
+	n = vsnprintf(line + head, room - head + 1, fmt, ap);
+	len = head + (n < 0 ? 0 : (size_t) n);
 	if (len > room) {
 		/* Cut, and say so, rather than split the event over two lines. */
 		len = room;
@@ -169,7 +170,7 @@ hx_jraw(hx_jbuf *b, const char *s, size_t n)
 static size_t
 hx_utf8_len(const unsigned char *s, size_t n)
 {
-	size_t want;
+	size_t   want;
 	unsigned cp;
 
 	if (s[0] < 0x80)
@@ -201,9 +202,9 @@ hx_utf8_len(const unsigned char *s, size_t n)
 static void
 hx_jstr(hx_jbuf *b, const char *s)
 {
-	const unsigned char *u = (const unsigned char *)s;
-	size_t n = strlen(s);
-	char esc[8];
+	const unsigned char *u = (const unsigned char *) s;
+	size_t               n = strlen(s);
+	char                 esc[8];
 
 	hx_jraw(b, "\"", 1);
 	for (size_t i = 0; i < n && !b->full;) {
@@ -220,7 +221,7 @@ hx_jstr(hx_jbuf *b, const char *s)
 		} else if (k > 1) {
 			hx_jraw(b, s + i, k);
 		} else if (u[i] == '"' || u[i] == '\\') {
-			esc[0] = '\\', esc[1] = (char)u[i];
+			esc[0] = '\\', esc[1] = (char) u[i];
 			hx_jraw(b, esc, 2);
 		} else if (u[i] < 0x20 || u[i] == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\u%04x", u[i]);
@@ -248,24 +249,25 @@ static void
 hx_jkey_num(hx_jbuf *b, const char *key, unsigned long long v)
 {
 	char num[48];
-	int n = snprintf(num, sizeof(num), ",\"%s\":%llu", key, v);
+	int  n = snprintf(num, sizeof(num), ",\"%s\":%llu", key, v);
 
 	if (n > 0)
-		hx_jraw(b, num, (size_t)n);
+		hx_jraw(b, num, (size_t) n);
 }
 
 static void __attribute__((format(printf, 4, 0)))
-hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f,
-    const char *fmt, va_list ap)
+hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f, const char *fmt,
+            va_list ap)
 {
-	static const char *const names[] = {"debug", "info", "warn", "error"};
-	char msg[HX_LOG_LINE_MAX], ts[40], line[HX_LOG_LINE_MAX];
-	char fields[1024];
-	hx_jbuf fb = {.p = fields, .cap = sizeof(fields)}; /* bounded, never cut */
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+	char                     msg[HX_LOG_LINE_MAX], ts[40], line[HX_LOG_LINE_MAX];
+	char                     fields[1024];
+	hx_jbuf fb = { .p = fields, .cap = sizeof(fields) }; /* bounded, never cut */
 	hx_jbuf b;
 
 	hx_log_timestamp(ts, sizeof(ts));
-	vsnprintf(msg, sizeof(msg), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): started by hx_log*
+	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): started by hx_log*
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/* The fields are built first, so that a long msg is what gets cut. */
 	if (request_id[0] != '-' || request_id[1] != '\0')
 		hx_jkey_str(&fb, "request_id", request_id);
@@ -290,7 +292,7 @@ hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f,
 	}
 	if (fb.full)
 		fb.len = 0; /* cannot happen with bounded fields; never emit half */
-	b = (hx_jbuf){.p = line, .cap = sizeof(line) - 2 - fb.len};
+	b = (hx_jbuf){ .p = line, .cap = sizeof(line) - 2 - fb.len };
 	hx_jraw(&b, "{\"ts\":", 6);
 	hx_jstr(&b, ts);
 	hx_jraw(&b, ",\"level\":", 9);
@@ -308,11 +310,11 @@ hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f,
 
 static void __attribute__((format(printf, 4, 0)))
 hx_logv(hx_log_level level, const char *request_id, const hx_log_fields *f, const char *fmt,
-    va_list ap)
+        va_list ap)
 {
 	int saved_errno = errno;
 
-	if (!hx_log_enabled(level) || (unsigned)level > HX_LOG_ERROR)
+	if (!hx_log_enabled(level) || (unsigned) level > HX_LOG_ERROR)
 		return;
 	if (request_id == NULL || request_id[0] == '\0')
 		request_id = "-";
@@ -335,7 +337,7 @@ hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
 
 void
 hx_log_fields_line(hx_log_level level, const char *request_id, const hx_log_fields *f,
-    const char *fmt, ...)
+                   const char *fmt, ...)
 {
 	va_list ap;
 

@@ -32,7 +32,7 @@ hx_now_us(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
 /* ---- the call ------------------------------------------------------------ */
@@ -58,10 +58,10 @@ hx_call_remaining_ms(hx_call *c, uint32_t *out)
 		return true;
 	if (spent >= c->timeout_ms) {
 		hx_call_fail(c, HX_DEADLINE_EXCEEDED, "deadline of %" PRIu32 " ms exceeded",
-		    c->timeout_ms);
+		             c->timeout_ms);
 		return false;
 	}
-	*out = c->timeout_ms - (uint32_t)spent;
+	*out = c->timeout_ms - (uint32_t) spent;
 	return true;
 }
 
@@ -80,7 +80,7 @@ hx_call_store_failed(hx_call *c, const char *what, hx_status st, const char *err
 		break;
 	case HX_DEADLINE_EXCEEDED:
 		hx_call_fail(c, HX_DEADLINE_EXCEEDED, "deadline of %" PRIu32 " ms exceeded",
-		    c->timeout_ms);
+		             c->timeout_ms);
 		break;
 	default:
 		hx_call_fail(c, HX_INTERNAL, "internal error");
@@ -117,18 +117,18 @@ static void
 hx_random(uint8_t *buf, size_t len)
 {
 	static atomic_uint_fast64_t seq;
-	size_t got = 0;
+	size_t                      got = 0;
 
 	while (got < len) {
 		ssize_t n = getrandom(buf + got, len - got, 0);
 		if (n > 0)
-			got += (size_t)n;
+			got += (size_t) n;
 		else if (errno != EINTR)
 			break;
 	}
 	uint64_t x = hx_now_us() ^ (atomic_fetch_add(&seq, 1) * 0x9e3779b97f4a7c15u);
 	for (; got < len; got++, x = x * 6364136223846793005u + 1442695040888963407u)
-		buf[got] = (uint8_t)(x >> 56);
+		buf[got] = (uint8_t) (x >> 56);
 }
 
 /* A random (version 4) UUID in its 36-character text form. */
@@ -136,12 +136,12 @@ static void
 hx_uuid4(char out[37])
 {
 	static const char hex[] = "0123456789abcdef";
-	uint8_t b[16];
-	size_t o = 0;
+	uint8_t           b[16];
+	size_t            o = 0;
 
 	hx_random(b, sizeof(b));
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	for (size_t i = 0; i < sizeof(b); i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
 			out[o++] = '-';
@@ -159,8 +159,8 @@ hx_request_id_valid(const char *s)
 	size_t n = 0;
 
 	for (; s[n] != '\0'; n++) {
-		if (n == HX_REQUEST_ID_MAX || (unsigned char)s[n] < 0x21 ||
-		    (unsigned char)s[n] > 0x7e)
+		if (n == HX_REQUEST_ID_MAX || (unsigned char) s[n] < 0x21 ||
+		    (unsigned char) s[n] > 0x7e)
 			return false;
 	}
 	return true;
@@ -185,13 +185,13 @@ hx_request_id_resolve(hx_call *c, const char *id)
 static bool
 hx_step_size(hx_call *c, size_t len)
 {
-	size_t limit = c->cfg->max_message_bytes ? c->cfg->max_message_bytes
-	                                         : HX_RPC_DEFAULT_MAX_MESSAGE;
+	size_t limit =
+	    c->cfg->max_message_bytes ? c->cfg->max_message_bytes : HX_RPC_DEFAULT_MAX_MESSAGE;
 
 	if (len <= limit)
 		return true;
-	hx_call_fail(c, HX_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds the limit of %zu bytes",
-	    len, limit);
+	hx_call_fail(c, HX_RESOURCE_EXHAUSTED,
+	             "request of %zu bytes exceeds the limit of %zu bytes", len, limit);
 	return false;
 }
 
@@ -209,10 +209,14 @@ static const char *
 hx_method_name(const RpcRequest *r)
 {
 	switch (r->call_case) {
-	case HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST:  return "ingest";
-	case HELIOX__INGEST__V1__RPC_REQUEST__CALL_HEALTH:  return "health";
-	case HELIOX__INGEST__V1__RPC_REQUEST__CALL_SUMMARY: return "summary";
-	default:                                            return "-";
+	case HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST:
+		return "ingest";
+	case HELIOX__INGEST__V1__RPC_REQUEST__CALL_HEALTH:
+		return "health";
+	case HELIOX__INGEST__V1__RPC_REQUEST__CALL_SUMMARY:
+		return "summary";
+	default:
+		return "-";
 	}
 }
 
@@ -226,7 +230,7 @@ hx_step_auth(hx_call *c, const RpcRequest *r)
 	if (r->api_key[0] == '\0')
 		why = "missing api_key";
 	else if (hx_auth_check_id(atomic_load(&c->cfg->auth), r->api_key, strlen(r->api_key),
-	             &c->key_id) != HX_OK)
+	                          &c->key_id) != HX_OK)
 		why = "invalid api_key";
 	if (why == NULL) {
 		c->auth = HX_RPC_AUTH_OK;
@@ -281,7 +285,7 @@ hx_wire_varint(hx_wire *w, uint64_t *v)
 	*v = 0;
 	for (unsigned shift = 0; shift < 64 && w->p < w->end; shift += 7) {
 		uint8_t b = *w->p++;
-		*v |= (uint64_t)(b & 0x7f) << shift;
+		*v |= (uint64_t) (b & 0x7f) << shift;
 		if (!(b & 0x80))
 			return true;
 	}
@@ -296,9 +300,14 @@ hx_wire_value(hx_wire *w, unsigned wt, const uint8_t **val, size_t *len)
 	uint64_t n;
 
 	switch (wt) {
-	case PROTOBUF_C_WIRE_TYPE_VARINT: return hx_wire_varint(w, &n);
-	case PROTOBUF_C_WIRE_TYPE_64BIT:  n = 8; break;
-	case PROTOBUF_C_WIRE_TYPE_32BIT:  n = 4; break;
+	case PROTOBUF_C_WIRE_TYPE_VARINT:
+		return hx_wire_varint(w, &n);
+	case PROTOBUF_C_WIRE_TYPE_64BIT:
+		n = 8;
+		break;
+	case PROTOBUF_C_WIRE_TYPE_32BIT:
+		n = 4;
+		break;
 	case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
 		if (!hx_wire_varint(w, &n))
 			return false;
@@ -306,10 +315,10 @@ hx_wire_value(hx_wire *w, unsigned wt, const uint8_t **val, size_t *len)
 	default:
 		return false;
 	}
-	if (n > (uint64_t)(w->end - w->p))
+	if (n > (uint64_t) (w->end - w->p))
 		return false;
 	*val = w->p;
-	*len = (size_t)n;
+	*len = (size_t) n;
 	w->p += n;
 	return true;
 }
@@ -322,27 +331,29 @@ hx_wire_value(hx_wire *w, unsigned wt, const uint8_t **val, size_t *len)
  * message contains itself): at most RpcRequest > IngestRequest >
  * RecordBatch > CostRecord, whatever the bytes say. */
 static void
-hx_nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t *p, // NOLINT(misc-no-recursion)
-            size_t len, const char *path)
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the schema's nesting, see above
+hx_nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+            const char *path)
 {
-	unsigned seen[HX_WALK_FIELDS] = {0};
-	hx_wire w = {p, p + len};
+	unsigned seen[HX_WALK_FIELDS] = { 0 };
+	hx_wire  w = { p, p + len };
 	uint64_t tag;
 
 	while (w.p < w.end && hx_wire_varint(&w, &tag)) {
 		const uint8_t *val = NULL;
-		size_t vlen = 0, idx;
-		unsigned nth;
-		bool has_nul;
-		char sub[HX_FIELD_MAX];
+		size_t         vlen = 0, idx;
+		unsigned       nth;
+		bool           has_nul;
+		char           sub[HX_FIELD_MAX];
 
-		if (!hx_wire_value(&w, (unsigned)(tag & 7), &val, &vlen))
+		if (!hx_wire_value(&w, (unsigned) (tag & 7), &val, &vlen))
 			return;
-		const ProtobufCFieldDescriptor *f = tag >> 3 > UINT32_MAX ? NULL :
-		    protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
+		const ProtobufCFieldDescriptor *f = tag >> 3 > UINT32_MAX
+		    ? NULL
+		    : protobuf_c_message_descriptor_get_field(d, (unsigned) (tag >> 3));
 		if (f == NULL || (tag & 7) != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
 			continue;
-		idx = (size_t)(f - d->fields);
+		idx = (size_t) (f - d->fields);
 		idx = idx < HX_WALK_FIELDS ? idx : HX_WALK_FIELDS - 1;
 		nth = f->label == PROTOBUF_C_LABEL_REPEATED ? seen[idx]++ : 0;
 		/* No 0 byte in the value, no NUL anywhere inside it: most requests
@@ -355,7 +366,8 @@ hx_nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t
 		if (!has_nul && f->type != PROTOBUF_C_TYPE_MESSAGE)
 			continue;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED)
-			snprintf(sub, sizeof(sub), "%s%s%s[%u]", path, *path ? "." : "", f->name, nth);
+			snprintf(sub, sizeof(sub), "%s%s%s[%u]", path, *path ? "." : "", f->name,
+			         nth);
 		else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
 			snprintf(sub, sizeof(sub), "%s", path);
 		else
@@ -389,12 +401,12 @@ static void
 hx_rpc_health(hx_call *c)
 {
 	uint64_t now = hx_now_us();
-	bool db = c->store != NULL && hx_store_ping(c->store) == HX_OK;
+	bool     db = c->store != NULL && hx_store_ping(c->store) == HX_OK;
 
 	heliox__ingest__v1__health_result__init(&c->health);
 	c->health.serving = true;
 	c->health.database_ok = db;
-	c->health.version = (char *)HX_VERSION;
+	c->health.version = (char *) HX_VERSION;
 	c->health.uptime_s = now > c->cfg->started_us ? (now - c->cfg->started_us) / 1000000u : 0;
 	c->result_case = HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_HEALTH;
 	snprintf(c->detail, sizeof(c->detail), "database_ok=%s", db ? "true" : "false");
@@ -406,8 +418,8 @@ static void
 hx_summary_filter(hx_call *c, const char *field, const char *in, char *buf,
                   const char *(*check)(const hx_raw_value *, char *), const char **dst)
 {
-	hx_raw_value v = {HX_RAW_STRING, in, strlen(in)};
-	const char *why;
+	hx_raw_value v = { HX_RAW_STRING, in, strlen(in) };
+	const char  *why;
 
 	if (v.len == 0)
 		return;
@@ -423,7 +435,8 @@ static void
 hx_summary_result(hx_call *c, hx_summary_row *rows, size_t n)
 {
 	/* sizeof(*ptrs): the array of pointers, which tidy takes for a mistake. */
-	SummaryRow **ptrs = calloc(n ? n : 1, sizeof(*ptrs) + sizeof(SummaryRow)); // NOLINT(bugprone-sizeof-expression)
+	SummaryRow **ptrs = calloc(
+	    n ? n : 1, sizeof(*ptrs) + sizeof(SummaryRow)); // NOLINT(bugprone-sizeof-expression)
 	SummaryRow *msgs;
 
 	c->rows = rows;
@@ -431,7 +444,7 @@ hx_summary_result(hx_call *c, hx_summary_row *rows, size_t n)
 		hx_call_fail(c, HX_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	msgs = (SummaryRow *)(void *)(ptrs + n); /* after the check: NULL + n is undefined */
+	msgs = (SummaryRow *) (void *) (ptrs + n); /* after the check: NULL + n is undefined */
 	for (size_t i = 0; i < n; i++) {
 		heliox__ingest__v1__summary_row__init(&msgs[i]);
 		msgs[i].date = rows[i].date;
@@ -455,12 +468,12 @@ hx_summary_result(hx_call *c, hx_summary_row *rows, size_t n)
 static void
 hx_rpc_summary(hx_call *c, const Heliox__Ingest__V1__SummaryRequest *s)
 {
-	char from[HX_DATE_LEN + 1], to[HX_DATE_LEN + 1];
-	char provider[HX_NAME_MAX + 1], gpu[HX_NAME_MAX + 1], err[512] = "";
-	hx_summary_query q = {.group_by = (hx_group_by)s->group_by};
-	hx_summary_row *rows = NULL;
-	size_t n = 0;
-	uint32_t ms;
+	char             from[HX_DATE_LEN + 1], to[HX_DATE_LEN + 1];
+	char             provider[HX_NAME_MAX + 1], gpu[HX_NAME_MAX + 1], err[512] = "";
+	hx_summary_query q = { .group_by = (hx_group_by) s->group_by };
+	hx_summary_row  *rows = NULL;
+	size_t           n = 0;
+	uint32_t         ms;
 
 	hx_summary_filter(c, "from_date", s->from_date, from, hx_check_date, &q.from_date);
 	hx_summary_filter(c, "to_date", s->to_date, to, hx_check_date, &q.to_date);
@@ -485,8 +498,8 @@ hx_rpc_summary(hx_call *c, const Heliox__Ingest__V1__SummaryRequest *s)
 		return;
 	}
 	hx_summary_result(c, rows, n);
-	snprintf(c->detail, sizeof(c->detail), "group_by=%s rows=%zu",
-	    hx_group_by_name(q.group_by), n);
+	snprintf(c->detail, sizeof(c->detail), "group_by=%s rows=%zu", hx_group_by_name(q.group_by),
+	         n);
 }
 
 static void
@@ -515,18 +528,22 @@ static uint64_t
 hx_call_duration(const hx_call *c)
 {
 	return c->result_case == HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST
-	    ? c->ingest.duration_us : hx_now_us() - c->started_us;
+	    ? c->ingest.duration_us
+	    : hx_now_us() - c->started_us;
 }
 
 static void
 hx_log_call(const hx_call *c, uint64_t us)
 {
-	const char *sep = c->detail[0] != '\0' ? " " : "";
-	const char *base = c->base_rid[0] != '\0' ? c->base_rid : c->rid;
-	char        ids[2 * HX_REQUEST_ID_MAX + 64] = "";
+	const char   *sep = c->detail[0] != '\0' ? " " : "";
+	const char   *base = c->base_rid[0] != '\0' ? c->base_rid : c->rid;
+	char          ids[2 * HX_REQUEST_ID_MAX + 64] = "";
 	hx_log_fields f = {
-		.method = c->method, .peer = c->peer, .code = hx_status_name(c->code),
-		.has_duration = true, .duration_us = us,
+		.method = c->method,
+		.peer = c->peer,
+		.code = hx_status_name(c->code),
+		.has_duration = true,
+		.duration_us = us,
 	};
 
 	if (!hx_log_enabled(HX_LOG_INFO))
@@ -548,12 +565,13 @@ hx_log_call(const hx_call *c, uint64_t us)
 	}
 	if (c->code == HX_OK)
 		hx_log_fields_line(HX_LOG_INFO, c->rid, &f,
-		    "%s peer=%s%s code=OK%s%s duration_us=%" PRIu64, c->method, c->peer, ids, sep,
-		    c->detail, us);
+		                   "%s peer=%s%s code=OK%s%s duration_us=%" PRIu64, c->method,
+		                   c->peer, ids, sep, c->detail, us);
 	else
-		hx_log_fields_line(HX_LOG_INFO, c->rid, &f,
-		    "%s peer=%s%s code=%s%s%s duration_us=%" PRIu64 " message=\"%s\"",
-		    c->method, c->peer, ids, hx_status_name(c->code), sep, c->detail, us, c->message);
+		hx_log_fields_line(
+		    HX_LOG_INFO, c->rid, &f,
+		    "%s peer=%s%s code=%s%s%s duration_us=%" PRIu64 " message=\"%s\"", c->method,
+		    c->peer, ids, hx_status_name(c->code), sep, c->detail, us, c->message);
 }
 
 /* What the server counts in its metrics (metrics.h): records only of
@@ -579,11 +597,12 @@ hx_call_outcome(const hx_call *c, uint64_t us, hx_rpc_outcome *o)
 static hx_status
 hx_reply_pack(hx_call *c, uint8_t **out, size_t *out_len)
 {
-	Heliox__Ingest__V1__Status st = HELIOX__INGEST__V1__STATUS__INIT;
-	RpcResponse resp = HELIOX__INGEST__V1__RPC_RESPONSE__INIT;
-	size_t n = c->viol.len;
-	Heliox__Ingest__V1__FieldViolation *fv = calloc(n ? n : 1, sizeof(*fv));
-	Heliox__Ingest__V1__FieldViolation **fvp = calloc(n ? n : 1, sizeof(*fvp)); // NOLINT(bugprone-sizeof-expression)
+	Heliox__Ingest__V1__Status           st = HELIOX__INGEST__V1__STATUS__INIT;
+	RpcResponse                          resp = HELIOX__INGEST__V1__RPC_RESPONSE__INIT;
+	size_t                               n = c->viol.len;
+	Heliox__Ingest__V1__FieldViolation  *fv = calloc(n ? n : 1, sizeof(*fv));
+	Heliox__Ingest__V1__FieldViolation **fvp =
+	    calloc(n ? n : 1, sizeof(*fvp)); // NOLINT(bugprone-sizeof-expression)
 
 	if (fv == NULL || fvp == NULL)
 		n = 0;
@@ -593,7 +612,7 @@ hx_reply_pack(hx_call *c, uint8_t **out, size_t *out_len)
 		fv[i].description = c->viol.items[i].description;
 		fvp[i] = &fv[i];
 	}
-	st.code = (Heliox__Ingest__V1__Code)c->code;
+	st.code = (Heliox__Ingest__V1__Code) c->code;
 	st.message = c->message;
 	st.n_violations = n;
 	st.violations = fvp;
@@ -620,7 +639,7 @@ hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req, siz
               const char *peer, hx_rpc_outcome *outcome, uint8_t **out, size_t *out_len)
 {
 	RpcRequest *r = NULL;
-	hx_call c;
+	hx_call     c;
 
 	hx_call_init(&c, cfg, store, peer);
 	if (hx_step_size(&c, len) && (r = hx_step_decode(&c, req, len)) != NULL) {

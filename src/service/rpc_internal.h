@@ -23,26 +23,26 @@
 
 typedef struct hx_call {
 	const hx_rpc_config *cfg;
-	hx_store            *store;       /* NULL: no database */
+	hx_store            *store; /* NULL: no database */
 	const char          *peer;
-	const char          *method;      /* "ingest", "health", "summary" or "-" */
-	hx_rpc_auth          auth;        /* how far auth got */
+	const char          *method; /* "ingest", "health", "summary" or "-" */
+	hx_rpc_auth          auth;   /* how far auth got */
 	char                 rid[HX_REQUEST_ID_MAX + 1];
 	char                 base_rid[HX_REQUEST_ID_MAX + 1]; /* the caller's, else rid */
 	const char          *key_id; /* the key that authenticated the call; NULL before */
 	uint64_t             started_us;
-	uint32_t             timeout_ms;  /* the request's, or the server default; 0 = none */
+	uint32_t             timeout_ms; /* the request's, or the server default; 0 = none */
 
-	hx_status            code;
-	char                 message[HX_CALL_MSG_MAX];
-	hx_violations        viol;
-	char                 detail[HX_CALL_LOG_MAX]; /* method's part of the final log line */
+	hx_status     code;
+	char          message[HX_CALL_MSG_MAX];
+	hx_violations viol;
+	char          detail[HX_CALL_LOG_MAX]; /* method's part of the final log line */
 
 	Heliox__Ingest__V1__RpcResponse__ResultCase result_case;
-	Heliox__Ingest__V1__IngestResult  ingest;
-	Heliox__Ingest__V1__HealthResult  health;
-	Heliox__Ingest__V1__SummaryResult summary;
-	hx_summary_row                   *rows;  /* owned, backs summary's strings */
+	Heliox__Ingest__V1__IngestResult            ingest;
+	Heliox__Ingest__V1__HealthResult            health;
+	Heliox__Ingest__V1__SummaryResult           summary;
+	hx_summary_row                             *rows; /* owned, backs summary's strings */
 } hx_call;
 
 /* Sets the reply's code and message (printf-style). */

@@ -89,18 +89,18 @@ _Static_assert(ST_SUM_PROVIDER_GPU_TYPE - ST_SUM_NONE == (int) HX_GROUP_PROVIDER
  * floor((2c * 10^4 + h) / 2h) is c / h * 10^4 rounded half up. NULL
  * (shown empty) when no row has gpu_hours or they sum to 0.
  */
-#define USD_PER_GPU_HOUR                                                               \
-	"round(div(sum(s.cost_usd) FILTER (WHERE s.gpu_hours IS NOT NULL) * 20000 "     \
+#define USD_PER_GPU_HOUR                                                            \
+	"round(div(sum(s.cost_usd) FILTER (WHERE s.gpu_hours IS NOT NULL) * 20000 " \
 	"+ sum(s.gpu_hours), nullif(sum(s.gpu_hours), 0) * 2) / 10000, 4)"
 
 /* Shared by the five summaries. A filter is NULL when absent; the texts are
  * fixed, so user input never reaches SQL text. */
-#define SUM_COLS                                                                       \
-	"count(*), sum(s.cost_usd), round(avg(s.cost_usd), 2), min(s.cost_usd), "      \
+#define SUM_COLS                                                                         \
+	"count(*), sum(s.cost_usd), round(avg(s.cost_usd), 2), min(s.cost_usd), "        \
 	"max(s.cost_usd), sum(s.gpu_hours), " USD_PER_GPU_HOUR " FROM cost_snapshots s " \
-	"WHERE ($1::date IS NULL OR s.date >= $1::date) "                              \
-	"AND ($2::date IS NULL OR s.date <= $2::date) "                                \
-	"AND ($3::text IS NULL OR s.provider = $3::text) "                             \
+	"WHERE ($1::date IS NULL OR s.date >= $1::date) "                                \
+	"AND ($2::date IS NULL OR s.date <= $2::date) "                                  \
+	"AND ($3::text IS NULL OR s.provider = $3::text) "                               \
 	"AND ($4::text IS NULL OR s.gpu_type = $4::text)"
 
 static const struct {
@@ -179,8 +179,8 @@ static bool
 store_trusted(const hx_store *s)
 {
 	return s->conn != NULL && s->alive_us != 0 &&
-	       hx_store_now_us() - s->alive_us < PING_TRUST_US &&
-	       s->alive_epoch == (uint64_t) atomic_load_explicit(&loss_epoch, memory_order_acquire);
+	    hx_store_now_us() - s->alive_us < PING_TRUST_US &&
+	    s->alive_epoch == (uint64_t) atomic_load_explicit(&loss_epoch, memory_order_acquire);
 }
 
 /* ---- connection ------------------------------------------------------------ */
@@ -287,8 +287,7 @@ hx_store_fail(hx_store *s, PGresult *r, const char *what, char *err, size_t errs
 
 /* Takes ownership of r: returns it when it succeeded, else NULL and *st. */
 static PGresult *
-pg_check(hx_store *s, PGresult *r, const char *what, hx_status *st, char *err,
-         size_t errsz)
+pg_check(hx_store *s, PGresult *r, const char *what, hx_status *st, char *err, size_t errsz)
 {
 	ExecStatusType rs = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
@@ -329,8 +328,8 @@ stmt_ready(hx_store *s, enum stmt id, char *err, size_t errsz)
 
 /* Runs a prepared statement; text parameters unless fmts says otherwise. */
 static PGresult *
-pg_prepared(hx_store *s, enum stmt id, int nparams, const char *const *vals,
-            const int *lens, const int *fmts, hx_status *st, char *err, size_t errsz)
+pg_prepared(hx_store *s, enum stmt id, int nparams, const char *const *vals, const int *lens,
+            const int *fmts, hx_status *st, char *err, size_t errsz)
 {
 	*st = stmt_ready(s, id, err, errsz);
 	if (*st != HX_OK) {
@@ -349,8 +348,8 @@ pg_sql(hx_store *s, const char *sql, int nparams, const char *const *vals, const
 		*st = hx_store_fail(s, NULL, what, err, errsz);
 		return NULL;
 	}
-	return pg_check(s, PQexecParams(s->conn, sql, nparams, NULL, vals, NULL, NULL, 0), what,
-	                st, err, errsz);
+	return pg_check(s, PQexecParams(s->conn, sql, nparams, NULL, vals, NULL, NULL, 0), what, st,
+	                err, errsz);
 }
 
 static hx_status
@@ -545,8 +544,8 @@ hx_store_check(hx_store *s, char *err, size_t errsz)
 	/* Also bounds this session's statements: a database that accepts the
 	 * connection but never answers must not hold the watch (or the
 	 * shutdown that joins it) for longer than a second. */
-	return exec_first(s, "SELECT set_config('statement_timeout', '1000', false)", "check",
-	                  err, errsz);
+	return exec_first(s, "SELECT set_config('statement_timeout', '1000', false)", "check", err,
+	                  errsz);
 }
 
 /* ---- result cells -------------------------------------------------------- */
@@ -681,7 +680,7 @@ hx_status
 hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code, char *err,
                        size_t errsz)
 {
-	hx_ingest_counts c = {0};
+	hx_ingest_counts c = { 0 };
 	hx_status        st;
 	bool             fresh;
 
@@ -716,8 +715,9 @@ norm_filter(const char *in, char *buf, size_t bufsz, bool lower)
 		in++;
 	}
 	len = strlen(in);
-	while (len > 0 && (in[len - 1] == ' ' || in[len - 1] == '\t' || in[len - 1] == '\r' ||
-	                   in[len - 1] == '\n')) {
+	while (len > 0 &&
+	       (in[len - 1] == ' ' || in[len - 1] == '\t' || in[len - 1] == '\r' ||
+	        in[len - 1] == '\n')) {
 		len--;
 	}
 	if (len == 0) {
@@ -754,7 +754,8 @@ summary_rows(const PGresult *r, hx_summary_row **rows, size_t *n, char *err, siz
 		    !cell_text(r, i, 2, row->gpu_type, sizeof(row->gpu_type)) ||
 		    !cell_u64(r, i, 3, &row->records) ||
 		    !cell_money(r, i, 4, "0.00", row->total_usd) ||
-		    !cell_money(r, i, 5, "", row->avg_usd) || !cell_money(r, i, 6, "", row->min_usd) ||
+		    !cell_money(r, i, 5, "", row->avg_usd) ||
+		    !cell_money(r, i, 6, "", row->min_usd) ||
 		    !cell_money(r, i, 7, "", row->max_usd) ||
 		    !cell_money(r, i, 8, "", row->gpu_hours) ||
 		    !cell_money(r, i, 9, "", row->usd_per_gpu_hour)) {
@@ -778,13 +779,13 @@ is_data_error(const PGresult *r)
 }
 
 static hx_status
-summary_query(hx_store *s, const hx_summary_query *q, hx_summary_row **rows, size_t *n,
-              char *err, size_t errsz)
+summary_query(hx_store *s, const hx_summary_query *q, hx_summary_row **rows, size_t *n, char *err,
+              size_t errsz)
 {
 	char        from[HX_DATE_LEN + 8], to[HX_DATE_LEN + 8];
 	char        prov[HX_NAME_MAX + 2], gpu[HX_NAME_MAX + 2];
 	const char *vals[4];
-	enum stmt   id = (enum stmt) (ST_SUM_NONE + (int) q->group_by);
+	enum stmt   id = (enum stmt)(ST_SUM_NONE + (int) q->group_by);
 	PGresult   *r;
 	hx_status   st;
 
@@ -798,7 +799,8 @@ summary_query(hx_store *s, const hx_summary_query *q, hx_summary_row **rows, siz
 	}
 	r = PQexecPrepared(s->conn, stmts[id].name, 4, vals, NULL, NULL, 0);
 	if (r != NULL && PQresultStatus(r) == PGRES_FATAL_ERROR && is_data_error(r)) {
-		hx_store_err(err, errsz, "summary: %s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		hx_store_err(err, errsz, "summary: %s",
+		             PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
 		PQclear(r);
 		return HX_INVALID_ARGUMENT;
 	}
@@ -812,8 +814,8 @@ summary_query(hx_store *s, const hx_summary_query *q, hx_summary_row **rows, siz
 }
 
 hx_status
-hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms,
-                 hx_summary_row **rows, size_t *n, char *err, size_t errsz)
+hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms, hx_summary_row **rows,
+                 size_t *n, char *err, size_t errsz)
 {
 	hx_status st;
 
@@ -927,18 +929,18 @@ static const char *const migration_3[] = {
  *    leading or trailing space, tab, CR or LF, as validate.c trims.
  *  - COMMENT ON for what psql's \d+ shows a newcomer.
  */
-#define NAME_CHECK(col)                                                                    \
-	"CHECK (octet_length(" col ") BETWEEN 1 AND 64"                                   \
-	" AND " col " = btrim(" col ", E' \\t\\r\\n')"                                       \
-	" AND " col " = translate(" col ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',"                 \
+#define NAME_CHECK(col)                                                   \
+	"CHECK (octet_length(" col ") BETWEEN 1 AND 64"                   \
+	" AND " col " = btrim(" col ", E' \\t\\r\\n')"                    \
+	" AND " col " = translate(" col ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'," \
 	" 'abcdefghijklmnopqrstuvwxyz'))"
 
 static const char *const migration_4[] = {
 	"DROP INDEX IF EXISTS cost_snapshots_date_idx",
-	"ALTER TABLE cost_snapshots ADD CONSTRAINT cost_snapshots_provider_normalised "
-	NAME_CHECK("provider"),
-	"ALTER TABLE cost_snapshots ADD CONSTRAINT cost_snapshots_gpu_type_normalised "
-	NAME_CHECK("gpu_type"),
+	"ALTER TABLE cost_snapshots ADD CONSTRAINT cost_snapshots_provider_normalised " NAME_CHECK(
+	    "provider"),
+	"ALTER TABLE cost_snapshots ADD CONSTRAINT cost_snapshots_gpu_type_normalised " NAME_CHECK(
+	    "gpu_type"),
 	"COMMENT ON TABLE cost_snapshots IS 'Daily GPU cost per provider and GPU type; one row "
 	"per (date, provider, gpu_type), written only by heliox-ingestd (upserts)'",
 	"COMMENT ON COLUMN cost_snapshots.date IS 'The day the cost was incurred (UTC)'",
@@ -996,10 +998,10 @@ static const struct migration {
 	const char        *name;
 	const char *const *sql; /* one statement each, NULL-terminated */
 } migrations[] = {
-	{1, "cost_snapshots and ingestion_runs", migration_1},
-	{2, "gpu_hours, replace windows and provenance", migration_2},
-	{3, "ingestion_runs: base_request_id, key_id, peer", migration_3},
-	{4, "drop the date index, normalised-name CHECKs, comments", migration_4},
+	{ 1, "cost_snapshots and ingestion_runs", migration_1 },
+	{ 2, "gpu_hours, replace windows and provenance", migration_2 },
+	{ 3, "ingestion_runs: base_request_id, key_id, peer", migration_3 },
+	{ 4, "drop the date index, normalised-name CHECKs, comments", migration_4 },
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -1054,12 +1056,12 @@ connect_error_heals(const char *msg)
 static hx_status
 conninfo_syntax(const char *conninfo, char *err, size_t errsz)
 {
-	char            *perr = NULL;
+	char             *perr = NULL;
 	PQconninfoOption *opts;
 
-	if (conninfo == NULL || (strchr(conninfo, '=') == NULL &&
-	                         strncmp(conninfo, "postgres://", 11) != 0 &&
-	                         strncmp(conninfo, "postgresql://", 13) != 0)) {
+	if (conninfo == NULL ||
+	    (strchr(conninfo, '=') == NULL && strncmp(conninfo, "postgres://", 11) != 0 &&
+	     strncmp(conninfo, "postgresql://", 13) != 0)) {
 		return HX_OK; /* empty (environment) or a bare database name */
 	}
 	opts = PQconninfoParse(conninfo, &perr);
@@ -1076,7 +1078,7 @@ conninfo_syntax(const char *conninfo, char *err, size_t errsz)
 static void
 sleep_ms(uint64_t ms)
 {
-	struct timespec ts = {(time_t) (ms / 1000), (long) (ms % 1000) * 1000000L};
+	struct timespec ts = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
@@ -1086,8 +1088,8 @@ sleep_ms(uint64_t ms)
 static hx_status
 migrate_connect(hx_store *s, uint32_t wait_ms, char *err, size_t errsz)
 {
-	uint64_t deadline = hx_store_now_us() + (uint64_t) wait_ms * 1000u, now, pause_ms = 100;
-	unsigned attempt = 0;
+	uint64_t  deadline = hx_store_now_us() + (uint64_t) wait_ms * 1000u, now, pause_ms = 100;
+	unsigned  attempt = 0;
 	hx_status st = conninfo_syntax(s->conninfo, err, errsz);
 
 	if (st != HX_OK) {
@@ -1130,14 +1132,14 @@ migrate_apply(hx_store *s, char *err, size_t errsz)
 
 	applied = pg_sql(s, "SELECT version FROM schema_migrations", 0, NULL, "migrations", &st,
 	                 err, errsz);
-	for (m = 0; applied != NULL && st == HX_OK && m < N_MIGRATIONS;
-	     m++) {
+	for (m = 0; applied != NULL && st == HX_OK && m < N_MIGRATIONS; m++) {
 		snprintf(ver, sizeof(ver), "%d", migrations[m].version);
 		for (have = false, i = 0; i < PQntuples(applied) && !have; i++) {
 			have = strcmp(PQgetvalue(applied, i, 0), ver) == 0;
 		}
 		for (j = 0; !have && st == HX_OK && migrations[m].sql[j] != NULL; j++) {
-			PQclear(pg_sql(s, migrations[m].sql[j], 0, NULL, "migration", &st, err, errsz));
+			PQclear(
+			    pg_sql(s, migrations[m].sql[j], 0, NULL, "migration", &st, err, errsz));
 		}
 		if (!have && st == HX_OK) {
 			vals[0] = ver;
@@ -1160,13 +1162,13 @@ migrate_apply(hx_store *s, char *err, size_t errsz)
 static hx_status
 migrate_tx(hx_store *s, char *err, size_t errsz)
 {
-	const char *key[1] = {MIGRATE_LOCK_KEY};
+	const char *key[1] = { MIGRATE_LOCK_KEY };
 	hx_status   st;
 
 	st = pg_cmd(s, "BEGIN ISOLATION LEVEL READ COMMITTED", "begin", err, errsz);
 	if (st == HX_OK) {
-		PQclear(pg_sql(s, "SELECT pg_advisory_xact_lock($1::bigint)", 1, key, "migrate lock",
-		               &st, err, errsz));
+		PQclear(pg_sql(s, "SELECT pg_advisory_xact_lock($1::bigint)", 1, key,
+		               "migrate lock", &st, err, errsz));
 	}
 	if (st == HX_OK) {
 		st = pg_cmd(s,
@@ -1189,7 +1191,7 @@ hx_status
 hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz)
 {
 	/* A store of its own, never prepared, for this one transaction. */
-	hx_store  s = {.conninfo = (char *) conninfo, .conn = NULL};
+	hx_store  s = { .conninfo = (char *) conninfo, .conn = NULL };
 	hx_status st;
 
 	st = migrate_connect(&s, wait_ms, err, errsz);
@@ -1202,8 +1204,10 @@ hx_store_migrate(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz
 		char orig[256];
 
 		snprintf(orig, sizeof(orig), "%s", err);
-		hx_store_err(err, errsz, "the connection pooler refuses transactions (PgBouncer "
-		             "pool_mode=statement); heliox-ingestd needs pool_mode=session: %s", orig);
+		hx_store_err(err, errsz,
+		             "the connection pooler refuses transactions (PgBouncer "
+		             "pool_mode=statement); heliox-ingestd needs pool_mode=session: %s",
+		             orig);
 		st = HX_FAILED_PRECONDITION;
 	}
 	return st;
@@ -1225,7 +1229,8 @@ schema_current(hx_store *s, char *err, size_t errsz)
 		return st;
 	}
 	if (r == NULL) {
-		hx_store_err(err, errsz, "no schema_migrations table: the database has no Heliox "
+		hx_store_err(err, errsz,
+		             "no schema_migrations table: the database has no Heliox "
 		             "schema; run heliox-ingestd --migrate-only as the owner role first");
 		return HX_FAILED_PRECONDITION;
 	}
@@ -1245,9 +1250,11 @@ schema_current(hx_store *s, char *err, size_t errsz)
 	}
 	PQclear(r);
 	if (used > 0) {
-		hx_store_err(err, errsz, "the database schema is older than this binary (missing "
-		             "migration %s); run heliox-ingestd --migrate-only as the owner role first",
-		             missing);
+		hx_store_err(
+		    err, errsz,
+		    "the database schema is older than this binary (missing "
+		    "migration %s); run heliox-ingestd --migrate-only as the owner role first",
+		    missing);
 		return HX_FAILED_PRECONDITION;
 	}
 	return HX_OK;
@@ -1256,7 +1263,7 @@ schema_current(hx_store *s, char *err, size_t errsz)
 hx_status
 hx_store_schema_check(const char *conninfo, uint32_t wait_ms, char *err, size_t errsz)
 {
-	hx_store  s = {.conninfo = (char *) conninfo, .conn = NULL};
+	hx_store  s = { .conninfo = (char *) conninfo, .conn = NULL };
 	hx_status st = migrate_connect(&s, wait_ms, err, errsz);
 
 	if (st == HX_OK) {
@@ -1298,8 +1305,8 @@ backend_pid(PGconn *c, char *pid, size_t sz)
 hx_status
 hx_store_session_check(const char *conninfo, char *err, size_t errsz)
 {
-	hx_store  a = {.conninfo = (char *) conninfo, .conn = NULL};
-	PGconn   *b[POOL_PROBES] = {NULL};
+	hx_store  a = { .conninfo = (char *) conninfo, .conn = NULL };
+	PGconn   *b[POOL_PROBES] = { NULL };
 	char      pa[32], pb[32];
 	hx_status st = store_connect_bare(&a, err, errsz);
 	int       i;
@@ -1321,13 +1328,14 @@ hx_store_session_check(const char *conninfo, char *err, size_t errsz)
 		r = PQexec(b[i], "BEGIN");
 		PQclear(r);
 		if (backend_pid(b[i], pb, sizeof(pb)) && strcmp(pa, pb) == 0) {
-			hx_store_err(err, errsz,
-			             "the database connection is pooled per transaction (PgBouncer "
-			             "pool_mode=transaction or statement?): backend %s served two "
-			             "clients between one client's transactions. heliox-ingestd keeps "
-			             "prepared statements and a temporary table per connection and "
-			             "needs pool_mode=session",
-			             pa);
+			hx_store_err(
+			    err, errsz,
+			    "the database connection is pooled per transaction (PgBouncer "
+			    "pool_mode=transaction or statement?): backend %s served two "
+			    "clients between one client's transactions. heliox-ingestd keeps "
+			    "prepared statements and a temporary table per connection and "
+			    "needs pool_mode=session",
+			    pa);
 			st = HX_FAILED_PRECONDITION;
 		}
 	}

@@ -40,12 +40,12 @@ struct hx_store {
 
 	/* The write path's (store_write.c): whether this connection has its
 	 * COPY target, and scratch space. */
-	bool              has_input;
-	hx_store_buf      col[HX_STORE_NCOL]; /* binary array parameters */
-	hx_store_buf      wcol[HX_STORE_NWCOL]; /* the replace windows, likewise */
-	hx_store_buf      copy;               /* a COPY BINARY stream */
-	hx_store_rec     *order;              /* the batch in key order */
-	size_t            order_cap;
+	bool          has_input;
+	hx_store_buf  col[HX_STORE_NCOL];   /* binary array parameters */
+	hx_store_buf  wcol[HX_STORE_NWCOL]; /* the replace windows, likewise */
+	hx_store_buf  copy;                 /* a COPY BINARY stream */
+	hx_store_rec *order;                /* the batch in key order */
+	size_t        order_cap;
 };
 
 /* ---- store.c, for store_write.c ---------------------------------------- */

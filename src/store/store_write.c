@@ -103,7 +103,7 @@
 	"unnest($19::text[]) AS gpu_type, unnest($20::numeric[]) AS cost_usd, "           \
 	"unnest($21::numeric[]) AS gpu_hours WHERE NOT EXISTS (SELECT FROM prior)), "
 
-#define INPUT_TABLE                                                                    \
+#define INPUT_TABLE \
 	"input AS (SELECT * FROM pg_temp.hx_input WHERE NOT EXISTS (SELECT FROM prior)), "
 
 /*
@@ -132,9 +132,9 @@
  * same test written as a join was planned as a hash join over the whole
  * table whenever its statistics were stale.
  */
-#define OLD_SAME                                                                       \
-	"(SELECT o.cost_usd = i.cost_usd AND o.gpu_hours IS NOT DISTINCT FROM "        \
-	"i.gpu_hours FROM cost_snapshots o WHERE o.date = i.date "                     \
+#define OLD_SAME                                                                \
+	"(SELECT o.cost_usd = i.cost_usd AND o.gpu_hours IS NOT DISTINCT FROM " \
+	"i.gpu_hours FROM cost_snapshots o WHERE o.date = i.date "              \
 	"AND o.provider = i.provider AND o.gpu_type = i.gpu_type)"
 
 /* Each row of the batch with the verdict on its key (NULL: new, true:
@@ -144,29 +144,29 @@
 #define CLASSIFY_CTE "cls AS (SELECT i.*, " OLD_SAME " AS unch FROM input i), "
 
 /* The replace windows (v2), none when this request_id already ran. */
-#define WIN_CTE                                                                        \
-	"win AS (SELECT unnest($8::text[]) AS provider, unnest($9::date[]) AS f, "     \
+#define WIN_CTE                                                                    \
+	"win AS (SELECT unnest($8::text[]) AS provider, unnest($9::date[]) AS f, " \
 	"unnest($10::date[]) AS t WHERE NOT EXISTS (SELECT FROM prior)), "
 
 /* The stored rows of a window whose key the batch does not carry. Without
  * windows `win` is empty and the join has nothing to do. */
-#define WIN_ROWS                                                                       \
-	"d.provider = w.provider AND d.date BETWEEN w.f AND w.t AND NOT EXISTS "       \
-	"(SELECT FROM input i WHERE i.date = d.date AND i.provider = d.provider "      \
+#define WIN_ROWS                                                                  \
+	"d.provider = w.provider AND d.date BETWEEN w.f AND w.t AND NOT EXISTS "  \
+	"(SELECT FROM input i WHERE i.date = d.date AND i.provider = d.provider " \
 	"AND i.gpu_type = d.gpu_type)"
 
-#define DELETE_CTE                                                                     \
-	WIN_CTE "del AS (DELETE FROM cost_snapshots d USING win w WHERE " WIN_ROWS     \
-	" RETURNING 1), "
+#define DELETE_CTE                                                                               \
+	WIN_CTE "del AS (DELETE FROM cost_snapshots d USING win w WHERE " WIN_ROWS " RETURNING " \
+	        "1), "
 
-#define DELETE_DRY_CTE                                                                 \
+#define DELETE_DRY_CTE \
 	WIN_CTE "del AS (SELECT 1 FROM cost_snapshots d JOIN win w ON " WIN_ROWS "), "
 
 /* A request without windows runs statements without the DELETE: a role
  * that never restates data needs no DELETE privilege, and the common case
  * pays nothing for the feature. */
-#define NO_DELETE_CTE                                                                  \
-	"del AS (SELECT 1 WHERE false AND $8::text[] IS NULL AND $9::date[] IS NULL "  \
+#define NO_DELETE_CTE                                                                 \
+	"del AS (SELECT 1 WHERE false AND $8::text[] IS NULL AND $9::date[] IS NULL " \
 	"AND $10::date[] IS NULL), "
 
 /* The upsert proper, with the RETURNING it counts from: of the rows it
@@ -175,13 +175,13 @@
  * overlapping batches cannot deadlock each other. (The fast form's plain
  * INSERT and this upsert run in no fixed order between them; a deadlock
  * there is retried in the plain form.) */
-#define UPSERT_FROM(src)                                                               \
+#define UPSERT_FROM(src)                                                                \
 	"up AS (INSERT INTO cost_snapshots AS c (date, provider, gpu_type, cost_usd, "  \
 	"gpu_hours) SELECT date, provider, gpu_type, cost_usd, gpu_hours FROM " src " " \
-	"ON CONFLICT (date, provider, gpu_type) DO UPDATE "                            \
-	"SET cost_usd = EXCLUDED.cost_usd, gpu_hours = EXCLUDED.gpu_hours, "           \
-	"updated_at = now() WHERE (c.cost_usd, c.gpu_hours) IS DISTINCT FROM "         \
-	"(EXCLUDED.cost_usd, EXCLUDED.gpu_hours) "                                     \
+	"ON CONFLICT (date, provider, gpu_type) DO UPDATE "                             \
+	"SET cost_usd = EXCLUDED.cost_usd, gpu_hours = EXCLUDED.gpu_hours, "            \
+	"updated_at = now() WHERE (c.cost_usd, c.gpu_hours) IS DISTINCT FROM "          \
+	"(EXCLUDED.cost_usd, EXCLUDED.gpu_hours) "                                      \
 	"RETURNING (c.xmax = 0) AS ins), "
 
 /*
@@ -192,15 +192,14 @@
  * those keys meanwhile, the unique index says so (23505) and the request
  * runs again in the plain form.
  */
-#define FAST_CTE                                                                       \
-	CLASSIFY_CTE                                                                   \
-	"fr AS (INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd, "      \
-	"gpu_hours) SELECT date, provider, gpu_type, cost_usd, gpu_hours FROM cls "    \
-	"WHERE unch IS NULL RETURNING 1), "                                            \
-	UPSERT_FROM("cls WHERE NOT unch")                                              \
-	"w AS (SELECT (SELECT count(*) FROM fr)::int + "                               \
-	"count(*) FILTER (WHERE ins)::int AS ins, "                                    \
-	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
+#define FAST_CTE                                                                    \
+	CLASSIFY_CTE                                                                \
+	"fr AS (INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd, "   \
+	"gpu_hours) SELECT date, provider, gpu_type, cost_usd, gpu_hours FROM cls " \
+	"WHERE unch IS NULL RETURNING 1), " UPSERT_FROM(                            \
+	    "cls WHERE NOT unch") "w AS (SELECT (SELECT count(*) FROM fr)::int + "  \
+	                          "count(*) FILTER (WHERE ins)::int AS ins, "       \
+	                          "count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
 
 /*
  * The plain form: every row through ON CONFLICT, whatever other
@@ -211,14 +210,14 @@
  * made the statement 0.28 -> 0.41 ms; the locks the plain form takes on
  * unchanged rows cost less than that at this size.
  */
-#define PLAIN_CTE                                                                      \
-	UPSERT_FROM("input")                                                           \
-	"w AS (SELECT count(*) FILTER (WHERE ins)::int AS ins, "                       \
+#define PLAIN_CTE                                                \
+	UPSERT_FROM("input")                                     \
+	"w AS (SELECT count(*) FILTER (WHERE ins)::int AS ins, " \
 	"count(*) FILTER (WHERE NOT ins)::int AS upd FROM up), "
 
 #define DRY_CTE                                                                        \
 	CLASSIFY_CTE "w AS (SELECT count(*) FILTER (WHERE unch IS NULL)::int AS ins, " \
-	"count(*) FILTER (WHERE NOT unch)::int AS upd FROM cls), "
+	             "count(*) FILTER (WHERE NOT unch)::int AS upd FROM cls), "
 
 /* duration_us is the request's time up to the end of this statement, and
  * the one figure the row, the reply and every replay report: a replay
@@ -267,46 +266,47 @@ static const struct {
 	const char *name;
 	const char *sql;
 } wstmts[WS_COUNT] = {
-	[WS_TIMEOUT] = {"hx_w_timeout", "SELECT set_config('statement_timeout', $1, true)"},
+	[WS_TIMEOUT] = { "hx_w_timeout", "SELECT set_config('statement_timeout', $1, true)" },
 	/* A second copy of a request (an nng resend, a client retry) waits here
 	 * for the first to finish, then finds its result and replays it. Every
 	 * request sends it, so it also carries the transaction's plan setting
 	 * (PLANS above) at no extra cost. */
-	[WS_LOCK] = {"hx_w_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), "
-	                          "set_config('enable_seqscan', 'off', true)"},
-	[WS_ARRAYS] = {"hx_w_arrays",
-	               PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE FAST_CTE RESULT_CTE("false")},
-	[WS_ARRAYS_PLAIN] = {"hx_w_arrays_plain",
-	                     PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
-	[WS_ARRAYS_DRY] = {"hx_w_arrays_dry",
-	                   PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE DRY_CTE RESULT_CTE("true")},
-	[WS_TABLE] = {"hx_w_table",
-	              PRIOR_CTE INPUT_TABLE NO_DELETE_CTE FAST_CTE RESULT_CTE("false")},
-	[WS_TABLE_PLAIN] = {"hx_w_table_plain",
-	                    PRIOR_CTE INPUT_TABLE NO_DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
-	[WS_TABLE_DRY] = {"hx_w_table_dry",
-	                  PRIOR_CTE INPUT_TABLE NO_DELETE_CTE DRY_CTE RESULT_CTE("true")},
-	[WS_R_ARRAYS] = {"hx_w_r_arrays",
-	                 PRIOR_CTE INPUT_ARRAYS DELETE_CTE FAST_CTE RESULT_CTE("false")},
-	[WS_R_ARRAYS_PLAIN] = {"hx_w_r_arrays_plain",
-	                       PRIOR_CTE INPUT_ARRAYS DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
-	[WS_R_ARRAYS_DRY] = {"hx_w_r_arrays_dry",
-	                     PRIOR_CTE INPUT_ARRAYS DELETE_DRY_CTE DRY_CTE RESULT_CTE("true")},
-	[WS_R_TABLE] = {"hx_w_r_table",
-	                PRIOR_CTE INPUT_TABLE DELETE_CTE FAST_CTE RESULT_CTE("false")},
-	[WS_R_TABLE_PLAIN] = {"hx_w_r_table_plain",
-	                      PRIOR_CTE INPUT_TABLE DELETE_CTE PLAIN_CTE RESULT_CTE("false")},
-	[WS_R_TABLE_DRY] = {"hx_w_r_table_dry",
-	                    PRIOR_CTE INPUT_TABLE DELETE_DRY_CTE DRY_CTE RESULT_CTE("true")},
+	[WS_LOCK] = { "hx_w_lock",
+	              "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), "
+	              "set_config('enable_seqscan', 'off', true)" },
+	[WS_ARRAYS] = { "hx_w_arrays",
+	                PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE FAST_CTE RESULT_CTE("false") },
+	[WS_ARRAYS_PLAIN] = { "hx_w_arrays_plain",
+	                      PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE PLAIN_CTE RESULT_CTE("false") },
+	[WS_ARRAYS_DRY] = { "hx_w_arrays_dry",
+	                    PRIOR_CTE INPUT_ARRAYS NO_DELETE_CTE DRY_CTE RESULT_CTE("true") },
+	[WS_TABLE] = { "hx_w_table",
+	               PRIOR_CTE INPUT_TABLE NO_DELETE_CTE FAST_CTE RESULT_CTE("false") },
+	[WS_TABLE_PLAIN] = { "hx_w_table_plain",
+	                     PRIOR_CTE INPUT_TABLE NO_DELETE_CTE PLAIN_CTE RESULT_CTE("false") },
+	[WS_TABLE_DRY] = { "hx_w_table_dry",
+	                   PRIOR_CTE INPUT_TABLE NO_DELETE_CTE DRY_CTE RESULT_CTE("true") },
+	[WS_R_ARRAYS] = { "hx_w_r_arrays",
+	                  PRIOR_CTE INPUT_ARRAYS DELETE_CTE FAST_CTE RESULT_CTE("false") },
+	[WS_R_ARRAYS_PLAIN] = { "hx_w_r_arrays_plain",
+	                        PRIOR_CTE INPUT_ARRAYS DELETE_CTE PLAIN_CTE RESULT_CTE("false") },
+	[WS_R_ARRAYS_DRY] = { "hx_w_r_arrays_dry",
+	                      PRIOR_CTE INPUT_ARRAYS DELETE_DRY_CTE DRY_CTE RESULT_CTE("true") },
+	[WS_R_TABLE] = { "hx_w_r_table",
+	                 PRIOR_CTE INPUT_TABLE DELETE_CTE FAST_CTE RESULT_CTE("false") },
+	[WS_R_TABLE_PLAIN] = { "hx_w_r_table_plain",
+	                       PRIOR_CTE INPUT_TABLE DELETE_CTE PLAIN_CTE RESULT_CTE("false") },
+	[WS_R_TABLE_DRY] = { "hx_w_r_table_dry",
+	                     PRIOR_CTE INPUT_TABLE DELETE_DRY_CTE DRY_CTE RESULT_CTE("true") },
 };
 
 /* The COPY target, once per connection. ON COMMIT DELETE ROWS empties it
  * at every commit; rows of a request that failed are dead with their
  * transaction, so the next request never sees them either. A temporary
  * table writes no WAL. */
-#define CREATE_INPUT                                                                   \
-	"CREATE TEMP TABLE hx_input (date date NOT NULL, provider text NOT NULL, "     \
-	"gpu_type text NOT NULL, cost_usd numeric NOT NULL, gpu_hours numeric) "       \
+#define CREATE_INPUT                                                               \
+	"CREATE TEMP TABLE hx_input (date date NOT NULL, provider text NOT NULL, " \
+	"gpu_type text NOT NULL, cost_usd numeric NOT NULL, gpu_hours numeric) "   \
 	"ON COMMIT DELETE ROWS"
 
 #define COPY_INPUT "COPY pg_temp.hx_input FROM STDIN (FORMAT binary)"
@@ -456,7 +456,8 @@ order_batch(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 	for (i = 1; i < job->n; i++) {
 		if (key_cmp(&s->order[i - 1], &s->order[i]) == 0) {
 			hx_store_err(err, errsz, "ingest: key %s|%s|%s twice in one batch",
-			             s->order[i]->date, s->order[i]->provider, s->order[i]->gpu_type);
+			             s->order[i]->date, s->order[i]->provider,
+			             s->order[i]->gpu_type);
 			return HX_INTERNAL;
 		}
 	}
@@ -509,7 +510,7 @@ digits(const char *s, int n)
 static bool
 pg_date(const char *t, int32_t *out)
 {
-	static const unsigned char mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const unsigned char mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	int                        i, y, era;
 	unsigned                   m, d, yoe, doy, doe;
 	bool                       leap;
@@ -562,9 +563,9 @@ put_numeric(uint8_t *p, hx_micros v)
 {
 	uint64_t a = v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
 	uint64_t ip = a / 1000000u, fr = a % 1000000u;
-	uint16_t g[5] = {(uint16_t) (ip / 100000000u), (uint16_t) (ip / 10000u % 10000u),
-	                 (uint16_t) (ip % 10000u), (uint16_t) (fr / 100u),
-	                 (uint16_t) (fr % 100u * 100u)};
+	uint16_t g[5] = { (uint16_t) (ip / 100000000u), (uint16_t) (ip / 10000u % 10000u),
+		          (uint16_t) (ip % 10000u), (uint16_t) (fr / 100u),
+		          (uint16_t) (fr % 100u * 100u) };
 	int      first = 0, last = 4, i;
 
 	while (first <= last && g[first] == 0) {
@@ -639,8 +640,8 @@ put_array_head(uint8_t *p, uint32_t oid, size_t n, bool nulls)
 static hx_status
 encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 {
-	static const uint32_t oids[HX_STORE_NCOL] = {OID_DATE, OID_TEXT, OID_TEXT, OID_NUMERIC,
-	                                             OID_NUMERIC};
+	static const uint32_t oids[HX_STORE_NCOL] = { OID_DATE, OID_TEXT, OID_TEXT, OID_NUMERIC,
+		                                      OID_NUMERIC };
 	size_t                size[HX_STORE_NCOL], i;
 	uint8_t              *p[HX_STORE_NCOL];
 	int32_t               days;
@@ -683,7 +684,7 @@ encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 static hx_status
 encode_windows(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 {
-	static const uint32_t oids[HX_STORE_NWCOL] = {OID_TEXT, OID_DATE, OID_DATE};
+	static const uint32_t oids[HX_STORE_NWCOL] = { OID_TEXT, OID_DATE, OID_DATE };
 	uint8_t              *p[HX_STORE_NWCOL];
 	size_t                i, prov = 0;
 	int32_t               from, to;
@@ -693,8 +694,9 @@ encode_windows(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 		prov += strlen(job->windows[i].provider);
 	}
 	for (k = 0; k < HX_STORE_NWCOL; k++) {
-		if (!buf_reset(&s->wcol[k], HEAD_BYTES + job->n_windows * (DATE_BYTES + NAME_BYTES) +
-		                                (k == 0 ? prov : 0))) {
+		if (!buf_reset(&s->wcol[k],
+		               HEAD_BYTES + job->n_windows * (DATE_BYTES + NAME_BYTES) +
+		                   (k == 0 ? prov : 0))) {
 			hx_store_err(err, errsz, "ingest: out of memory");
 			return HX_RESOURCE_EXHAUSTED;
 		}
@@ -723,7 +725,7 @@ encode_windows(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 static hx_status
 encode_copy(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 {
-	static const uint8_t sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+	static const uint8_t sig[11] = { 'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0 };
 	size_t               prov, gpu, i;
 	uint8_t             *p;
 	int32_t              days;
@@ -789,7 +791,7 @@ pl_init(pipeline *pl)
 static void
 pl_sql(pipeline *pl, const char *sql)
 {
-	pl->q[pl->n++] = (pl_query){.ws = -1, .sql = sql};
+	pl->q[pl->n++] = (pl_query){ .ws = -1, .sql = sql };
 }
 
 /*
@@ -805,10 +807,11 @@ pl_stmt(pipeline *pl, const hx_store *s, enum wstmt ws, int nparams, const char 
         const int *lens, const int *fmts)
 {
 	if ((s->wprepared & (1u << ws)) == 0) {
-		pl->q[pl->n++] = (pl_query){.ws = (int) ws, .parse = true};
+		pl->q[pl->n++] = (pl_query){ .ws = (int) ws, .parse = true };
 	}
-	pl->q[pl->n] = (pl_query){.ws = (int) ws, .nparams = nparams, .vals = vals, .lens = lens,
-	                          .fmts = fmts};
+	pl->q[pl->n] = (pl_query){
+		.ws = (int) ws, .nparams = nparams, .vals = vals, .lens = lens, .fmts = fmts
+	};
 	return pl->n++;
 }
 
@@ -1028,7 +1031,8 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
 		return HX_INTERNAL;
 	}
 	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-		hx_store_err(err, errsz, "request_id %s was used by another request", job->request_id);
+		hx_store_err(err, errsz, "request_id %s was used by another request",
+		             job->request_id);
 		return HX_INVALID_ARGUMENT;
 	}
 	out->replayed = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
@@ -1066,7 +1070,7 @@ pl_finish(hx_store *s, pipeline *pl, const hx_ingest_job *job, hx_ingest_counts 
 static enum wstmt
 write_stmt(enum wstmt input, enum form form, const hx_ingest_job *job)
 {
-	return (enum wstmt) ((int) input + (int) form + (job->n_windows > 0 ? WS_REPLACE : 0));
+	return (enum wstmt)((int) input + (int) form + (job->n_windows > 0 ? WS_REPLACE : 0));
 }
 
 /* The whole transaction in one round trip, the batch as arrays. */
@@ -1252,8 +1256,8 @@ first_form(const hx_ingest_job *job)
  * its row locks in one order.
  */
 static hx_status
-ingest_run(hx_store *s, const hx_ingest_job *job, bool *copy, hx_ingest_counts *out,
-           char *err, size_t errsz)
+ingest_run(hx_store *s, const hx_ingest_job *job, bool *copy, hx_ingest_counts *out, char *err,
+           size_t errsz)
 {
 	enum form form = first_form(job);
 	int       retries = 1;

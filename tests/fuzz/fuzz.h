@@ -17,13 +17,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* An invariant was broken: say which, then abort() so that libFuzzer (or the
  * sanitizer, or ctest) reports it with a stack and keeps the input. */
-#define HX_FUZZ_CHECK(cond)                                                        \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,  \
-			        __LINE__, #cond);                                   \
-			abort();                                                    \
-		}                                                                   \
+#define HX_FUZZ_CHECK(cond)                                                                  \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
+			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, \
+			        #cond);                                                      \
+			abort();                                                             \
+		}                                                                            \
 	} while (0)
 
 #endif /* HX_FUZZ_H */

@@ -23,13 +23,14 @@
 #include "heliox/record.h"
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n)
+static bool
+utf8_valid(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 
 	while (i < n) {
 		unsigned c = s[i], cp, min;
-		size_t k;
+		size_t   k;
 
 		if (c < 0x80) {
 			i++;
@@ -59,26 +60,28 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 
 /* provider / gpu_type as stored: NUL inside the array, non-empty, trimmed,
  * lower case, no control characters, valid UTF-8. */
-static void check_name(const char *s)
+static void
+check_name(const char *s)
 {
 	size_t n = strnlen(s, HX_NAME_MAX + 1);
 
 	HX_FUZZ_CHECK(n > 0 && n <= HX_NAME_MAX);
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c = (unsigned char) s[i];
 
 		HX_FUZZ_CHECK(!(c >= 'A' && c <= 'Z'));
 		HX_FUZZ_CHECK(c >= 0x20 && c != 0x7F);
 	}
 	HX_FUZZ_CHECK(s[0] != ' ' && s[n - 1] != ' ');
-	HX_FUZZ_CHECK(utf8_valid((const unsigned char *)s, n));
+	HX_FUZZ_CHECK(utf8_valid((const unsigned char *) s, n));
 }
 
 /* YYYY-MM-DD, a real Gregorian date from year 1 (PostgreSQL has no year 0). */
-static void check_date(const char *d)
+static void
+check_date(const char *d)
 {
 	static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int y, m, day;
+	int              y, m, day;
 
 	HX_FUZZ_CHECK(strnlen(d, HX_DATE_LEN + 1) == HX_DATE_LEN);
 	for (int i = 0; i < HX_DATE_LEN; i++) {
@@ -93,11 +96,12 @@ static void check_date(const char *d)
 		HX_FUZZ_CHECK(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
 }
 
-static void check_cost(hx_micros cost)
+static void
+check_cost(hx_micros cost)
 {
-	char buf[HX_MONEY_TEXT_MAX];
+	char      buf[HX_MONEY_TEXT_MAX];
 	hx_micros back = 0;
-	size_t n;
+	size_t    n;
 
 	HX_FUZZ_CHECK(cost > 0 && cost < HX_MONEY_LIMIT_MICROS);
 	n = hx_money_format(cost, buf);
@@ -106,10 +110,11 @@ static void check_cost(hx_micros cost)
 	HX_FUZZ_CHECK(back == cost);
 }
 
-static int key_cmp(const void *a, const void *b)
+static int
+key_cmp(const void *a, const void *b)
 {
-	const hx_record *x = *(const hx_record *const *)a, *y = *(const hx_record *const *)b;
-	int c = strcmp(x->date, y->date);
+	const hx_record *x = *(const hx_record *const *) a, *y = *(const hx_record *const *) b;
+	int              c = strcmp(x->date, y->date);
 
 	if (c == 0)
 		c = strcmp(x->provider, y->provider);
@@ -119,7 +124,8 @@ static int key_cmp(const void *a, const void *b)
 }
 
 /* No two records in the batch share (date, provider, gpu_type). */
-static void check_unique(const hx_batch *b)
+static void
+check_unique(const hx_batch *b)
 {
 	const hx_record **p;
 
@@ -140,7 +146,8 @@ static void check_unique(const hx_batch *b)
  * When no violation was dropped by the limit: each index below b.received is
  * either stored (b.src) or named by a "cost_data[N]..." violation, not both.
  */
-static void check_accounted(const hx_batch *b, const hx_violations *v)
+static void
+check_accounted(const hx_batch *b, const hx_violations *v)
 {
 	unsigned char *seen; /* bit 1: stored, bit 2: reported */
 
@@ -155,8 +162,8 @@ static void check_accounted(const hx_batch *b, const hx_violations *v)
 		seen[b->src[i]] |= 1;
 	}
 	for (size_t i = 0; i < v->len; i++) {
-		const char *f = v->items[i].field;
-		char *end;
+		const char   *f = v->items[i].field;
+		char         *end;
 		unsigned long idx;
 
 		if (strncmp(f, "cost_data[", 10) != 0)
@@ -170,15 +177,16 @@ static void check_accounted(const hx_batch *b, const hx_violations *v)
 	free(seen);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	hx_batch b;
+	hx_batch      b;
 	hx_violations v;
-	hx_status st;
+	hx_status     st;
 
 	hx_batch_init(&b);
 	hx_violations_init(&v, 0);
-	st = hx_export_parse((const char *)data, size, &b, &v);
+	st = hx_export_parse((const char *) data, size, &b, &v);
 
 	if (st != HX_RESOURCE_EXHAUSTED) { /* out of memory: nothing promised */
 		HX_FUZZ_CHECK(st == HX_OK || st == HX_INVALID_ARGUMENT);

@@ -22,7 +22,8 @@
 #include "heliox/money.h"
 
 /* [+-]digits[.digits], exactly n bytes. */
-static bool is_decimal(const char *s, size_t n)
+static bool
+is_decimal(const char *s, size_t n)
 {
 	size_t i = 0, d = 0;
 
@@ -47,11 +48,12 @@ static bool is_decimal(const char *s, size_t n)
  * there is no fraction, "0" for zero of either sign. Sets *ilen and *flen to
  * the integer and fraction digit counts. malloc'd; the caller frees.
  */
-static char *canon(const char *s, size_t n, size_t *ilen, size_t *flen)
+static char *
+canon(const char *s, size_t n, size_t *ilen, size_t *flen)
 {
-	char *out = malloc(n + 3), *o = out;
+	char       *out = malloc(n + 3), *o = out;
 	const char *p = s, *end = s + n, *ib, *ie, *fb, *fe;
-	bool neg = false;
+	bool        neg = false;
 
 	if (out == NULL)
 		abort();
@@ -69,24 +71,25 @@ static char *canon(const char *s, size_t n, size_t *ilen, size_t *flen)
 		fe--;
 	if (neg && !(ie - ib == 1 && *ib == '0' && fe == fb))
 		*o++ = '-';
-	memcpy(o, ib, (size_t)(ie - ib));
+	memcpy(o, ib, (size_t) (ie - ib));
 	o += ie - ib;
 	if (fe > fb) {
 		*o++ = '.';
-		memcpy(o, fb, (size_t)(fe - fb));
+		memcpy(o, fb, (size_t) (fe - fb));
 		o += fe - fb;
 	}
 	*o = '\0';
-	*ilen = (size_t)(ie - ib) - (ie - ib == 1 && *ib == '0');
-	*flen = (size_t)(fe - fb);
+	*ilen = (size_t) (ie - ib) - (ie - ib == 1 && *ib == '0');
+	*flen = (size_t) (fe - fb);
 	return out;
 }
 
-static bool same_value(const char *a, size_t an, const char *b, size_t bn)
+static bool
+same_value(const char *a, size_t an, const char *b, size_t bn)
 {
 	size_t i, f;
-	char *x = canon(a, an, &i, &f), *y = canon(b, bn, &i, &f);
-	bool eq = strcmp(x, y) == 0;
+	char  *x = canon(a, an, &i, &f), *y = canon(b, bn, &i, &f);
+	bool   eq = strcmp(x, y) == 0;
 
 	free(x);
 	free(y);
@@ -94,22 +97,24 @@ static bool same_value(const char *a, size_t an, const char *b, size_t bn)
 }
 
 /* Shape of hx_money_format(): [-]digits.dd[dddd], no trailing zero past 2. */
-static void check_money_shape(const char *s)
+static void
+check_money_shape(const char *s)
 {
 	const char *dot = strchr(s, '.');
-	size_t f;
+	size_t      f;
 
 	HX_FUZZ_CHECK(dot != NULL && is_decimal(s, strlen(s)) && s[0] != '+');
 	f = strlen(dot + 1);
 	HX_FUZZ_CHECK(f >= 2 && (f == 2 || dot[f] != '0'));
 }
 
-static void fuzz_parse(const char *s, size_t n)
+static void
+fuzz_parse(const char *s, size_t n)
 {
-	hx_micros v = 0, back = 0;
+	hx_micros    v = 0, back = 0;
 	hx_money_err e = hx_money_parse(s, n, &v);
-	size_t ilen = 0, flen = 0, len;
-	char *buf;
+	size_t       ilen = 0, flen = 0, len;
+	char        *buf;
 
 	HX_FUZZ_CHECK(hx_money_strerror(e) != NULL);
 	if (!is_decimal(s, n)) {
@@ -140,11 +145,12 @@ static void fuzz_parse(const char *s, size_t n)
 
 /* text is NUL-terminated (the input up to its first NUL byte). outsz is
  * chosen by the input, 0 included. */
-static void fuzz_normalize(const char *text, size_t outsz)
+static void
+fuzz_normalize(const char *text, size_t outsz)
 {
 	size_t n = strlen(text), bigsz = n + 8;
-	char *big = malloc(bigsz), *small = malloc(outsz ? outsz : 1);
-	int rc, rc2;
+	char  *big = malloc(bigsz), *small = malloc(outsz ? outsz : 1);
+	int    rc, rc2;
 
 	if (big == NULL || small == NULL)
 		abort();
@@ -167,10 +173,11 @@ static void fuzz_normalize(const char *text, size_t outsz)
 	free(small);
 }
 
-static void fuzz_double(double d)
+static void
+fuzz_double(double d)
 {
 	char *buf = malloc(HX_MONEY_TEXT_MAX), *end;
-	int rc;
+	int   rc;
 
 	if (buf == NULL)
 		abort();
@@ -194,10 +201,11 @@ static void fuzz_double(double d)
 
 /* Decimal text of at most 15 significant digits (and a size a double can
  * show without an exponent) -> strtod -> hx_money_from_double: same value. */
-static void fuzz_roundtrip(const char *text)
+static void
+fuzz_roundtrip(const char *text)
 {
 	size_t n = strlen(text), ilen, flen, sig = 0;
-	char *c, *p, buf[HX_MONEY_TEXT_MAX];
+	char  *c, *p, buf[HX_MONEY_TEXT_MAX];
 
 	if (!is_decimal(text, n))
 		return;
@@ -213,9 +221,10 @@ static void fuzz_roundtrip(const char *text)
 	free(c);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text = malloc(size + 1);
+	char  *text = malloc(size + 1);
 	double d;
 
 	if (text == NULL)
@@ -223,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = '\0';
 
-	fuzz_parse((const char *)data, size);
+	fuzz_parse((const char *) data, size);
 	fuzz_normalize(text, size ? data[0] % 25 : 0);
 	fuzz_roundtrip(text);
 	if (size >= sizeof d) {

@@ -31,18 +31,20 @@
 
 /* The server's bundled mock export, in small. */
 static const char mock_json[] =
-	"{\"export_id\":\"fuzz\",\"currency\":\"USD\",\"cost_data\":["
-	"{\"date\":\"2026-01-01\",\"provider\":\"AWS\",\"gpu_type\":\"A100\",\"cost_usd\":1245.67},"
-	"{\"date\":\"2026-01-01\",\"provider\":\"AWS\",\"gpu_type\":\"H100\",\"cost_usd\":\"2189.45\"}]}";
+    "{\"export_id\":\"fuzz\",\"currency\":\"USD\",\"cost_data\":["
+    "{\"date\":\"2026-01-01\",\"provider\":\"AWS\",\"gpu_type\":\"A100\",\"cost_usd\":1245.67},"
+    "{\"date\":\"2026-01-01\",\"provider\":\"AWS\",\"gpu_type\":\"H100\",\"cost_usd\":\"2189.45\"}]"
+    "}";
 
 static hx_rpc_config cfg;
 
 /* Once per process: the key and the config. The hx_auth stays reachable
  * from cfg, so LeakSanitizer does not count it. */
-static void setup(void)
+static void
+setup(void)
 {
 	hx_auth *auth = NULL;
-	char err[256];
+	char     err[256];
 
 	hx_log_set_level(HX_LOG_ERROR); /* keep the fuzzer's output readable */
 	if (hx_auth_load(&auth, FUZZ_KEY, NULL, err, sizeof err) != HX_OK) {
@@ -58,12 +60,12 @@ static void setup(void)
 }
 
 /* What the reply says, against what was asked (q is NULL for garbage). */
-static void check_reply(const Heliox__Ingest__V1__RpcRequest *q,
-                        const Heliox__Ingest__V1__RpcResponse *r)
+static void
+check_reply(const Heliox__Ingest__V1__RpcRequest *q, const Heliox__Ingest__V1__RpcResponse *r)
 {
-	int code = r->status ? (int)r->status->code : HELIOX__INGEST__V1__CODE__OK;
+	int  code = r->status ? (int) r->status->code : HELIOX__INGEST__V1__CODE__OK;
 	bool refused = code == HELIOX__INGEST__V1__CODE__INVALID_ARGUMENT ||
-	               code == HELIOX__INGEST__V1__CODE__UNAUTHENTICATED;
+	    code == HELIOX__INGEST__V1__CODE__UNAUTHENTICATED;
 
 	HX_FUZZ_CHECK(r->request_id != NULL && r->request_id[0] != '\0');
 	for (const char *p = r->request_id; *p; p++)
@@ -80,8 +82,8 @@ static void check_reply(const Heliox__Ingest__V1__RpcRequest *q,
 	if (r->result_case == HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST) {
 		const Heliox__Ingest__V1__IngestResult *g = r->ingest;
 
-		HX_FUZZ_CHECK((uint64_t)g->inserted + g->updated + g->unchanged +
-		              g->failed == g->received);
+		HX_FUZZ_CHECK((uint64_t) g->inserted + g->updated + g->unchanged + g->failed ==
+		              g->received);
 		if (code != HELIOX__INGEST__V1__CODE__OK)
 			HX_FUZZ_CHECK(g->inserted == 0 && g->updated == 0 && g->unchanged == 0);
 	}
@@ -89,20 +91,21 @@ static void check_reply(const Heliox__Ingest__V1__RpcRequest *q,
 		HX_FUZZ_CHECK(r->health->serving && !r->health->database_ok);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	Heliox__Ingest__V1__RpcRequest *q;
+	Heliox__Ingest__V1__RpcRequest  *q;
 	Heliox__Ingest__V1__RpcResponse *r;
-	uint8_t *out = NULL;
-	size_t out_len = 0;
+	uint8_t                         *out = NULL;
+	size_t                           out_len = 0;
 
 	if (cfg.auth == NULL)
 		setup();
 	HX_FUZZ_CHECK(hx_rpc_handle(&cfg, NULL, data, size, "fuzz", NULL, &out, &out_len) == HX_OK);
 	HX_FUZZ_CHECK(out != NULL);
 
-	r = (Heliox__Ingest__V1__RpcResponse *)protobuf_c_message_unpack(
-		&heliox__ingest__v1__rpc_response__descriptor, NULL, out_len, out);
+	r = (Heliox__Ingest__V1__RpcResponse *) protobuf_c_message_unpack(
+	    &heliox__ingest__v1__rpc_response__descriptor, NULL, out_len, out);
 	HX_FUZZ_CHECK(r != NULL);
 	q = heliox__ingest__v1__rpc_request__unpack(NULL, size, data); /* NULL: garbage */
 	check_reply(q, r);

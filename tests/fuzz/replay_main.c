@@ -21,11 +21,12 @@
 static size_t replayed;
 
 /* Reads the whole file; returns 0, or -1 with errno set. */
-static int run_file(const char *path)
+static int
+run_file(const char *path)
 {
-	FILE *f = fopen(path, "rb");
+	FILE    *f = fopen(path, "rb");
 	uint8_t *buf = NULL;
-	size_t len = 0, cap = 0;
+	size_t   len = 0, cap = 0;
 
 	if (f == NULL)
 		return -1;
@@ -65,20 +66,22 @@ static int run_file(const char *path)
 	return 0;
 }
 
-static int skip_dots(const struct dirent *e)
+static int
+skip_dots(const struct dirent *e)
 {
 	return e->d_name[0] != '.';
 }
 
-static int run_dir(const char *dir)
+static int
+run_dir(const char *dir)
 {
 	struct dirent **names;
-	int n = scandir(dir, &names, skip_dots, alphasort), rc = 0;
+	int             n = scandir(dir, &names, skip_dots, alphasort), rc = 0;
 
 	if (n < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
-		char path[4096];
+		char        path[4096];
 		struct stat st;
 
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
@@ -90,7 +93,8 @@ static int run_dir(const char *dir)
 	return rc;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
@@ -98,9 +102,9 @@ int main(int argc, char **argv)
 	}
 	for (int i = 1; i < argc; i++) {
 		struct stat st;
-		int rc = stat(argv[i], &st) != 0 ? -1
-		         : S_ISDIR(st.st_mode)   ? run_dir(argv[i])
-		                                 : run_file(argv[i]);
+		int         rc = stat(argv[i], &st) != 0 ? -1
+		            : S_ISDIR(st.st_mode)        ? run_dir(argv[i])
+		                                         : run_file(argv[i]);
 
 		if (rc != 0) {
 			fprintf(stderr, "%s: %s: %s\n", argv[0], argv[i], strerror(errno));

@@ -67,7 +67,8 @@ static void
 dump(const struct run *r)
 {
 	for (size_t i = 0; i < r->v.len; i++) {
-		fprintf(stderr, "  violation %s: %s\n", r->v.items[i].field, r->v.items[i].description);
+		fprintf(stderr, "  violation %s: %s\n", r->v.items[i].field,
+		        r->v.items[i].description);
 	}
 }
 
@@ -88,7 +89,8 @@ convert_texts(struct run *r, hx_bill_format fmt, ...)
 		size_t      len = strlen(text);
 		assert_int_equal(hx_convert_begin(r->c, name), HX_OK);
 		for (size_t i = 0; i < len; i += 7) {
-			assert_int_equal(hx_convert_feed(r->c, text + i, len - i < 7 ? len - i : 7), HX_OK);
+			assert_int_equal(hx_convert_feed(r->c, text + i, len - i < 7 ? len - i : 7),
+			                 HX_OK);
 		}
 		assert_int_equal(hx_convert_end(r->c), HX_OK);
 	}
@@ -114,8 +116,8 @@ convert_files(struct run *r, const char *const *paths)
 	assert_non_null(r->c);
 	for (; *paths != NULL; paths++) {
 		const char *base = strrchr(*paths, '/');
-		assert_int_equal(hx_convert_add_file(r->c, *paths, base != NULL ? base + 1 : *paths),
-		                 HX_OK);
+		assert_int_equal(
+		    hx_convert_add_file(r->c, *paths, base != NULL ? base + 1 : *paths), HX_OK);
 	}
 	r->st = hx_convert_finish(r->c);
 }
@@ -188,7 +190,7 @@ assert_viol(const struct run *r, const char *field, const char *part)
 static void
 round6(const char *in, const char *want)
 {
-	char out[HX_BILL_NUM_MAX];
+	char        out[HX_BILL_NUM_MAX];
 	const char *why = hx_bill_decimal_round6(in, strlen(in), out);
 	if (why != NULL) {
 		fail_msg("%s: %s", in, why);
@@ -199,10 +201,10 @@ round6(const char *in, const char *want)
 static void
 test_decimals(void **state)
 {
-	round6("1.624E0", "1.624");          /* R7: E-notation, exactly */
-	round6("35.2E-7", "0.000004");       /* 0.00000352 -> half up at the 7th place */
-	round6("0.0000005", "0.000001");     /* half away from zero ... */
-	round6("-0.0000005", "-0.000001");   /* ... on both sides */
+	round6("1.624E0", "1.624");        /* R7: E-notation, exactly */
+	round6("35.2E-7", "0.000004");     /* 0.00000352 -> half up at the 7th place */
+	round6("0.0000005", "0.000001");   /* half away from zero ... */
+	round6("-0.0000005", "-0.000001"); /* ... on both sides */
 	round6("0.00000049999999999999", "0.00");
 	round6("1.1102230246251565E-16", "0.00"); /* a double's residue: 32 places, exact */
 	round6("0.48088426400", "0.480884");
@@ -211,7 +213,8 @@ test_decimals(void **state)
 	round6(".5", "0.50");
 	{
 		char out[HX_BILL_NUM_MAX];
-		assert_non_null(hx_bill_decimal_round6("1e-40", 5, out)); /* beyond 10^-36: refused */
+		assert_non_null(
+		    hx_bill_decimal_round6("1e-40", 5, out)); /* beyond 10^-36: refused */
 		assert_non_null(hx_bill_decimal_round6("1e20", 4, out));
 		assert_non_null(hx_bill_decimal_round6("abc", 3, out));
 		assert_non_null(hx_bill_decimal_round6("1.2.3", 5, out));
@@ -239,12 +242,12 @@ static void
 test_datetimes(void **state)
 {
 	dt("2024-09-18T22:00:00Z", "2024-09-18");
-	dt("2024-09-18 22:00:00", "2024-09-18");        /* no zone = UTC (FOCUS sample) */
-	dt("2022-07-01 00:00:00.000", "2022-07-01");    /* fraction (Koku CUR 2.0) */
+	dt("2024-09-18 22:00:00", "2024-09-18");         /* no zone = UTC (FOCUS sample) */
+	dt("2022-07-01 00:00:00.000", "2022-07-01");     /* fraction (Koku CUR 2.0) */
 	dt("2024-09-30T23:30:00.5-02:00", "2024-10-01"); /* offset moves it to UTC */
 	dt("2024-03-01T00:30:00+01:00", "2024-02-29");   /* leap day */
 	dt("2024-09-18T22:00:00+00:00", "2024-09-18");
-	dt("2023-02-01T30:00:00Z", NULL);                /* impossible time (FOCUS 1.2 example) */
+	dt("2023-02-01T30:00:00Z", NULL); /* impossible time (FOCUS 1.2 example) */
 	dt("2023-02-29T00:00:00Z", NULL);
 	dt("2024-09-18", NULL);
 	dt("09/18/2024 22:00", NULL);
@@ -272,9 +275,9 @@ test_datetimes(void **state)
 static void
 test_sample_focus_special_rows(void **state)
 {
-	struct run                  r;
-	const char *const           files[] = {SAMPLES "/focus/focus_sample_1.0_special_rows.csv", NULL};
-	const hx_bill_report       *rep;
+	struct run        r;
+	const char *const files[] = { SAMPLES "/focus/focus_sample_1.0_special_rows.csv", NULL };
+	const hx_bill_report *rep;
 
 	convert_files(&r, files);
 	assert_int_equal(r.st, HX_OK);
@@ -314,7 +317,7 @@ static void
 test_sample_focus_head200(void **state)
 {
 	struct run        r;
-	const char *const files[] = {SAMPLES "/focus/focus_sample_1.0_head200.csv", NULL};
+	const char *const files[] = { SAMPLES "/focus/focus_sample_1.0_head200.csv", NULL };
 
 	convert_files(&r, files);
 	assert_int_equal(r.st, HX_OK);
@@ -332,8 +335,8 @@ static void
 test_sample_two_files_one_export(void **state)
 {
 	struct run        r;
-	const char *const files[] = {SAMPLES "/focus/focus_sample_1.0_head200.csv",
-	                             SAMPLES "/focus/focus_sample_1.0_special_rows.csv", NULL};
+	const char *const files[] = { SAMPLES "/focus/focus_sample_1.0_head200.csv",
+		                      SAMPLES "/focus/focus_sample_1.0_special_rows.csv", NULL };
 
 	convert_files(&r, files);
 	assert_int_equal(r.st, HX_OK);
@@ -353,12 +356,12 @@ test_sample_two_files_one_export(void **state)
 static void
 test_sample_koku_legacy(void **state)
 {
-	const char *const which[] = {SAMPLES "/aws_cur/koku_2023-06-01.csv",
-	                             SAMPLES "/aws_cur/koku_2023-06-01-not-final.csv"};
+	const char *const which[] = { SAMPLES "/aws_cur/koku_2023-06-01.csv",
+		                      SAMPLES "/aws_cur/koku_2023-06-01-not-final.csv" };
 
 	for (int i = 0; i < 2; i++) {
 		struct run        r;
-		const char *const files[] = {which[i], NULL};
+		const char *const files[] = { which[i], NULL };
 		convert_files(&r, files);
 		assert_int_equal(r.st, HX_OK);
 		assert_string_equal(hx_convert_format_name(r.c), "aws-cur-legacy");
@@ -375,7 +378,7 @@ static void
 test_sample_koku_cur2(void **state)
 {
 	struct run        r;
-	const char *const files[] = {SAMPLES "/aws_cur/koku_2022-07-01-alt-columns.csv", NULL};
+	const char *const files[] = { SAMPLES "/aws_cur/koku_2022-07-01-alt-columns.csv", NULL };
 
 	convert_files(&r, files);
 	assert_int_equal(r.st, HX_OK);
@@ -393,7 +396,8 @@ test_sample_spec_impossible_time(void **state)
 {
 	struct run        r;
 	const char *const files[] = {
-	    SAMPLES "/focus/FOCUS_Spec_v1.2_commitment_discount_purchase_scenario_2.csv", NULL};
+		SAMPLES "/focus/FOCUS_Spec_v1.2_commitment_discount_purchase_scenario_2.csv", NULL
+	};
 	const char *f = "FOCUS_Spec_v1.2_commitment_discount_purchase_scenario_2.csv";
 	char        field[160];
 
@@ -413,7 +417,8 @@ static void
 test_sample_azure_ea_neither(void **state)
 {
 	struct run        r;
-	const char *const files[] = {SAMPLES "/azure/finops-toolkit_EA_AmortizedCost_Small.csv", NULL};
+	const char *const files[] = { SAMPLES "/azure/finops-toolkit_EA_AmortizedCost_Small.csv",
+		                      NULL };
 
 	convert_files(&r, files);
 	assert_int_equal(r.st, HX_INVALID_ARGUMENT);
@@ -425,8 +430,9 @@ test_sample_azure_ea_neither(void **state)
 /* ---- FOCUS rules on small bills ------------------------------------------------------------ */
 
 #define FH                                                                                     \
-	"ChargePeriodStart,ChargeCategory,ChargeClass,CommitmentDiscountStatus,EffectiveCost,"    \
-	"BilledCost,BillingCurrency,x_EffectiveCostInUsd,ProviderName,SkuPriceDetails,x_UsageType," \
+	"ChargePeriodStart,ChargeCategory,ChargeClass,CommitmentDiscountStatus,EffectiveCost," \
+	"BilledCost,BillingCurrency,x_EffectiveCostInUsd,ProviderName,SkuPriceDetails,x_"      \
+	"UsageType,"                                                                           \
 	"ChargeDescription,ConsumedQuantity,ConsumedUnit\n"
 /* columns:  1 start, 2 category, 3 class, 4 cdstatus, 5 effective, 6 billed, 7 currency,
  *           8 x_EffectiveCostInUsd, 9 provider, 10 SkuPriceDetails, 11 x_UsageType,
@@ -438,17 +444,21 @@ test_focus_charge_rules(void **state)
 {
 	struct run r;
 
-	convert_text(&r, FH
-	             "2024-09-01T10:00:00Z,Usage,NULL,NULL,3.5,9.9,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
-	             "2024-09-01T11:00:00Z,Usage,NULL,Used,1.25,0,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
-	             "2024-09-01T12:00:00Z,Usage,,Unused,7,7,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
-	             "2024-09-01T13:00:00Z,Purchase,,,100,100,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
-	             "2024-09-01T14:00:00Z,Tax,,,1,1,USD,,AWS,,BoxUsage:p5.48xlarge,,,\n"
-	             "2024-09-01T15:00:00Z,Credit,,,-2,-2,USD,,AWS,,BoxUsage:p5.48xlarge,,,\n"
-	             "2024-09-01T16:00:00Z,Adjustment,,,-3,-3,USD,,AWS,,BoxUsage:p5.48xlarge,,,\n"
-	             "2024-09-01T17:00:00Z,Usage,null,null,-0.25,-0.25,USD,,AWS,,BoxUsage:p5.48xlarge,,-0.5,Hours\n"
-	             "2024-08-31T23:00:00Z,Usage,Correction,,0.5,0.5,USD,,AWS,,BoxUsage:p5.48xlarge,,0.5,hrs\n"
-	             "2024-09-01T18:00:00Z,Usage,Other,,50,50,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n");
+	convert_text(
+	    &r,
+	    FH
+	    "2024-09-01T10:00:00Z,Usage,NULL,NULL,3.5,9.9,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
+	    "2024-09-01T11:00:00Z,Usage,NULL,Used,1.25,0,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
+	    "2024-09-01T12:00:00Z,Usage,,Unused,7,7,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
+	    "2024-09-01T13:00:00Z,Purchase,,,100,100,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n"
+	    "2024-09-01T14:00:00Z,Tax,,,1,1,USD,,AWS,,BoxUsage:p5.48xlarge,,,\n"
+	    "2024-09-01T15:00:00Z,Credit,,,-2,-2,USD,,AWS,,BoxUsage:p5.48xlarge,,,\n"
+	    "2024-09-01T16:00:00Z,Adjustment,,,-3,-3,USD,,AWS,,BoxUsage:p5.48xlarge,,,\n"
+	    "2024-09-01T17:00:00Z,Usage,null,null,-0.25,-0.25,USD,,AWS,,BoxUsage:p5.48xlarge,,-0.5,"
+	    "Hours\n"
+	    "2024-08-31T23:00:00Z,Usage,Correction,,0.5,0.5,USD,,AWS,,BoxUsage:p5.48xlarge,,0.5,"
+	    "hrs\n"
+	    "2024-09-01T18:00:00Z,Usage,Other,,50,50,USD,,AWS,,BoxUsage:p5.48xlarge,,1,Hours\n");
 	assert_int_equal(r.st, HX_OK);
 	/* 2024-09-01: 3.5 + 1.25 - 0.25 = 4.50; hours (1 + 1 - 0.5) x 8 GPUs = 12 */
 	assert_rec(&r, "2024-09-01", "aws", "h100", "4.50", "12.00");
@@ -468,28 +478,36 @@ test_focus_instance_sources(void **state)
 {
 	struct run r;
 
-	convert_text(&r, FH
-	             /* (a) SkuPriceDetails wins over (b) */
-	             "2024-09-02 00:00:00,Usage,,,1,1,USD,,Amazon Web Services,\"{\"\"InstanceType\"\": \"\"p4d.24xlarge\"\", \"\"GpuCount\"\": 8}\",BoxUsage:g5.xlarge,,1,Hours\n"
-	             /* (b) x_UsageType after the last ':' (region prefix) */
-	             "2024-09-02 00:00:00,Usage,,,2,2,USD,,AWS,,USW2-SpotUsage:p4de.24xlarge,,1,Hours\n"
-	             /* (c) first instance token of the description */
-	             "2024-09-02 00:00:00,Usage,,,0.5,0.5,USD,,AWS,,,\"$1.0 per On Demand Linux g6.12xlarge Instance Hour\",2,Hours\n"
-	             /* (d) Azure meter -> Standard_NC24ads_A100_v4 */
-	             "2024-09-02T00:00:00Z,Usage,,,3,3,USD,,Microsoft,,,Virtual Machines NCads A100 v4 Series - NC24ads A100 v4 - US East,24,Hours\n"
-	             /* (e) Google's GPU SKU, in seconds: 7200 s = 2 h, factor 1 */
-	             "2024-09-02T00:00:00Z,Usage,,,4,4,USD,,Google Cloud,,,Nvidia Tesla T4 GPU running in Americas,7200,seconds\n"
-	             "2024-09-02T00:00:00Z,Usage,,,5,5,USD,,Google Cloud,,,Commitment v1: Nvidia Tesla A100 80GB GPU in Americas for 1 Year,3600,seconds\n"
-	             /* Google's VM core line is not the GPU */
-	             "2024-09-02T00:00:00Z,Usage,,,6,6,USD,,Google Cloud,\"{\"\"InstanceType\"\": \"\"a2-highgpu-1g\"\"}\",,A2 Instance Core running in Americas,1,hours\n"
-	             /* Oracle: no map entries */
-	             "2024-09-02T00:00:00Z,Usage,,,7,7,USD,,Oracle,,,Standard - E5,1,Hours\n"
-	             /* not GPUs (R4): Inferentia, Trainium */
-	             "2024-09-02T00:00:00Z,Usage,,,8,8,USD,,AWS,,BoxUsage:inf2.xlarge,,1,Hours\n"
-	             "2024-09-02T00:00:00Z,Usage,,,9,9,USD,,AWS,,BoxUsage:trn1.32xlarge,,1,Hours\n"
-	             /* looks like a GPU but not in the map: reported */
-	             "2024-09-02T00:00:00Z,Usage,,,10.5,10.5,USD,,AWS,,BoxUsage:p9.48xlarge,,1,Hours\n"
-	             "2024-09-03T00:00:00Z,Usage,,,1.25,1.25,USD,,AWS,,BoxUsage:p9.48xlarge,,1,Hours\n");
+	convert_text(
+	    &r,
+	    FH
+	    /* (a) SkuPriceDetails wins over (b) */
+	    "2024-09-02 00:00:00,Usage,,,1,1,USD,,Amazon Web Services,\"{\"\"InstanceType\"\": "
+	    "\"\"p4d.24xlarge\"\", \"\"GpuCount\"\": 8}\",BoxUsage:g5.xlarge,,1,Hours\n"
+	    /* (b) x_UsageType after the last ':' (region prefix) */
+	    "2024-09-02 00:00:00,Usage,,,2,2,USD,,AWS,,USW2-SpotUsage:p4de.24xlarge,,1,Hours\n"
+	    /* (c) first instance token of the description */
+	    "2024-09-02 00:00:00,Usage,,,0.5,0.5,USD,,AWS,,,\"$1.0 per On Demand Linux g6.12xlarge "
+	    "Instance Hour\",2,Hours\n"
+	    /* (d) Azure meter -> Standard_NC24ads_A100_v4 */
+	    "2024-09-02T00:00:00Z,Usage,,,3,3,USD,,Microsoft,,,Virtual Machines NCads A100 v4 "
+	    "Series - NC24ads A100 v4 - US East,24,Hours\n"
+	    /* (e) Google's GPU SKU, in seconds: 7200 s = 2 h, factor 1 */
+	    "2024-09-02T00:00:00Z,Usage,,,4,4,USD,,Google Cloud,,,Nvidia Tesla T4 GPU running in "
+	    "Americas,7200,seconds\n"
+	    "2024-09-02T00:00:00Z,Usage,,,5,5,USD,,Google Cloud,,,Commitment v1: Nvidia Tesla A100 "
+	    "80GB GPU in Americas for 1 Year,3600,seconds\n"
+	    /* Google's VM core line is not the GPU */
+	    "2024-09-02T00:00:00Z,Usage,,,6,6,USD,,Google Cloud,\"{\"\"InstanceType\"\": "
+	    "\"\"a2-highgpu-1g\"\"}\",,A2 Instance Core running in Americas,1,hours\n"
+	    /* Oracle: no map entries */
+	    "2024-09-02T00:00:00Z,Usage,,,7,7,USD,,Oracle,,,Standard - E5,1,Hours\n"
+	    /* not GPUs (R4): Inferentia, Trainium */
+	    "2024-09-02T00:00:00Z,Usage,,,8,8,USD,,AWS,,BoxUsage:inf2.xlarge,,1,Hours\n"
+	    "2024-09-02T00:00:00Z,Usage,,,9,9,USD,,AWS,,BoxUsage:trn1.32xlarge,,1,Hours\n"
+	    /* looks like a GPU but not in the map: reported */
+	    "2024-09-02T00:00:00Z,Usage,,,10.5,10.5,USD,,AWS,,BoxUsage:p9.48xlarge,,1,Hours\n"
+	    "2024-09-03T00:00:00Z,Usage,,,1.25,1.25,USD,,AWS,,BoxUsage:p9.48xlarge,,1,Hours\n");
 	assert_int_equal(r.st, HX_OK);
 	/* p4d (8 GPUs, 1 h) + p4de (8 GPUs, 1 h): memory variants collapse to a100 */
 	assert_rec(&r, "2024-09-02", "aws", "a100", "3.00", "16.00");
@@ -514,9 +532,11 @@ test_focus_13_provider(void **state)
 {
 	struct run r;
 
-	convert_text(&r, "ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,ProviderName,"
-	                 "ServiceProviderName,HostProviderName,x_UsageType,ConsumedQuantity,ConsumedUnit\n"
-	                 "2025-01-05T00:00:00Z,Usage,1,USD,Reseller Inc,AWS,AWS,BoxUsage:g5.xlarge,1,Hours\n");
+	convert_text(
+	    &r,
+	    "ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,ProviderName,"
+	    "ServiceProviderName,HostProviderName,x_UsageType,ConsumedQuantity,ConsumedUnit\n"
+	    "2025-01-05T00:00:00Z,Usage,1,USD,Reseller Inc,AWS,AWS,BoxUsage:g5.xlarge,1,Hours\n");
 	assert_int_equal(r.st, HX_OK);
 	assert_string_equal(hx_convert_format_name(r.c), "focus-1.3");
 	assert_rec(&r, "2025-01-05", "aws", "a10g", "1.00", "1.00");
@@ -530,14 +550,17 @@ test_focus_currency(void **state)
 {
 	struct run r;
 
-	convert_text(&r, FH
-	             "2024-09-01T00:00:00Z,Usage,,,9.1,9.1,EUR,10.00,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             "2024-09-01T00:00:00Z,Usage,,,9.1,9.1,EUR,,AWS,,BoxUsage:m5.xlarge,,1,Hours\n");
+	convert_text(
+	    &r,
+	    FH "2024-09-01T00:00:00Z,Usage,,,9.1,9.1,EUR,10.00,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	       "2024-09-01T00:00:00Z,Usage,,,9.1,9.1,EUR,,AWS,,BoxUsage:m5.xlarge,,1,Hours\n");
 	assert_int_equal(r.st, HX_OK);
 	assert_rec(&r, "2024-09-01", "aws", "a10g", "10.00", "1.00");
 	run_free(&r);
 
-	convert_text(&r, FH "2024-09-01T00:00:00Z,Usage,,,9.1,9.1,EUR,NULL,AWS,,BoxUsage:g5.xlarge,,1,Hours\n");
+	convert_text(
+	    &r,
+	    FH "2024-09-01T00:00:00Z,Usage,,,9.1,9.1,EUR,NULL,AWS,,BoxUsage:g5.xlarge,,1,Hours\n");
 	assert_int_equal(r.st, HX_INVALID_ARGUMENT);
 	assert_viol(&r, "bill.csv:2.7", "EUR on a GPU line and no x_EffectiveCostInUsd");
 	run_free(&r);
@@ -549,18 +572,20 @@ test_rounding_and_dropped(void **state)
 {
 	struct run r;
 
-	convert_text(&r, FH
-	             /* 0.0000004 + 0.0000004 + 0.00000025 = 0.00000105 -> 0.000001 (each alone rounds to 0) */
-	             "2024-09-01T00:00:00Z,Usage,,,4E-7,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             "2024-09-01T01:00:00Z,Usage,,,0.0000004,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             "2024-09-01T02:00:00Z,Usage,,,25E-8,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             /* 1.0000005 -> 1.000001 (half away from zero) */
-	             "2024-09-02T00:00:00Z,Usage,,,1.0000005,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             /* 1 - 1.5 = -0.5: not sent */
-	             "2024-09-03T00:00:00Z,Usage,,,1,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             "2024-09-03T00:00:00Z,Usage,,,-1.5,0,USD,,AWS,,BoxUsage:g5.xlarge,,-1,Hours\n"
-	             /* 0.0000004 rounds to 0: not sent either */
-	             "2024-09-04T00:00:00Z,Usage,,,0.0000004,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n");
+	convert_text(
+	    &r,
+	    FH
+	    /* 0.0000004 + 0.0000004 + 0.00000025 = 0.00000105 -> 0.000001 (each alone rounds to 0) */
+	    "2024-09-01T00:00:00Z,Usage,,,4E-7,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	    "2024-09-01T01:00:00Z,Usage,,,0.0000004,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	    "2024-09-01T02:00:00Z,Usage,,,25E-8,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	    /* 1.0000005 -> 1.000001 (half away from zero) */
+	    "2024-09-02T00:00:00Z,Usage,,,1.0000005,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	    /* 1 - 1.5 = -0.5: not sent */
+	    "2024-09-03T00:00:00Z,Usage,,,1,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	    "2024-09-03T00:00:00Z,Usage,,,-1.5,0,USD,,AWS,,BoxUsage:g5.xlarge,,-1,Hours\n"
+	    /* 0.0000004 rounds to 0: not sent either */
+	    "2024-09-04T00:00:00Z,Usage,,,0.0000004,0,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n");
 	assert_int_equal(r.st, HX_OK);
 	assert_rec(&r, "2024-09-01", "aws", "a10g", "0.000001", "3.00");
 	assert_rec(&r, "2024-09-02", "aws", "a10g", "1.000001", "1.00");
@@ -578,22 +603,29 @@ test_gpu_hours(void **state)
 {
 	struct run r;
 
-	convert_text(&r, FH
-	             /* NV12ads_A10_v5 = 1/3 GPU: 3 x 1 h = exactly 1 GPU-hour (0.333333 x 3 would be 0.999999) */
-	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_NV12ads_A10_v5\"\"}\",,,1,Hours\n"
-	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_NV12ads_A10_v5\"\"}\",,,1,Hours\n"
-	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_NV12ads_A10_v5\"\"}\",,,1,Hours\n"
-	             /* NV6ads = 1/6: 1 h -> 0.1666666.. -> 0.166667 */
-	             "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_NV6ads_A10_v5\"\"}\",,,1,Hours\n"
-	             /* NV18ads = 0.5, 1800 seconds -> 0.25 */
-	             "2024-09-03T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_NV18ads_A10_v5\"\"}\",,,1800,Seconds\n"
-	             /* g6f: family mapped (l4), size not in the table -> hours unknown */
-	             "2024-09-01T00:00:00Z,Usage,,,2,2,USD,,AWS,,BoxUsage:g6f.xlarge,,1,Hours\n"
-	             /* a unit that is not time -> unknown, even with a known line beside it */
-	             "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,5,GB\n"
-	             /* null quantity -> unknown */
-	             "2024-09-03T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,NULL,Hours\n");
+	convert_text(
+	    &r,
+	    FH
+	    /* NV12ads_A10_v5 = 1/3 GPU: 3 x 1 h = exactly 1 GPU-hour (0.333333 x 3 would be 0.999999) */
+	    "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_"
+	    "NV12ads_A10_v5\"\"}\",,,1,Hours\n"
+	    "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_"
+	    "NV12ads_A10_v5\"\"}\",,,1,Hours\n"
+	    "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_"
+	    "NV12ads_A10_v5\"\"}\",,,1,Hours\n"
+	    /* NV6ads = 1/6: 1 h -> 0.1666666.. -> 0.166667 */
+	    "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_"
+	    "NV6ads_A10_v5\"\"}\",,,1,Hours\n"
+	    /* NV18ads = 0.5, 1800 seconds -> 0.25 */
+	    "2024-09-03T00:00:00Z,Usage,,,1,1,USD,,Microsoft,\"{\"\"InstanceType\"\":\"\"Standard_"
+	    "NV18ads_A10_v5\"\"}\",,,1800,Seconds\n"
+	    /* g6f: family mapped (l4), size not in the table -> hours unknown */
+	    "2024-09-01T00:00:00Z,Usage,,,2,2,USD,,AWS,,BoxUsage:g6f.xlarge,,1,Hours\n"
+	    /* a unit that is not time -> unknown, even with a known line beside it */
+	    "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	    "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,5,GB\n"
+	    /* null quantity -> unknown */
+	    "2024-09-03T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,NULL,Hours\n");
 	assert_int_equal(r.st, HX_OK);
 	assert_rec(&r, "2024-09-01", "azure", "a10", "3.00", "1.00");
 	assert_rec(&r, "2024-09-02", "azure", "a10", "1.00", "0.166667");
@@ -606,10 +638,12 @@ test_gpu_hours(void **state)
 
 /* ---- AWS CUR rules ------------------------------------------------------------------------------ */
 
-#define CH                                                                                          \
-	"line_item_usage_start_date,line_item_product_code,line_item_line_item_type,line_item_usage_type," \
-	"product_instance_type,line_item_unblended_cost,reservation_effective_cost,"                    \
-	"savings_plan_savings_plan_effective_cost,line_item_currency_code,line_item_usage_amount,pricing_unit\n"
+#define CH                                                                                         \
+	"line_item_usage_start_date,line_item_product_code,line_item_line_item_type,line_item_"    \
+	"usage_type,"                                                                              \
+	"product_instance_type,line_item_unblended_cost,reservation_effective_cost,"               \
+	"savings_plan_savings_plan_effective_cost,line_item_currency_code,line_item_usage_amount," \
+	"pricing_unit\n"
 /* columns: 1 start, 2 product, 3 line type, 4 usage type, 5 instance type, 6 unblended,
  *          7 RI effective, 8 SP effective, 9 currency, 10 usage amount, 11 pricing unit */
 
@@ -618,28 +652,32 @@ test_cur_rules(void **state)
 {
 	struct run r;
 
-	convert_text(&r, CH
-	             /* A2/A4: Usage -> unblended 10.5 */
-	             "2024-09-01T00:00:00Z,AmazonEC2,Usage,USW2-BoxUsage:p5.48xlarge,,10.5,0,0,USD,1,Hrs\n"
-	             /* DiscountedUsage -> reservation_effective_cost 4 */
-	             "2024-09-01T01:00:00Z,AmazonEC2,DiscountedUsage,BoxUsage:p5.48xlarge,,0,4,0,USD,1,Hrs\n"
-	             /* SavingsPlanCoveredUsage -> SP effective cost 3.25 (not the on-demand 98) */
-	             "2024-09-01T02:00:00Z,AmazonEC2,SavingsPlanCoveredUsage,BoxUsage:p5.48xlarge,,98,0,3.25,USD,1,Hrs\n"
-	             /* Refund -> unblended, negative */
-	             "2024-09-01T03:00:00Z,AmazonEC2,Refund,BoxUsage:p5.48xlarge,,-0.75,0,0,USD,0,Hrs\n"
-	             /* A5: never counted, though the usage type names a GPU */
-	             "2024-09-01T04:00:00Z,AmazonEC2,SavingsPlanNegation,BoxUsage:p5.48xlarge,,-98,0,0,USD,1,Hrs\n"
-	             "2024-09-01T05:00:00Z,AmazonEC2,RIFee,HeavyUsage:p5.48xlarge,,50,0,0,USD,720,Hrs\n"
-	             "2024-09-01T06:00:00Z,AmazonEC2,Fee,HeavyUsage:p5.48xlarge,,50,0,0,USD,1,\n"
-	             "2024-09-01T07:00:00Z,AmazonEC2,Tax,BoxUsage:p5.48xlarge,,5,0,0,USD,0,\n"
-	             "2024-09-01T08:00:00Z,AmazonEC2,Credit,BoxUsage:p5.48xlarge,,-5,0,0,USD,0,\n"
-	             "2024-09-01T09:00:00Z,AmazonEC2,EdpDiscount,BoxUsage:p5.48xlarge,,-5,0,0,USD,0,\n"
-	             /* A1: not EC2 */
-	             "2024-09-01T10:00:00Z,AmazonSageMaker,Usage,USW2-ml.p4d.24xlarge,,30,0,0,USD,1,Hrs\n"
-	             /* A3: no ':' in the usage type -> product_instance_type; G2 via pricing unit */
-	             "2024-09-02T00:00:00Z,AmazonEC2,Usage,weird,g5.2xlarge,1.5,0,0,USD,2,hours\n"
-	             /* G2: no pricing unit, BoxUsage in the usage type -> hours known */
-	             "2024-09-03T00:00:00Z,AmazonEC2,Usage,SpotUsage:g5.xlarge,,0.4,0,0,USD,2,\n");
+	convert_text(
+	    &r,
+	    CH
+	    /* A2/A4: Usage -> unblended 10.5 */
+	    "2024-09-01T00:00:00Z,AmazonEC2,Usage,USW2-BoxUsage:p5.48xlarge,,10.5,0,0,USD,1,Hrs\n"
+	    /* DiscountedUsage -> reservation_effective_cost 4 */
+	    "2024-09-01T01:00:00Z,AmazonEC2,DiscountedUsage,BoxUsage:p5.48xlarge,,0,4,0,USD,1,Hrs\n"
+	    /* SavingsPlanCoveredUsage -> SP effective cost 3.25 (not the on-demand 98) */
+	    "2024-09-01T02:00:00Z,AmazonEC2,SavingsPlanCoveredUsage,BoxUsage:p5.48xlarge,,98,0,3."
+	    "25,USD,1,Hrs\n"
+	    /* Refund -> unblended, negative */
+	    "2024-09-01T03:00:00Z,AmazonEC2,Refund,BoxUsage:p5.48xlarge,,-0.75,0,0,USD,0,Hrs\n"
+	    /* A5: never counted, though the usage type names a GPU */
+	    "2024-09-01T04:00:00Z,AmazonEC2,SavingsPlanNegation,BoxUsage:p5.48xlarge,,-98,0,0,USD,"
+	    "1,Hrs\n"
+	    "2024-09-01T05:00:00Z,AmazonEC2,RIFee,HeavyUsage:p5.48xlarge,,50,0,0,USD,720,Hrs\n"
+	    "2024-09-01T06:00:00Z,AmazonEC2,Fee,HeavyUsage:p5.48xlarge,,50,0,0,USD,1,\n"
+	    "2024-09-01T07:00:00Z,AmazonEC2,Tax,BoxUsage:p5.48xlarge,,5,0,0,USD,0,\n"
+	    "2024-09-01T08:00:00Z,AmazonEC2,Credit,BoxUsage:p5.48xlarge,,-5,0,0,USD,0,\n"
+	    "2024-09-01T09:00:00Z,AmazonEC2,EdpDiscount,BoxUsage:p5.48xlarge,,-5,0,0,USD,0,\n"
+	    /* A1: not EC2 */
+	    "2024-09-01T10:00:00Z,AmazonSageMaker,Usage,USW2-ml.p4d.24xlarge,,30,0,0,USD,1,Hrs\n"
+	    /* A3: no ':' in the usage type -> product_instance_type; G2 via pricing unit */
+	    "2024-09-02T00:00:00Z,AmazonEC2,Usage,weird,g5.2xlarge,1.5,0,0,USD,2,hours\n"
+	    /* G2: no pricing unit, BoxUsage in the usage type -> hours known */
+	    "2024-09-03T00:00:00Z,AmazonEC2,Usage,SpotUsage:g5.xlarge,,0.4,0,0,USD,2,\n");
 	assert_int_equal(r.st, HX_OK);
 	/* 10.5 + 4 + 3.25 - 0.75 = 17.00 USD; hours (1 + 1 + 1 + 0) x 8 = 24 */
 	assert_rec(&r, "2024-09-01", "aws", "h100", "17.00", "24.00");
@@ -659,17 +697,19 @@ test_cur_legacy_currency(void **state)
 {
 	struct run r;
 
-	convert_text(&r, "lineItem/UsageStartDate,lineItem/ProductCode,lineItem/LineItemType,"
-	                 "lineItem/UsageType,lineItem/UnblendedCost,lineItem/CurrencyCode,"
-	                 "lineItem/UsageAmount,pricing/unit\n"
-	                 "2023-06-01 00:00:00,AmazonEC2,Usage,BoxUsage:g4dn.12xlarge,3.912,USD,1,Hrs\n"
-	                 "2023-06-01 01:00:00,AmazonEC2,Usage,BoxUsage:m5.large,10,NOK,1,Hrs\n");
+	convert_text(&r,
+	             "lineItem/UsageStartDate,lineItem/ProductCode,lineItem/LineItemType,"
+	             "lineItem/UsageType,lineItem/UnblendedCost,lineItem/CurrencyCode,"
+	             "lineItem/UsageAmount,pricing/unit\n"
+	             "2023-06-01 00:00:00,AmazonEC2,Usage,BoxUsage:g4dn.12xlarge,3.912,USD,1,Hrs\n"
+	             "2023-06-01 01:00:00,AmazonEC2,Usage,BoxUsage:m5.large,10,NOK,1,Hrs\n");
 	assert_int_equal(r.st, HX_OK);
 	assert_string_equal(hx_convert_format_name(r.c), "aws-cur-legacy");
 	assert_rec(&r, "2023-06-01", "aws", "t4", "3.912", "4.00");
 	run_free(&r);
 
-	convert_text(&r, CH "2024-09-01T00:00:00Z,AmazonEC2,Usage,BoxUsage:g5.xlarge,,10,0,0,NOK,1,Hrs\n");
+	convert_text(
+	    &r, CH "2024-09-01T00:00:00Z,AmazonEC2,Usage,BoxUsage:g5.xlarge,,10,0,0,NOK,1,Hrs\n");
 	assert_int_equal(r.st, HX_INVALID_ARGUMENT);
 	assert_viol(&r, "bill.csv:2.9", "NOK on a GPU line");
 	run_free(&r);
@@ -683,11 +723,12 @@ test_bad_csv_shapes(void **state)
 	struct run r;
 
 	/* wrong field count on line 3; an unterminated quote from line 4 to the end */
-	convert_text(&r, FH
-	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
-	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS\n"
-	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,\"oops,1,Hours\n"
-	             "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n");
+	convert_text(
+	    &r,
+	    FH "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
+	       "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS\n"
+	       "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,\"oops,1,Hours\n"
+	       "2024-09-02T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n");
 	assert_int_equal(r.st, HX_INVALID_ARGUMENT);
 	assert_viol(&r, "bill.csv:3", "has 9 fields, the header has 14");
 	assert_viol(&r, "bill.csv:4.12", "unterminated quoted field");
@@ -695,8 +736,10 @@ test_bad_csv_shapes(void **state)
 	run_free(&r);
 
 	/* a quote in the middle of an unquoted field, line 2 column 12 */
-	convert_text(&r, FH "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,ab\"c,1,Hours\n"
-	                    "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,x,Hours\n");
+	convert_text(&r,
+	             FH
+	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,ab\"c,1,Hours\n"
+	             "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,x,Hours\n");
 	assert_int_equal(r.st, HX_INVALID_ARGUMENT);
 	assert_viol(&r, "bill.csv:2.12", "malformed CSV");
 	/* and the parser goes on: line 3's quantity is unreadable */
@@ -710,7 +753,8 @@ test_bad_values(void **state)
 {
 	struct run r;
 
-	convert_text(&r, FH
+	convert_text(&r,
+	             FH
 	             "2024-09-01T30:00:00Z,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
 	             "2024-09-01T00:00:00Z,Usage,,,1.2.3,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
 	             "NULL,Usage,,,1,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n"
@@ -751,14 +795,16 @@ test_bad_files(void **state)
 	run_free(&r);
 
 	/* --format aws-cur on a FOCUS file */
-	convert_texts(&r, HX_BILL_AWS_CUR, "f.csv", FH "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,,,1,Hours\n", NULL);
+	convert_texts(&r, HX_BILL_AWS_CUR, "f.csv",
+	              FH "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,,,1,Hours\n", NULL);
 	assert_viol(&r, "f.csv:1", "is not an AWS CUR file");
 	run_free(&r);
 
 	/* two formats in one export */
-	convert_texts(&r, HX_BILL_AUTO, "a.csv", FH "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,,,1,Hours\n",
-	              "b.csv", CH "2024-09-01T00:00:00Z,AmazonEC2,Usage,BoxUsage:g5.xlarge,,1,0,0,USD,1,Hrs\n",
-	              NULL);
+	convert_texts(
+	    &r, HX_BILL_AUTO, "a.csv", FH "2024-09-01T00:00:00Z,Usage,,,1,1,USD,,AWS,,,,1,Hours\n",
+	    "b.csv",
+	    CH "2024-09-01T00:00:00Z,AmazonEC2,Usage,BoxUsage:g5.xlarge,,1,0,0,USD,1,Hrs\n", NULL);
 	assert_viol(&r, "b.csv:1", "one export, one format");
 	run_free(&r);
 }
@@ -770,21 +816,26 @@ test_bom_crlf_embedded_newline(void **state)
 {
 	struct run r;
 
-	convert_text(&r, "\xEF\xBB\xBF" "ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,"
-	                 "ProviderName,x_UsageType,ChargeDescription,ConsumedQuantity,ConsumedUnit\r\n"
-	                 "2024-09-01T00:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge,\"two\r\nlines\",1,Hours\r\n"
-	                 "\r\n"
-	                 "2024-09-01T00:00:00Z,Usage,2,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\r\n");
+	convert_text(
+	    &r,
+	    "\xEF\xBB\xBF"
+	    "ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,"
+	    "ProviderName,x_UsageType,ChargeDescription,ConsumedQuantity,ConsumedUnit\r\n"
+	    "2024-09-01T00:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge,\"two\r\nlines\",1,Hours\r\n"
+	    "\r\n"
+	    "2024-09-01T00:00:00Z,Usage,2,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\r\n");
 	assert_int_equal(r.st, HX_OK);
 	assert_rec(&r, "2024-09-01", "aws", "a10g", "3.00", "2.00");
 	assert_int_equal(hx_convert_report(r.c)->lines_read, 2);
 	run_free(&r);
 
-	convert_text(&r, "ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,"
-	                 "ProviderName,x_UsageType,ChargeDescription,ConsumedQuantity,ConsumedUnit\n"
-	                 "2024-09-01T00:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge,\"two\nlines\",1,Hours\n"
-	                 "\n"
-	                 "2024-09-01T00:00:00Z,Usage,oops,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\n");
+	convert_text(
+	    &r,
+	    "ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,"
+	    "ProviderName,x_UsageType,ChargeDescription,ConsumedQuantity,ConsumedUnit\n"
+	    "2024-09-01T00:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge,\"two\nlines\",1,Hours\n"
+	    "\n"
+	    "2024-09-01T00:00:00Z,Usage,oops,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\n");
 	assert_viol(&r, "bill.csv:5.3", "EffectiveCost oops is not a number");
 	run_free(&r);
 }
@@ -799,16 +850,17 @@ test_gzip(void **state)
 	char        text[8192];
 	int         n = 0;
 	struct run  r;
-	const char *files[] = {plain, NULL};
+	const char *files[] = { plain, NULL };
 	FILE       *f;
 	long        size;
 
 	assert_true(fd >= 0);
 	n += snprintf(text + n, sizeof(text) - (size_t) n, FH);
 	for (int i = 0; i < 60; i++) {
-		n += snprintf(text + n, sizeof(text) - (size_t) n,
-		              "2024-09-%02dT00:00:00Z,Usage,,,1.5,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n",
-		              i % 28 + 1);
+		n += snprintf(
+		    text + n, sizeof(text) - (size_t) n,
+		    "2024-09-%02dT00:00:00Z,Usage,,,1.5,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n",
+		    i % 28 + 1);
 	}
 	gz = gzdopen(fd, "wb");
 	assert_non_null(gz);
@@ -835,15 +887,14 @@ test_gzip(void **state)
 		int         found = 0;
 		for (size_t i = 0; i < r.v.len; i++) {
 			found |= strncmp(r.v.items[i].field, base, strlen(base)) == 0 &&
-			         r.v.items[i].field[strlen(base)] == ':' &&
-			         strstr(r.v.items[i].description, "gzip stream is broken") != NULL;
+			    r.v.items[i].field[strlen(base)] == ':' &&
+			    strstr(r.v.items[i].description, "gzip stream is broken") != NULL;
 		}
 		assert_true(found);
 	}
 	run_free(&r);
 	unlink(plain);
 }
-
 
 /* Two threads on a large plain file give the same answer as one, with true line numbers
  * for a problem in the second half, and when the middle '\n' is inside a quoted field. */
@@ -857,15 +908,20 @@ big_file(const char *path, int rows, int bad_line, bool quoted_middle)
 		int line = i + 2;
 		if (quoted_middle && i == rows / 2 - 20000) {
 			/* one row whose description spans ~4 MiB and 40000 lines around the middle */
-			fputs("2024-09-03T00:00:00Z,Usage,,,0.5,1,USD,,AWS,,BoxUsage:g5.xlarge,\"", f);
+			fputs("2024-09-03T00:00:00Z,Usage,,,0.5,1,USD,,AWS,,BoxUsage:g5.xlarge,\"",
+			      f);
 			for (int k = 0; k < 40000; k++) {
-				fputs("a line of a long description, quoted, with a newline at its end.....\n", f);
+				fputs("a line of a long description, quoted, with a newline at its "
+				      "end.....\n",
+				      f);
 			}
 			fputs("\",1,Hours\n", f);
 			continue;
 		}
-		fprintf(f, "2024-09-%02dT00:00:00Z,Usage,,,%s,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n",
-		        i % 28 + 1, line == bad_line ? "x1" : "0.000001234567891");
+		fprintf(
+		    f,
+		    "2024-09-%02dT00:00:00Z,Usage,,,%s,1,USD,,AWS,,BoxUsage:g5.xlarge,,1,Hours\n",
+		    i % 28 + 1, line == bad_line ? "x1" : "0.000001234567891");
 	}
 	fclose(f);
 }
@@ -874,7 +930,7 @@ static void
 same_result(const char *path, int threads_a, int threads_b)
 {
 	struct run        a, b;
-	const char *const files[] = {path, NULL};
+	const char *const files[] = { path, NULL };
 	size_t            na, nb;
 
 	for (int k = 0; k < 2; k++) {
@@ -887,12 +943,14 @@ same_result(const char *path, int threads_a, int threads_b)
 	}
 	assert_int_equal(a.st, b.st);
 	{
-		const hx_bill_record *ra = hx_convert_records(a.c, &na), *rb = hx_convert_records(b.c, &nb);
+		const hx_bill_record *ra = hx_convert_records(a.c, &na),
+		                     *rb = hx_convert_records(b.c, &nb);
 		assert_int_equal(na, nb);
 		assert_memory_equal(ra, rb, na * sizeof(*ra));
 	}
 	assert_int_equal(hx_convert_report(a.c)->lines_read, hx_convert_report(b.c)->lines_read);
-	assert_int_equal(hx_convert_report(a.c)->lines_counted, hx_convert_report(b.c)->lines_counted);
+	assert_int_equal(hx_convert_report(a.c)->lines_counted,
+	                 hx_convert_report(b.c)->lines_counted);
 	assert_int_equal(a.v.total, b.v.total);
 	for (size_t i = 0; i < a.v.len; i++) {
 		assert_string_equal(a.v.items[i].field, b.v.items[i].field);
@@ -904,10 +962,10 @@ same_result(const char *path, int threads_a, int threads_b)
 static void
 test_two_threads(void **state)
 {
-	char       path[] = "/tmp/hx_test_convert_big_XXXXXX";
-	int        fd = mkstemp(path);
-	struct run r;
-	const char *const files[] = {path, NULL};
+	char              path[] = "/tmp/hx_test_convert_big_XXXXXX";
+	int               fd = mkstemp(path);
+	struct run        r;
+	const char *const files[] = { path, NULL };
 
 	assert_true(fd >= 0);
 	close(fd);
@@ -971,30 +1029,30 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_decimals),
-	    cmocka_unit_test(test_datetimes),
-	    cmocka_unit_test(test_sample_focus_special_rows),
-	    cmocka_unit_test(test_sample_focus_head200),
-	    cmocka_unit_test(test_sample_two_files_one_export),
-	    cmocka_unit_test(test_sample_koku_legacy),
-	    cmocka_unit_test(test_sample_koku_cur2),
-	    cmocka_unit_test(test_sample_spec_impossible_time),
-	    cmocka_unit_test(test_sample_azure_ea_neither),
-	    cmocka_unit_test(test_focus_charge_rules),
-	    cmocka_unit_test(test_focus_instance_sources),
-	    cmocka_unit_test(test_focus_13_provider),
-	    cmocka_unit_test(test_focus_currency),
-	    cmocka_unit_test(test_rounding_and_dropped),
-	    cmocka_unit_test(test_gpu_hours),
-	    cmocka_unit_test(test_cur_rules),
-	    cmocka_unit_test(test_cur_legacy_currency),
-	    cmocka_unit_test(test_bad_csv_shapes),
-	    cmocka_unit_test(test_bad_values),
-	    cmocka_unit_test(test_bad_files),
-	    cmocka_unit_test(test_bom_crlf_embedded_newline),
-	    cmocka_unit_test(test_gzip),
-	    cmocka_unit_test(test_two_threads),
-	    cmocka_unit_test(test_map_parse),
+		cmocka_unit_test(test_decimals),
+		cmocka_unit_test(test_datetimes),
+		cmocka_unit_test(test_sample_focus_special_rows),
+		cmocka_unit_test(test_sample_focus_head200),
+		cmocka_unit_test(test_sample_two_files_one_export),
+		cmocka_unit_test(test_sample_koku_legacy),
+		cmocka_unit_test(test_sample_koku_cur2),
+		cmocka_unit_test(test_sample_spec_impossible_time),
+		cmocka_unit_test(test_sample_azure_ea_neither),
+		cmocka_unit_test(test_focus_charge_rules),
+		cmocka_unit_test(test_focus_instance_sources),
+		cmocka_unit_test(test_focus_13_provider),
+		cmocka_unit_test(test_focus_currency),
+		cmocka_unit_test(test_rounding_and_dropped),
+		cmocka_unit_test(test_gpu_hours),
+		cmocka_unit_test(test_cur_rules),
+		cmocka_unit_test(test_cur_legacy_currency),
+		cmocka_unit_test(test_bad_csv_shapes),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_bom_crlf_embedded_newline),
+		cmocka_unit_test(test_gzip),
+		cmocka_unit_test(test_two_threads),
+		cmocka_unit_test(test_map_parse),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

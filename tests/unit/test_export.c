@@ -154,8 +154,9 @@ test_cost_data_errors(void **state)
 	assert_doc_error(state, "{\"Cost_Data\": [{}]}", "cost_data", "is required");
 }
 
-#define GOOD "{\"date\": \"2026-01-01\", \"provider\": \"AWS\", \"gpu_type\": \"A100\", " \
-             "\"cost_usd\": 1245.67}"
+#define GOOD                                                                         \
+	"{\"date\": \"2026-01-01\", \"provider\": \"AWS\", \"gpu_type\": \"A100\", " \
+	"\"cost_usd\": 1245.67}"
 
 static void
 test_currency(void **state)
@@ -172,7 +173,8 @@ test_currency(void **state)
 
 	/* Exactly "USD"; and cost_data's own problem is reported too. */
 	hx_violations_clear(&f->v);
-	assert_int_equal(parse(f, "{\"currency\": \"usd\", \"cost_data\": []}"), HX_INVALID_ARGUMENT);
+	assert_int_equal(parse(f, "{\"currency\": \"usd\", \"cost_data\": []}"),
+	                 HX_INVALID_ARGUMENT);
 	assert_int_equal(f->v.total, 2);
 	assert_violation(&f->v, 0, "currency", "must be \"USD\"");
 	assert_violation(&f->v, 1, "cost_data", "must not be empty");
@@ -184,8 +186,9 @@ test_currency(void **state)
 
 	hx_batch_reset(&f->b);
 	hx_violations_clear(&f->v);
-	assert_int_equal(parse(f, "{\"currency\": \"USD\", \"export_id\": 7, \"x\": {}, "
-	                          "\"cost_data\": [" GOOD "]}"),
+	assert_int_equal(parse(f,
+	                       "{\"currency\": \"USD\", \"export_id\": 7, \"x\": {}, "
+	                       "\"cost_data\": [" GOOD "]}"),
 	                 HX_OK);
 	assert_int_equal(f->b.len, 1);
 
@@ -197,15 +200,17 @@ test_currency(void **state)
 static void
 test_nul(void **state)
 {
-	struct fixture *f = *state;
-	static const char raw[] = "{\"cost_data\": [{\"date\": \"2026-01-01\", \"provider\": \"AW\0S\", "
-	                          "\"gpu_type\": \"A100\", \"cost_usd\": 1}]}";
+	struct fixture   *f = *state;
+	static const char raw[] =
+	    "{\"cost_data\": [{\"date\": \"2026-01-01\", \"provider\": \"AW\0S\", "
+	    "\"gpu_type\": \"A100\", \"cost_usd\": 1}]}";
 
 	/* An escaped NUL is refused on its own field, the value kept whole. */
 	hx_violations_clear(&f->v);
-	assert_int_equal(parse(f, "{\"cost_data\": [" GOOD ", {\"date\": \"2026-01-02\", "
-	                          "\"provider\": \"AWS\\u0000x\", \"gpu_type\": \"A\\u00001\", "
-	                          "\"cost_usd\": 1}]}"),
+	assert_int_equal(parse(f,
+	                       "{\"cost_data\": [" GOOD ", {\"date\": \"2026-01-02\", "
+	                       "\"provider\": \"AWS\\u0000x\", \"gpu_type\": \"A\\u00001\", "
+	                       "\"cost_usd\": 1}]}"),
 	                 HX_INVALID_ARGUMENT);
 	assert_int_equal(f->v.total, 2);
 	assert_violation(&f->v, 0, "cost_data[1].provider", "contains a control character");
@@ -226,8 +231,9 @@ test_nul(void **state)
 
 	/* An escaped backslash before "u0000" is a backslash, not a NUL. */
 	hx_violations_clear(&f->v);
-	assert_int_equal(parse(f, "{\"cost_data\": [{\"date\": \"2026-01-01\", \"provider\": "
-	                          "\"AW\\\\u0000S\", \"gpu_type\": \"A100\", \"cost_usd\": 1}]}"),
+	assert_int_equal(parse(f,
+	                       "{\"cost_data\": [{\"date\": \"2026-01-01\", \"provider\": "
+	                       "\"AW\\\\u0000S\", \"gpu_type\": \"A100\", \"cost_usd\": 1}]}"),
 	                 HX_OK);
 	assert_string_equal(f->b.recs[0].provider, "aw\\u0000s");
 }
@@ -237,8 +243,9 @@ test_every_field_wrong(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(parse(f, "{\"cost_data\": [" GOOD ", {\"date\": \"2026-02-30\", "
-	                          "\"provider\": \" \", \"gpu_type\": 7, \"cost_usd\": -1}]}"),
+	assert_int_equal(parse(f,
+	                       "{\"cost_data\": [" GOOD ", {\"date\": \"2026-02-30\", "
+	                       "\"provider\": \" \", \"gpu_type\": 7, \"cost_usd\": -1}]}"),
 	                 HX_INVALID_ARGUMENT);
 	assert_int_equal(f->v.total, 4);
 	assert_violation(&f->v, 0, "cost_data[1].date", "must be a real calendar date YYYY-MM-DD");
@@ -254,8 +261,9 @@ test_missing_null_and_types(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(parse(f, "{\"cost_data\": [{\"Date\": \"2026-01-01\", \"provider\": null, "
-	                          "\"gpu_type\": [\"A100\"], \"cost_usd\": true}, 5, \"x\"]}"),
+	assert_int_equal(parse(f,
+	                       "{\"cost_data\": [{\"Date\": \"2026-01-01\", \"provider\": null, "
+	                       "\"gpu_type\": [\"A100\"], \"cost_usd\": true}, 5, \"x\"]}"),
 	                 HX_INVALID_ARGUMENT);
 	assert_int_equal(f->v.total, 6);
 	assert_violation(&f->v, 0, "cost_data[0].date", "is required");
@@ -276,26 +284,26 @@ struct cost_case {
 };
 
 static const struct cost_case cost_cases[] = {
-	{"1245.67", NULL, 1245670000},
-	{"\" 1245.670 \"", NULL, 1245670000},
-	{"1e3", NULL, 1000000000},
-	{"0.1", NULL, 100000},
-	{"0.000001", NULL, 1},
-	{"12.345678", NULL, 12345678},
-	{"999999999999.99", NULL, 999999999999990000LL},
-	{"0", "must be greater than 0", 0},
-	{"-0", "must be greater than 0", 0},
-	{"-1245.67", "must be greater than 0", 0},
-	{"-1e300", "must be greater than 0", 0},
-	{"1e12", "must be less than 1000000000000", 0},
-	{"1e300", "must be less than 1000000000000", 0},
-	{"1e999", "must be less than 1000000000000", 0},
-	{"1.0000001", "has more than 6 fractional digits", 0},
-	{"1e-7", "has more than 6 fractional digits", 0},
-	{"1e-300", "has more than 6 fractional digits", 0},
-	{"\"1e3\"", "must be a decimal number such as \"1245.67\"", 0},
-	{"\"\"", "must be a decimal number such as \"1245.67\"", 0},
-	{"{}", "must be a number or a decimal string", 0},
+	{ "1245.67", NULL, 1245670000 },
+	{ "\" 1245.670 \"", NULL, 1245670000 },
+	{ "1e3", NULL, 1000000000 },
+	{ "0.1", NULL, 100000 },
+	{ "0.000001", NULL, 1 },
+	{ "12.345678", NULL, 12345678 },
+	{ "999999999999.99", NULL, 999999999999990000LL },
+	{ "0", "must be greater than 0", 0 },
+	{ "-0", "must be greater than 0", 0 },
+	{ "-1245.67", "must be greater than 0", 0 },
+	{ "-1e300", "must be greater than 0", 0 },
+	{ "1e12", "must be less than 1000000000000", 0 },
+	{ "1e300", "must be less than 1000000000000", 0 },
+	{ "1e999", "must be less than 1000000000000", 0 },
+	{ "1.0000001", "has more than 6 fractional digits", 0 },
+	{ "1e-7", "has more than 6 fractional digits", 0 },
+	{ "1e-300", "has more than 6 fractional digits", 0 },
+	{ "\"1e3\"", "must be a decimal number such as \"1245.67\"", 0 },
+	{ "\"\"", "must be a decimal number such as \"1245.67\"", 0 },
+	{ "{}", "must be a number or a decimal string", 0 },
 };
 
 static void
@@ -321,7 +329,8 @@ test_costs(void **state)
 		}
 		assert_int_equal(parse(f, json), HX_INVALID_ARGUMENT);
 		if (f->v.total != 1 || strcmp(f->v.items[0].description, c->why) != 0) {
-			fail_msg("%s: got %s", c->json, f->v.len ? f->v.items[0].description : "nothing");
+			fail_msg("%s: got %s", c->json,
+			         f->v.len ? f->v.items[0].description : "nothing");
 		}
 		assert_string_equal(f->v.items[0].field, "cost_data[0].cost_usd");
 	}
@@ -332,13 +341,14 @@ test_normalise_and_duplicates(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(parse(f, "{\"cost_data\": [" GOOD ", "
-	                          "{\"date\": \" 2026-01-01\", \"provider\": \" aws \", "
-	                          "\"gpu_type\": \"a100\\n\", \"cost_usd\": \"9\"}, "
-	                          "{\"date\": \"2026-01-01\", \"provider\": \"A\\tWS\", "
-	                          "\"gpu_type\": \"A100\", \"cost_usd\": 1}, "
-	                          "{\"date\": \"2026-01-02\", \"provider\": \"AWS\", "
-	                          "\"gpu_type\": \"A100\", \"cost_usd\": 1, \"note\": \"x\"}]}"),
+	assert_int_equal(parse(f,
+	                       "{\"cost_data\": [" GOOD ", "
+	                       "{\"date\": \" 2026-01-01\", \"provider\": \" aws \", "
+	                       "\"gpu_type\": \"a100\\n\", \"cost_usd\": \"9\"}, "
+	                       "{\"date\": \"2026-01-01\", \"provider\": \"A\\tWS\", "
+	                       "\"gpu_type\": \"A100\", \"cost_usd\": 1}, "
+	                       "{\"date\": \"2026-01-02\", \"provider\": \"AWS\", "
+	                       "\"gpu_type\": \"A100\", \"cost_usd\": 1, \"note\": \"x\"}]}"),
 	                 HX_INVALID_ARGUMENT);
 	assert_int_equal(f->v.total, 2);
 	assert_violation(&f->v, 0, "cost_data[1]", "duplicate of cost_data[0]");

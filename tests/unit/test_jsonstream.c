@@ -130,7 +130,8 @@ static const char tricky_doc[] =
     "  \"cost_data\": [\n"
     "    {\"date\": \"2026-01-01\", \"provider\": \"A]W}S\\\"\", \"gpu_type\": \"A100\", "
     "\"cost_usd\": 1245.67},\n"
-    "    {\"date\": \"2026-01-02\", \"provider\": \"\\\\\", \"gpu_type\": \"\\u0041\\ud83d\\ude00\","
+    "    {\"date\": \"2026-01-02\", \"provider\": \"\\\\\", \"gpu_type\": "
+    "\"\\u0041\\ud83d\\ude00\","
     " \"cost_usd\": \"1.5\", \"tags\": [[{\"x\": \"]]\"}], {}]},\n"
     "    42, \"s\", [1, [2]], null, -0, 1e5\n"
     "  ],\n"
@@ -164,8 +165,9 @@ test_spans(void **state)
 	assert_int_equal(o.s.data, JSTREAM_DATA_ARRAY);
 	assert_int_equal(o.s.n_elements, 8);
 	assert_int_equal(o.n, 9); /* 8 elements, then the first currency */
-	assert_string_equal(o.ev[0].text, "{\"date\": \"2026-01-01\", \"provider\": \"A]W}S\\\"\", "
-	                                  "\"gpu_type\": \"A100\", \"cost_usd\": 1245.67}");
+	assert_string_equal(o.ev[0].text,
+	                    "{\"date\": \"2026-01-01\", \"provider\": \"A]W}S\\\"\", "
+	                    "\"gpu_type\": \"A100\", \"cost_usd\": 1245.67}");
 	assert_int_equal(o.ev[1].index, 1);
 	assert_non_null(strstr(o.ev[1].text, "\"tags\": [[{\"x\": \"]]\"}], {}]}"));
 	assert_string_equal(o.ev[2].text, "42");
@@ -278,7 +280,8 @@ assert_syntax_error(const char *doc, uint64_t at)
 
 	scan(doc, &o);
 	if (o.last != JSTREAM_ERROR || o.s.error != JSTREAM_ERR_SYNTAX) {
-		fail_msg("%s: expected a syntax error, got event %d error %d", doc, o.last, o.s.error);
+		fail_msg("%s: expected a syntax error, got event %d error %d", doc, o.last,
+		         o.s.error);
 	}
 	if (o.s.error_at != at) {
 		fail_msg("%s: error at %llu, expected %llu", doc, (unsigned long long) o.s.error_at,
@@ -329,7 +332,8 @@ test_accepted(void **state)
 {
 	static const char *const ok[] = {
 		"{\"a\": [0, -0, 1.5, -1.5e10, 2E-3, 1e+2, 123456789012345678901234567890]}",
-		"{\"a\": \"raw\tcontrol\x01" "bytes and \xc3\xa9 UTF-8\"}",
+		"{\"a\": \"raw\tcontrol\x01"
+		"bytes and \xc3\xa9 UTF-8\"}",
 		"{\"a\": \"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}",
 		"\xEF\xBB\xBF{}",
 		" \t\r\n{ \t\r\n\"a\" \t\r\n: \t\r\n[ \t\r\n] \t\r\n} \t\r\n",
@@ -483,13 +487,30 @@ ws(text *t)
 /* Each list starts with values that are valid (the first *_OK of them), so
  * that most records pass and duplicates and sending get exercised too. */
 static const char *const dates[] = {
-	"\"2026-01-01\"", "\"2026-01-02\"", "\"2026-01-03\"", "\"2024-02-29\"", "\"2026-02-30\"",
-	"\"\"", "5", "null", "\" 2026-01-01 \"", "\"2026-1-1\"",
+	"\"2026-01-01\"",
+	"\"2026-01-02\"",
+	"\"2026-01-03\"",
+	"\"2024-02-29\"",
+	"\"2026-02-30\"",
+	"\"\"",
+	"5",
+	"null",
+	"\" 2026-01-01 \"",
+	"\"2026-1-1\"",
 };
 #define DATES_OK 4
 static const char *const providers[] = {
-	"\"AWS\"", "\"aws \"", "\" Gcp\"", "\"azure\"", "\"\\u00dcn\\u00ef\"", "\"]}[{\\\"\"",
-	"\"\"", "\"x\\u0001\"", "\"a\\u0000b\"", "null", "7",
+	"\"AWS\"",
+	"\"aws \"",
+	"\" Gcp\"",
+	"\"azure\"",
+	"\"\\u00dcn\\u00ef\"",
+	"\"]}[{\\\"\"",
+	"\"\"",
+	"\"x\\u0001\"",
+	"\"a\\u0000b\"",
+	"null",
+	"7",
 	"\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
 };
 #define PROVIDERS_OK 6
@@ -498,13 +519,23 @@ static const char *const gpus[] = {
 };
 #define GPUS_OK 4
 static const char *const costs[] = {
-	"1245.67", "\"1245.67\"", "1e3", "999999999999.99", "0.000001", "\"7\"", "0", "-1",
-	"\"1e3\"", "12.3456789", "\"abc\"", "true", "null", "1000000000000", "\" 42.5 \"", "1E-7",
+	"1245.67",  "\"1245.67\"",   "1e3",        "999999999999.99",
+	"0.000001", "\"7\"",         "0",          "-1",
+	"\"1e3\"",  "12.3456789",    "\"abc\"",    "true",
+	"null",     "1000000000000", "\" 42.5 \"", "1E-7",
 };
 #define COSTS_OK 6
 static const char *const junk[] = {
-	"{}", "[]", "\"]}[{\"", "[1, {\"cost_data\": [2]}]", "{\"currency\": \"EUR\"}", "-0.5e+3",
-	"\"\\\\\\\"\"", "[[[[]]]]", "false", "{\"k\\u0000\": \"\\u0000\"}",
+	"{}",
+	"[]",
+	"\"]}[{\"",
+	"[1, {\"cost_data\": [2]}]",
+	"{\"currency\": \"EUR\"}",
+	"-0.5e+3",
+	"\"\\\\\\\"\"",
+	"[[[[]]]]",
+	"false",
+	"{\"k\\u0000\": \"\\u0000\"}",
 };
 
 static void
@@ -542,11 +573,21 @@ gen_record(text *t)
 		put(t, sep);
 		ws(t);
 		switch (order[i]) {
-		case 0: FIELD(t, names[0], dates, DATES_OK); break;
-		case 1: FIELD(t, names[1], providers, PROVIDERS_OK); break;
-		case 2: FIELD(t, names[2], gpus, GPUS_OK); break;
-		case 3: FIELD(t, names[3], costs, COSTS_OK); break;
-		default: FIELD(t, names[4], junk, sizeof(junk) / sizeof(junk[0])); break;
+		case 0:
+			FIELD(t, names[0], dates, DATES_OK);
+			break;
+		case 1:
+			FIELD(t, names[1], providers, PROVIDERS_OK);
+			break;
+		case 2:
+			FIELD(t, names[2], gpus, GPUS_OK);
+			break;
+		case 3:
+			FIELD(t, names[3], costs, COSTS_OK);
+			break;
+		default:
+			FIELD(t, names[4], junk, sizeof(junk) / sizeof(junk[0]));
+			break;
 		}
 		sep = ",";
 	}
@@ -598,11 +639,25 @@ gen_document(text *t)
 		}
 		ws(t);
 		switch (members[k]) {
-		case 0: put(t, "\"cost_data\":"); ws(t); gen_data(t); break;
-		case 1: put(t, rnd(4) ? "\"currency\":" : "\"note\":"); put(t, PICK(currencies)); break;
-		case 2: put(t, "\"export_id\": \"e-]}{[\\\"1\""); break;
-		case 3: put(t, rnd(6) ? "\"meta\":" : "\"cost_data\":"); put(t, PICK(junk)); break;
-		default: put(t, "\"currency_note\": \"x\""); break;
+		case 0:
+			put(t, "\"cost_data\":");
+			ws(t);
+			gen_data(t);
+			break;
+		case 1:
+			put(t, rnd(4) ? "\"currency\":" : "\"note\":");
+			put(t, PICK(currencies));
+			break;
+		case 2:
+			put(t, "\"export_id\": \"e-]}{[\\\"1\"");
+			break;
+		case 3:
+			put(t, rnd(6) ? "\"meta\":" : "\"cost_data\":");
+			put(t, PICK(junk));
+			break;
+		default:
+			put(t, "\"currency_note\": \"x\"");
+			break;
 		}
 	}
 	ws(t);
@@ -656,8 +711,8 @@ collect(void *ctx, const hx_record *rec, uint64_t index)
 /* One pass of the CLI's reader over doc, through a buffer barely bigger
  * than max_span, so that it is refilled and compacted all the time. */
 static check_result
-stream_pass(const text *doc, check_mode mode, hx_violations *v, bitvec *invalid,
-            uint64_t expect, emitted *out, stream_check *result)
+stream_pass(const text *doc, check_mode mode, hx_violations *v, bitvec *invalid, uint64_t expect,
+            emitted *out, stream_check *result)
 {
 	FILE        *f = tmpfile();
 	doc_reader   rd;
@@ -698,7 +753,8 @@ assert_same_violations(hx_violations *server, hx_violations *stream, const char 
 	size_t i;
 
 	if (server->total != stream->total) {
-		fail_msg("violations: server %zu, stream %zu, for %s", server->total, stream->total, doc);
+		fail_msg("violations: server %zu, stream %zu, for %s", server->total, stream->total,
+		         doc);
 	}
 	if (server->len == 0) {
 		return; /* and qsort must not be given a NULL array */
@@ -708,7 +764,8 @@ assert_same_violations(hx_violations *server, hx_violations *stream, const char 
 	for (i = 0; i < server->len; i++) {
 		assert_string_equal(server->items[i].field, stream->items[i].field);
 		if (strcmp(server->items[i].field, "$") != 0) {
-			assert_string_equal(server->items[i].description, stream->items[i].description);
+			assert_string_equal(server->items[i].description,
+			                    stream->items[i].description);
 		}
 	}
 }
@@ -749,8 +806,8 @@ differential(const text *doc, bool must_agree)
 		assert_int_equal(c1.received, b.received);
 	}
 	if (stream_doc_ok) {
-		assert_int_equal(stream_pass(doc, CHECK_EMIT, NULL, &invalid, c1.received, &out, &c2),
-		                 CHECK_OK);
+		assert_int_equal(
+		    stream_pass(doc, CHECK_EMIT, NULL, &invalid, c1.received, &out, &c2), CHECK_OK);
 		assert_same_records(&b, &out);
 		stream_check_free(&c2);
 	}
@@ -783,7 +840,7 @@ test_same_as_server(void **state)
 static void
 test_duplicates_across_whole_file(void **state)
 {
-	text t = { NULL, 0, 0 };
+	text          t = { NULL, 0, 0 };
 	hx_violations v;
 	bitvec        invalid;
 	stream_check  c;
@@ -796,7 +853,8 @@ test_duplicates_across_whole_file(void **state)
 	put(&t, "{\"cost_data\": [");
 	for (i = 0; i < 3000; i++) {
 		snprintf(rec, sizeof(rec),
-		         "%s{\"date\":\"2026-01-01\",\"provider\":\"p%d\",\"gpu_type\":\"g\",\"cost_usd\":1}",
+		         "%s{\"date\":\"2026-01-01\",\"provider\":\"p%d\",\"gpu_type\":\"g\","
+		         "\"cost_usd\":1}",
 		         i ? "," : "", i == 2999 ? 1 : i);
 		put(&t, rec);
 	}
@@ -826,10 +884,12 @@ test_changed_between_passes(void **state)
 	emitted       out = { .n = 0 };
 
 	(void) state;
-	put(&a, "{\"cost_data\": [{\"date\":\"2026-01-01\",\"provider\":\"a\",\"gpu_type\":\"g\","
-	        "\"cost_usd\":1}]}");
-	put(&b, "{\"cost_data\": [{\"date\":\"2026-01-01\",\"provider\":\"a\",\"gpu_type\":\"g\","
-	        "\"cost_usd\":0}]}");
+	put(&a,
+	    "{\"cost_data\": [{\"date\":\"2026-01-01\",\"provider\":\"a\",\"gpu_type\":\"g\","
+	    "\"cost_usd\":1}]}");
+	put(&b,
+	    "{\"cost_data\": [{\"date\":\"2026-01-01\",\"provider\":\"a\",\"gpu_type\":\"g\","
+	    "\"cost_usd\":0}]}");
 	hx_violations_init(&v, 0);
 	bitvec_init(&invalid);
 	assert_int_equal(stream_pass(&a, CHECK_VALIDATE, &v, &invalid, 0, &out, &c), CHECK_OK);
@@ -875,7 +935,8 @@ test_replace_and_provenance(void **state)
 {
 	static const char doc[] =
 	    "{\"cost_data\": [{\"replace\": 1}], \"replace\": [{\"provider\": \"aws\", "
-	    "\"from_date\": \"2024-09-01\", \"to_date\": \"2024-09-30\"}], \"x\": {\"provenance\": 0}, "
+	    "\"from_date\": \"2024-09-01\", \"to_date\": \"2024-09-30\"}], \"x\": {\"provenance\": "
+	    "0}, "
 	    "\"provenance\": {\"format\": \"focus-1.0\"}, \"replace\": [], \"provenance\": null}";
 	scan_out o, p;
 	size_t   chunk;
@@ -886,8 +947,9 @@ test_replace_and_provenance(void **state)
 	assert_int_equal(o.n, 3);
 	assert_int_equal(o.ev[0].kind, JSTREAM_ELEMENT);
 	assert_int_equal(o.ev[1].kind, JSTREAM_REPLACE);
-	assert_string_equal(o.ev[1].text, "[{\"provider\": \"aws\", \"from_date\": \"2024-09-01\", "
-	                                  "\"to_date\": \"2024-09-30\"}]");
+	assert_string_equal(o.ev[1].text,
+	                    "[{\"provider\": \"aws\", \"from_date\": \"2024-09-01\", "
+	                    "\"to_date\": \"2024-09-30\"}]");
 	assert_int_equal(o.ev[2].kind, JSTREAM_PROVENANCE);
 	assert_string_equal(o.ev[2].text, "{\"format\": \"focus-1.0\"}");
 	for (chunk = 1; chunk < 12; chunk++) {

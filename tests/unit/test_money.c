@@ -23,36 +23,36 @@ struct parse_case {
 };
 
 static const struct parse_case parse_cases[] = {
-	{"0", HX_MONEY_OK, 0},
-	{"-0", HX_MONEY_OK, 0},
-	{"0.000001", HX_MONEY_OK, 1},
-	{"1245.67", HX_MONEY_OK, 1245670000},
-	{"999999999999.999999", HX_MONEY_OK, 999999999999999999LL},
-	{"-999999999999.999999", HX_MONEY_OK, -999999999999999999LL},
-	{"1000000000000", HX_MONEY_TOO_LARGE, 0},
-	{"1000000000000.000000", HX_MONEY_TOO_LARGE, 0},
-	{"-1000000000000", HX_MONEY_TOO_LARGE, 0},
-	{"+1", HX_MONEY_OK, 1000000},
-	{"-1", HX_MONEY_OK, -1000000},
-	{"1.50000000", HX_MONEY_OK, 1500000},
-	{"1.123456000000000000000", HX_MONEY_OK, 1123456},
-	{"0000000000000000000000000012.5", HX_MONEY_OK, 12500000},
-	{"1.1234567", HX_MONEY_TOO_PRECISE, 0},
-	{"0.0000001", HX_MONEY_TOO_PRECISE, 0},
-	{"1.", HX_MONEY_SYNTAX, 0},
-	{".5", HX_MONEY_SYNTAX, 0},
-	{"1e3", HX_MONEY_SYNTAX, 0},
-	{" 1", HX_MONEY_SYNTAX, 0},
-	{"1 ", HX_MONEY_SYNTAX, 0},
-	{"-", HX_MONEY_SYNTAX, 0},
-	{"+", HX_MONEY_SYNTAX, 0},
-	{"+-1", HX_MONEY_SYNTAX, 0},
-	{"1.2.3", HX_MONEY_SYNTAX, 0},
-	{"12,5", HX_MONEY_SYNTAX, 0},
-	{"0x10", HX_MONEY_SYNTAX, 0},
-	{"NaN", HX_MONEY_SYNTAX, 0},
-	{"\xd9\xa1", HX_MONEY_SYNTAX, 0}, /* ARABIC-INDIC DIGIT ONE */
-	{"", HX_MONEY_EMPTY, 0},
+	{ "0", HX_MONEY_OK, 0 },
+	{ "-0", HX_MONEY_OK, 0 },
+	{ "0.000001", HX_MONEY_OK, 1 },
+	{ "1245.67", HX_MONEY_OK, 1245670000 },
+	{ "999999999999.999999", HX_MONEY_OK, 999999999999999999LL },
+	{ "-999999999999.999999", HX_MONEY_OK, -999999999999999999LL },
+	{ "1000000000000", HX_MONEY_TOO_LARGE, 0 },
+	{ "1000000000000.000000", HX_MONEY_TOO_LARGE, 0 },
+	{ "-1000000000000", HX_MONEY_TOO_LARGE, 0 },
+	{ "+1", HX_MONEY_OK, 1000000 },
+	{ "-1", HX_MONEY_OK, -1000000 },
+	{ "1.50000000", HX_MONEY_OK, 1500000 },
+	{ "1.123456000000000000000", HX_MONEY_OK, 1123456 },
+	{ "0000000000000000000000000012.5", HX_MONEY_OK, 12500000 },
+	{ "1.1234567", HX_MONEY_TOO_PRECISE, 0 },
+	{ "0.0000001", HX_MONEY_TOO_PRECISE, 0 },
+	{ "1.", HX_MONEY_SYNTAX, 0 },
+	{ ".5", HX_MONEY_SYNTAX, 0 },
+	{ "1e3", HX_MONEY_SYNTAX, 0 },
+	{ " 1", HX_MONEY_SYNTAX, 0 },
+	{ "1 ", HX_MONEY_SYNTAX, 0 },
+	{ "-", HX_MONEY_SYNTAX, 0 },
+	{ "+", HX_MONEY_SYNTAX, 0 },
+	{ "+-1", HX_MONEY_SYNTAX, 0 },
+	{ "1.2.3", HX_MONEY_SYNTAX, 0 },
+	{ "12,5", HX_MONEY_SYNTAX, 0 },
+	{ "0x10", HX_MONEY_SYNTAX, 0 },
+	{ "NaN", HX_MONEY_SYNTAX, 0 },
+	{ "\xd9\xa1", HX_MONEY_SYNTAX, 0 }, /* ARABIC-INDIC DIGIT ONE */
+	{ "", HX_MONEY_EMPTY, 0 },
 };
 
 static void
@@ -106,7 +106,10 @@ test_parse_respects_len(void **state)
 	assert_int_equal(v, 12000000);
 	assert_int_equal(hx_money_parse("1.5e3", 3, &v), HX_MONEY_OK);
 	assert_int_equal(v, 1500000);
-	assert_int_equal(hx_money_parse("1\0" "2", 3, &v), HX_MONEY_SYNTAX);
+	assert_int_equal(hx_money_parse("1\0"
+	                                "2",
+	                                3, &v),
+	                 HX_MONEY_SYNTAX);
 }
 
 static void
@@ -115,7 +118,8 @@ test_strerror(void **state)
 	(void) state;
 	assert_string_equal(hx_money_strerror(HX_MONEY_TOO_PRECISE),
 	                    "has more than 6 fractional digits");
-	assert_string_equal(hx_money_strerror(HX_MONEY_TOO_LARGE), "must be less than 1000000000000");
+	assert_string_equal(hx_money_strerror(HX_MONEY_TOO_LARGE),
+	                    "must be less than 1000000000000");
 	assert_string_equal(hx_money_strerror(HX_MONEY_SYNTAX),
 	                    "must be a decimal number such as \"1245.67\"");
 }
@@ -152,8 +156,17 @@ test_format(void **state)
 static void
 test_format_parse_round_trip(void **state)
 {
-	static const hx_micros vals[] = {1, 9, 10, 99, 100, 999999, 1000000, 1000001, 123456789,
-	                                 -123456789, 999999999999999999LL};
+	static const hx_micros vals[] = { 1,
+		                          9,
+		                          10,
+		                          99,
+		                          100,
+		                          999999,
+		                          1000000,
+		                          1000001,
+		                          123456789,
+		                          -123456789,
+		                          999999999999999999LL };
 	char                   buf[HX_MONEY_TEXT_MAX];
 	hx_micros              v;
 	size_t                 i, n;

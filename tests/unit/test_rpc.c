@@ -33,8 +33,8 @@ typedef Heliox__Ingest__V1__CostRecord  CostRecord;
 
 #define CODE(name) HELIOX__INGEST__V1__CODE__##name
 
-static hx_auth       *auth;
-static hx_rpc_config  cfg;
+static hx_auth      *auth;
+static hx_rpc_config cfg;
 
 static const char mock_json[] =
     "{\"currency\":\"USD\",\"cost_data\":["
@@ -47,9 +47,10 @@ static RpcResponse *
 call_bytes(const uint8_t *req, size_t len)
 {
 	uint8_t *out = NULL;
-	size_t out_len = 0;
+	size_t   out_len = 0;
 
-	assert_int_equal(hx_rpc_handle(&cfg, NULL, req, len, "test-peer", NULL, &out, &out_len), HX_OK);
+	assert_int_equal(hx_rpc_handle(&cfg, NULL, req, len, "test-peer", NULL, &out, &out_len),
+	                 HX_OK);
 	assert_non_null(out);
 	RpcResponse *r = heliox__ingest__v1__rpc_response__unpack(NULL, out_len, out);
 	free(out);
@@ -71,8 +72,8 @@ pack(const RpcRequest *rq, size_t *len)
 static RpcResponse *
 call(const RpcRequest *rq)
 {
-	size_t len;
-	uint8_t *buf = pack(rq, &len);
+	size_t       len;
+	uint8_t     *buf = pack(rq, &len);
 	RpcResponse *r = call_bytes(buf, len);
 	free(buf);
 	return r;
@@ -88,7 +89,7 @@ static void
 init_request(RpcRequest *rq)
 {
 	heliox__ingest__v1__rpc_request__init(rq);
-	rq->api_key = (char *)KEY;
+	rq->api_key = (char *) KEY;
 }
 
 static const char *
@@ -103,7 +104,7 @@ violation(const RpcResponse *r, const char *field)
 static void
 expect(const RpcResponse *r, int code, const char *message)
 {
-	if ((int)r->status->code != code)
+	if ((int) r->status->code != code)
 		fail_msg("code %d (%s), expected %d", r->status->code, r->status->message, code);
 	if (message != NULL)
 		assert_string_equal(r->status->message, message);
@@ -119,19 +120,19 @@ static RpcResponse *
 ingest_records(const rec *recs, size_t n, bool skip_invalid, bool dry_run)
 {
 	Heliox__Ingest__V1__IngestRequest in = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
-	Heliox__Ingest__V1__RecordBatch rb = HELIOX__INGEST__V1__RECORD_BATCH__INIT;
-	CostRecord *cr = calloc(n + 1, sizeof(*cr));
-	CostRecord **ptrs = calloc(n + 1, sizeof(*ptrs));
-	RpcRequest rq;
+	Heliox__Ingest__V1__RecordBatch   rb = HELIOX__INGEST__V1__RECORD_BATCH__INIT;
+	CostRecord                       *cr = calloc(n + 1, sizeof(*cr));
+	CostRecord                      **ptrs = calloc(n + 1, sizeof(*ptrs));
+	RpcRequest                        rq;
 
 	assert_non_null(cr);
 	assert_non_null(ptrs);
 	for (size_t i = 0; i < n; i++) {
 		heliox__ingest__v1__cost_record__init(&cr[i]);
-		cr[i].date = (char *)recs[i].date;
-		cr[i].provider = (char *)recs[i].provider;
-		cr[i].gpu_type = (char *)recs[i].gpu;
-		cr[i].cost_usd = (char *)recs[i].cost;
+		cr[i].date = (char *) recs[i].date;
+		cr[i].provider = (char *) recs[i].provider;
+		cr[i].gpu_type = (char *) recs[i].gpu;
+		cr[i].cost_usd = (char *) recs[i].cost;
 		ptrs[i] = &cr[i];
 	}
 	rb.n_records = n;
@@ -153,10 +154,10 @@ static RpcResponse *
 ingest_json(const char *json, bool skip_invalid)
 {
 	Heliox__Ingest__V1__IngestRequest in = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
-	RpcRequest rq;
+	RpcRequest                        rq;
 
 	in.source_case = HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_EXPORT_JSON;
-	in.export_json.data = (uint8_t *)json;
+	in.export_json.data = (uint8_t *) json;
 	in.export_json.len = strlen(json);
 	in.skip_invalid = skip_invalid;
 	init_request(&rq);
@@ -169,20 +170,20 @@ static RpcResponse *
 health(const char *request_id)
 {
 	Heliox__Ingest__V1__HealthRequest h = HELIOX__INGEST__V1__HEALTH_REQUEST__INIT;
-	RpcRequest rq;
+	RpcRequest                        rq;
 
 	init_request(&rq);
-	rq.request_id = (char *)request_id;
+	rq.request_id = (char *) request_id;
 	rq.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_HEALTH;
 	rq.health = &h;
 	return call(&rq);
 }
 
 static const rec good[] = {
-	{"2026-01-01", "AWS", "A100", "1245.67"},
-	{"2026-01-01", "AWS", "H100", "2100.50"},
-	{"2026-01-02", "AWS", "A100", "1300"},
-	{"2026-01-02", "AWS", "H100", "0.000001"},
+	{ "2026-01-01", "AWS", "A100", "1245.67" },
+	{ "2026-01-01", "AWS", "H100", "2100.50" },
+	{ "2026-01-02", "AWS", "A100", "1300" },
+	{ "2026-01-02", "AWS", "H100", "0.000001" },
 };
 
 /* ---- decode, size, auth ----------------------------------------------------- */
@@ -190,8 +191,8 @@ static const rec good[] = {
 static void
 test_garbage(void **state)
 {
-	static const uint8_t junk[] = {0x0a, 0x05, 'a', 'b'}; /* length runs past the end */
-	RpcResponse *r = call_bytes(junk, sizeof(junk));
+	static const uint8_t junk[] = { 0x0a, 0x05, 'a', 'b' }; /* length runs past the end */
+	RpcResponse         *r = call_bytes(junk, sizeof(junk));
 
 	expect(r, CODE(INVALID_ARGUMENT), "request could not be decoded");
 	assert_int_equal(strlen(r->request_id), 36);
@@ -202,7 +203,7 @@ test_garbage(void **state)
 static void
 test_empty_message(void **state)
 {
-	RpcResponse *r = call_bytes((const uint8_t *)"", 0);
+	RpcResponse *r = call_bytes((const uint8_t *) "", 0);
 
 	expect(r, CODE(UNAUTHENTICATED), "missing api_key");
 	done(r);
@@ -214,8 +215,8 @@ test_wrong_key(void **state)
 	RpcRequest rq;
 
 	init_request(&rq);
-	rq.api_key = (char *)OTHERKEY;
-	rq.request_id = (char *)"my-request-1";
+	rq.api_key = (char *) OTHERKEY;
+	rq.request_id = (char *) "my-request-1";
 	rq.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_HEALTH;
 	Heliox__Ingest__V1__HealthRequest h = HELIOX__INGEST__V1__HEALTH_REQUEST__INIT;
 	rq.health = &h;
@@ -240,8 +241,8 @@ test_no_method(void **state)
 static void
 test_oversize(void **state)
 {
-	uint8_t big[100] = {0};
-	size_t saved = cfg.max_message_bytes;
+	uint8_t big[100] = { 0 };
+	size_t  saved = cfg.max_message_bytes;
 
 	cfg.max_message_bytes = 64;
 	RpcResponse *r = call_bytes(big, sizeof(big));
@@ -262,7 +263,7 @@ test_request_id_echo_and_generation(void **state)
 
 	RpcResponse *a = health("");
 	RpcResponse *b = health("");
-	const char *id = a->request_id;
+	const char  *id = a->request_id;
 	assert_int_equal(strlen(id), 36);
 	assert_true(id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-');
 	assert_int_equal(id[14], '4'); /* version 4 */
@@ -304,12 +305,12 @@ test_bad_request_id(void **state)
 static RpcResponse *
 call_with_nul(const RpcRequest *rq, const char *marker)
 {
-	size_t len;
+	size_t   len;
 	uint8_t *buf = pack(rq, &len);
 	uint8_t *at = memmem(buf, len, marker, strlen(marker));
 
 	assert_non_null(at);
-	*(uint8_t *)memchr(at, 'x', strlen(marker)) = 0;
+	*(uint8_t *) memchr(at, 'x', strlen(marker)) = 0;
 	RpcResponse *r = call_bytes(buf, len);
 	free(buf);
 	return r;
@@ -319,17 +320,17 @@ static void
 test_nul_in_record(void **state)
 {
 	Heliox__Ingest__V1__IngestRequest in = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
-	Heliox__Ingest__V1__RecordBatch rb = HELIOX__INGEST__V1__RECORD_BATCH__INIT;
-	CostRecord cr[3];
-	CostRecord *ptrs[3];
-	RpcRequest rq;
+	Heliox__Ingest__V1__RecordBatch   rb = HELIOX__INGEST__V1__RECORD_BATCH__INIT;
+	CostRecord                        cr[3];
+	CostRecord                       *ptrs[3];
+	RpcRequest                        rq;
 
 	for (size_t i = 0; i < 3; i++) {
 		heliox__ingest__v1__cost_record__init(&cr[i]);
-		cr[i].date = (char *)good[i].date;
-		cr[i].provider = (char *)(i == 1 ? "AWSxMARK" : good[i].provider);
-		cr[i].gpu_type = (char *)good[i].gpu;
-		cr[i].cost_usd = (char *)good[i].cost;
+		cr[i].date = (char *) good[i].date;
+		cr[i].provider = (char *) (i == 1 ? "AWSxMARK" : good[i].provider);
+		cr[i].gpu_type = (char *) good[i].gpu;
+		cr[i].cost_usd = (char *) good[i].cost;
 		ptrs[i] = &cr[i];
 	}
 	rb.n_records = 3;
@@ -353,21 +354,21 @@ static void
 test_nul_in_api_key_and_summary(void **state)
 {
 	Heliox__Ingest__V1__SummaryRequest s = HELIOX__INGEST__V1__SUMMARY_REQUEST__INIT;
-	RpcRequest rq;
+	RpcRequest                         rq;
 
 	/* The key is valid up to the NUL; what follows must not slip through. */
 	init_request(&rq);
-	rq.api_key = (char *)KEY "xtrailer";
+	rq.api_key = (char *) KEY "xtrailer";
 	rq.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_SUMMARY;
 	rq.summary = &s;
-	s.gpu_type = (char *)"a100xjunk";
+	s.gpu_type = (char *) "a100xjunk";
 	RpcResponse *r = call_with_nul(&rq, KEY "xtrailer");
 	expect(r, CODE(INVALID_ARGUMENT), NULL);
 	assert_non_null(violation(r, "api_key"));
 	assert_null(violation(r, "gpu_type"));
 	done(r);
 
-	rq.api_key = (char *)KEY;
+	rq.api_key = (char *) KEY;
 	r = call_with_nul(&rq, "a100xjunk");
 	expect(r, CODE(INVALID_ARGUMENT), NULL);
 	assert_string_equal(violation(r, "gpu_type"), "contains a NUL character");
@@ -380,11 +381,11 @@ static void
 test_ingest_bad_records(void **state)
 {
 	const rec recs[] = {
-		{"2026-01-01", "AWS", "A100", "1245.67"},
-		{"2026-02-30", "AWS", "A100", "10"},    /* no such day */
-		{"2026-01-03", "AWS", "A100", "10"},
-		{"2026-01-04", "AWS", "A100", "-5"},    /* not > 0 */
-		{"2026-01-05", "AWS", "A100", "7.25"},
+		{ "2026-01-01", "AWS", "A100", "1245.67" },
+		{ "2026-02-30", "AWS", "A100", "10" }, /* no such day */
+		{ "2026-01-03", "AWS", "A100", "10" },
+		{ "2026-01-04", "AWS", "A100", "-5" }, /* not > 0 */
+		{ "2026-01-05", "AWS", "A100", "7.25" },
 	};
 	RpcResponse *r = ingest_records(recs, 5, false, false);
 
@@ -412,9 +413,9 @@ static void
 test_ingest_duplicate_and_empty(void **state)
 {
 	const rec recs[] = {
-		{"2026-01-01", "AWS", "A100", "1"},
-		{"2026-01-02", "AWS", "A100", "1"},
-		{"2026-01-01", " aws ", "a100", "2"}, /* same key once normalised */
+		{ "2026-01-01", "AWS", "A100", "1" },
+		{ "2026-01-02", "AWS", "A100", "1" },
+		{ "2026-01-01", " aws ", "a100", "2" }, /* same key once normalised */
 	};
 	RpcResponse *r = ingest_records(recs, 3, false, false);
 	expect(r, CODE(INVALID_ARGUMENT), "1 of 3 records are invalid");
@@ -434,7 +435,7 @@ test_ingest_violation_cap(void **state)
 
 	assert_non_null(recs);
 	for (size_t i = 0; i < 1100; i++)
-		recs[i] = (rec){"2026-01-01", "AWS", "A100", "0"};
+		recs[i] = (rec){ "2026-01-01", "AWS", "A100", "0" };
 	recs[0].cost = "1";
 	RpcResponse *r = ingest_records(recs, 1100, false, false);
 	free(recs);
@@ -463,14 +464,16 @@ test_ingest_document_level(void **state)
 
 	/* skip_invalid cannot skip a fault of the document itself. */
 	r = ingest_json("{\"currency\":\"EUR\",\"cost_data\":[{\"date\":\"2026-01-01\","
-	                "\"provider\":\"AWS\",\"gpu_type\":\"A100\",\"cost_usd\":1}]}", true);
+	                "\"provider\":\"AWS\",\"gpu_type\":\"A100\",\"cost_usd\":1}]}",
+	                true);
 	expect(r, CODE(INVALID_ARGUMENT), "ingest request is invalid: currency must be \"USD\"");
 	assert_int_equal(r->ingest->received, 1);
 	assert_int_equal(r->ingest->failed, 1);
 	done(r);
 
 	r = ingest_json("{\"cost_data\":[{\"date\":\"2026-01-01\",\"provider\":\"\","
-	                "\"gpu_type\":\"A100\",\"cost_usd\":\"1.5\"}]}", false);
+	                "\"gpu_type\":\"A100\",\"cost_usd\":\"1.5\"}]}",
+	                false);
 	expect(r, CODE(INVALID_ARGUMENT), "1 of 1 records are invalid");
 	assert_non_null(violation(r, "cost_data[0].provider"));
 	done(r);
@@ -480,14 +483,15 @@ static void
 test_ingest_no_source(void **state)
 {
 	Heliox__Ingest__V1__IngestRequest in = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
-	RpcRequest rq;
+	RpcRequest                        rq;
 
 	init_request(&rq);
 	rq.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_INGEST;
 	rq.ingest = &in;
 	RpcResponse *r = call(&rq);
 	expect(r, CODE(INVALID_ARGUMENT), NULL);
-	assert_string_equal(violation(r, "source"), "one of mock, export_json, records is required");
+	assert_string_equal(violation(r, "source"),
+	                    "one of mock, export_json, records is required");
 	done(r);
 }
 
@@ -528,7 +532,7 @@ static void
 test_mock_source(void **state)
 {
 	Heliox__Ingest__V1__IngestRequest in = HELIOX__INGEST__V1__INGEST_REQUEST__INIT;
-	RpcRequest rq;
+	RpcRequest                        rq;
 
 	in.source_case = HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK;
 	in.mock = true;
@@ -554,16 +558,16 @@ static void
 test_summary_filters(void **state)
 {
 	Heliox__Ingest__V1__SummaryRequest s = HELIOX__INGEST__V1__SUMMARY_REQUEST__INIT;
-	RpcRequest rq;
+	RpcRequest                         rq;
 
 	init_request(&rq);
 	rq.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_SUMMARY;
 	rq.summary = &s;
-	s.from_date = (char *)"2026-13-01";
-	s.to_date = (char *)"2026-01-31";
-	s.provider = (char *)"   ";
-	s.gpu_type = (char *)" A100 ";
-	s.group_by = (Heliox__Ingest__V1__GroupBy)99;
+	s.from_date = (char *) "2026-13-01";
+	s.to_date = (char *) "2026-01-31";
+	s.provider = (char *) "   ";
+	s.gpu_type = (char *) " A100 ";
+	s.group_by = (Heliox__Ingest__V1__GroupBy) 99;
 	RpcResponse *r = call(&rq);
 	expect(r, CODE(INVALID_ARGUMENT), NULL);
 	assert_int_equal(r->status->n_violations, 3);
@@ -572,8 +576,8 @@ test_summary_filters(void **state)
 	assert_non_null(violation(r, "group_by"));
 	done(r);
 
-	s.from_date = (char *)"";
-	s.provider = (char *)"aws";
+	s.from_date = (char *) "";
+	s.provider = (char *) "aws";
 	s.group_by = HELIOX__INGEST__V1__GROUP_BY__PROVIDER_GPU_TYPE;
 	r = call(&rq);
 	expect(r, CODE(UNAVAILABLE), "database unavailable");
@@ -585,8 +589,8 @@ test_summary_filters(void **state)
 static void
 expect_refusal(const char *env, const char *file, const char *reason_part, const char *secret)
 {
-	hx_auth *a = (hx_auth *)1;
-	char err[512] = "";
+	hx_auth *a = (hx_auth *) 1;
+	char     err[512] = "";
 
 	assert_int_equal(hx_auth_load(&a, env, file, err, sizeof(err)), HX_INVALID_ARGUMENT);
 	assert_null(a);
@@ -604,7 +608,7 @@ key_file(const char *text, mode_t mode)
 	snprintf(path, sizeof(path), "/tmp/hx-test-keys-XXXXXX");
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
 	assert_int_equal(fchmod(fd, mode), 0);
 	close(fd);
 	return path;
@@ -626,13 +630,15 @@ static void
 test_key_file_format(void **state)
 {
 	hx_auth *a = NULL;
-	char err[256];
-	char *path = key_file("# rotation: new key first\n\n"
-	                      "file-key-new-0123456789\r\n"
-	                      "   \n"
-	                      "file-key-old-0123456789  \n", 0600);
+	char     err[256];
+	char    *path = key_file("# rotation: new key first\n\n"
+	                            "file-key-new-0123456789\r\n"
+	                            "   \n"
+	                            "file-key-old-0123456789  \n",
+	                         0600);
 
-	assert_int_equal(hx_auth_load(&a, "env-key-0123456789abcdef", path, err, sizeof(err)), HX_OK);
+	assert_int_equal(hx_auth_load(&a, "env-key-0123456789abcdef", path, err, sizeof(err)),
+	                 HX_OK);
 	unlink(path);
 	assert_int_equal(hx_auth_count(a), 3);
 	assert_int_equal(hx_auth_check(a, "file-key-new-0123456789", 23), HX_OK);
@@ -659,12 +665,13 @@ test_key_refusals(void **state)
 static void
 test_key_rotation(void **state)
 {
-	hx_auth *a = NULL;
-	char err[256];
+	hx_auth    *a = NULL;
+	char        err[256];
 	const char *k1 = "key-one-0123456789", *k2 = "key-two-0123456789";
 
-	assert_int_equal(hx_auth_load(&a, " key-one-0123456789 ,, key-two-0123456789,", NULL, err,
-	    sizeof(err)), HX_OK);
+	assert_int_equal(
+	    hx_auth_load(&a, " key-one-0123456789 ,, key-two-0123456789,", NULL, err, sizeof(err)),
+	    HX_OK);
 	assert_int_equal(hx_auth_count(a), 2);
 	assert_int_equal(hx_auth_check(a, k1, strlen(k1)), HX_OK);
 	assert_int_equal(hx_auth_check(a, k2, strlen(k2)), HX_OK);
@@ -683,11 +690,12 @@ test_key_rotation(void **state)
 static hx_rpc_outcome
 outcome_of(const uint8_t *req, size_t len)
 {
-	hx_rpc_outcome oc = {.auth = HX_RPC_AUTH_OK, .code = HX_INTERNAL};
-	uint8_t *out = NULL;
-	size_t out_len = 0;
+	hx_rpc_outcome oc = { .auth = HX_RPC_AUTH_OK, .code = HX_INTERNAL };
+	uint8_t       *out = NULL;
+	size_t         out_len = 0;
 
-	assert_int_equal(hx_rpc_handle(&cfg, NULL, req, len, "test-peer", &oc, &out, &out_len), HX_OK);
+	assert_int_equal(hx_rpc_handle(&cfg, NULL, req, len, "test-peer", &oc, &out, &out_len),
+	                 HX_OK);
 	free(out);
 	return oc;
 }
@@ -695,15 +703,15 @@ outcome_of(const uint8_t *req, size_t len)
 static hx_rpc_outcome
 outcome_with_key(const char *key)
 {
-	RpcRequest rq;
+	RpcRequest                        rq;
 	Heliox__Ingest__V1__HealthRequest h = HELIOX__INGEST__V1__HEALTH_REQUEST__INIT;
-	size_t len;
+	size_t                            len;
 
 	init_request(&rq);
-	rq.api_key = (char *)key;
+	rq.api_key = (char *) key;
 	rq.call_case = HELIOX__INGEST__V1__RPC_REQUEST__CALL_HEALTH;
 	rq.health = &h;
-	uint8_t *buf = pack(&rq, &len);
+	uint8_t       *buf = pack(&rq, &len);
 	hx_rpc_outcome oc = outcome_of(buf, len);
 	free(buf);
 	return oc;
@@ -712,8 +720,8 @@ outcome_with_key(const char *key)
 static void
 test_outcome(void **state)
 {
-	static const uint8_t junk[] = {0x0a, 0x05, 'a', 'b'};
-	hx_rpc_outcome oc;
+	static const uint8_t junk[] = { 0x0a, 0x05, 'a', 'b' };
+	hx_rpc_outcome       oc;
 
 	oc = outcome_with_key(KEY);
 	assert_int_equal(oc.auth, HX_RPC_AUTH_OK);
@@ -721,7 +729,7 @@ test_outcome(void **state)
 	oc = outcome_with_key(OTHERKEY);
 	assert_int_equal(oc.auth, HX_RPC_AUTH_FAILED);
 	assert_int_equal(oc.code, HX_UNAUTHENTICATED);
-	oc = outcome_of((const uint8_t *)"", 0); /* missing api_key */
+	oc = outcome_of((const uint8_t *) "", 0); /* missing api_key */
 	assert_int_equal(oc.auth, HX_RPC_AUTH_FAILED);
 	oc = outcome_of(junk, sizeof(junk));
 	assert_int_equal(oc.auth, HX_RPC_AUTH_NOT_REACHED);
@@ -731,7 +739,7 @@ test_outcome(void **state)
 static hx_peer_id
 peer4(unsigned char last)
 {
-	hx_peer_id id = {HX_PEER_IPV4, {127, 0, 0, last}};
+	hx_peer_id id = { HX_PEER_IPV4, { 127, 0, 0, last } };
 	return id;
 }
 
@@ -739,9 +747,9 @@ static void
 test_throttle(void **state)
 {
 	hx_throttle *t = hx_throttle_new();
-	hx_peer_id a = peer4(2), b = peer4(3), none = {HX_PEER_NONE, {0}};
-	uint64_t now = 1000000;
-	bool began = true;
+	hx_peer_id   a = peer4(2), b = peer4(3), none = { HX_PEER_NONE, { 0 } };
+	uint64_t     now = 1000000;
+	bool         began = true;
 
 	assert_non_null(t);
 	for (int i = 0; i < HX_THROTTLE_FREE; i++) {
@@ -771,8 +779,8 @@ static void
 test_throttle_decay(void **state)
 {
 	hx_throttle *t = hx_throttle_new();
-	hx_peer_id a = peer4(2), b = peer4(3);
-	uint64_t now = 5000;
+	hx_peer_id   a = peer4(2), b = peer4(3);
+	uint64_t     now = 5000;
 
 	/* The count leaks away at FREE failures per window. */
 	for (int i = 0; i < HX_THROTTLE_FREE; i++)
@@ -796,16 +804,17 @@ static void
 test_throttle_table_full(void **state)
 {
 	hx_throttle *t = hx_throttle_new();
-	hx_peer_id loud = peer4(1);
-	uint64_t now = 1;
+	hx_peer_id   loud = peer4(1);
+	uint64_t     now = 1;
 
 	for (int i = 0; i < HX_THROTTLE_FREE + 3; i++)
 		hx_throttle_failure(t, &loud, now, NULL);
 	/* A crowd of one-failure peers, more than the table holds, evicts the
 	 * quiet ones, never the peer with the highest count. */
 	for (unsigned i = 0; i < 4 * HX_THROTTLE_PEERS; i++) {
-		hx_peer_id p = {HX_PEER_IPV6_64, {0x20, 0x01, 0x0d, 0xb8, (unsigned char)(i >> 8),
-		                                  (unsigned char)i, 0, 0}};
+		hx_peer_id p = { HX_PEER_IPV6_64,
+			         { 0x20, 0x01, 0x0d, 0xb8, (unsigned char) (i >> 8),
+			           (unsigned char) i, 0, 0 } };
 		assert_int_equal(hx_throttle_failure(t, &p, now, NULL), 0);
 	}
 	assert_true(hx_throttle_failure(t, &loud, now, NULL) > 0);

@@ -25,9 +25,9 @@
 
 #include "store.h"
 
-#define MICROS(usd) ((hx_micros) (usd) * HX_MICROS_PER_USD)
+#define MICROS(usd) ((hx_micros) (usd) *HX_MICROS_PER_USD)
 
-static PGconn *admin;       /* to HX_TEST_DB, creates and drops databases */
+static PGconn *admin; /* to HX_TEST_DB, creates and drops databases */
 static int     db_counter;
 
 typedef struct fx {
@@ -60,8 +60,7 @@ exec_ok(PGconn *c, const char *sql)
 }
 
 /* The first cell of a query, malloc'd ("" for NULL). */
-static char *
-q1(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *q1(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static char *
 q1(PGconn *c, const char *fmt, ...)
@@ -109,11 +108,11 @@ assert_q(PGconn *c, const char *expect, const char *sql)
 static void
 conninfo_for(const char *db, char *out, size_t outsz)
 {
-	const char        *base = getenv("HX_TEST_DB");
+	const char       *base = getenv("HX_TEST_DB");
 	PQconninfoOption *opts, *o;
-	char              *errmsg = NULL;
-	size_t             len = 0;
-	const char        *v;
+	char             *errmsg = NULL;
+	size_t            len = 0;
+	const char       *v;
 
 	opts = PQconninfoParse(base != NULL ? base : "", &errmsg);
 	if (opts == NULL) {
@@ -201,7 +200,8 @@ make_recs(size_t n, hx_micros base)
 	assert_non_null(r);
 	for (i = 0; i < n; i++) {
 		day = i % 336; /* 12 months x 28 days: always a real date */
-		snprintf(r[i].date, sizeof(r[i].date), "2026-%02zu-%02zu", day / 28 + 1, day % 28 + 1);
+		snprintf(r[i].date, sizeof(r[i].date), "2026-%02zu-%02zu", day / 28 + 1,
+		         day % 28 + 1);
 		snprintf(r[i].provider, sizeof(r[i].provider), "prov-%zu", (i / 336) % 50);
 		snprintf(r[i].gpu_type, sizeof(r[i].gpu_type), "gpu-%zu", i / (336 * 50));
 		r[i].cost = base + (hx_micros) i * 10000;
@@ -264,9 +264,9 @@ assert_counts(hx_ingest_counts c, uint32_t ins, uint32_t upd, uint32_t unch, boo
 
 /* Every row of cost_snapshots, with its row version (xmin changes on any
  * rewrite, even one that leaves the values as they were). */
-#define ALL_ROWS                                                                       \
-	"SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, date, "      \
-	"provider, gpu_type, cost_usd, created_at, updated_at, xmin), E'\\n' "         \
+#define ALL_ROWS                                                                  \
+	"SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, date, " \
+	"provider, gpu_type, cost_usd, created_at, updated_at, xmin), E'\\n' "    \
 	"ORDER BY id), '') FROM cost_snapshots"
 
 /* ---- migrations -------------------------------------------------------------- */
@@ -342,9 +342,9 @@ test_migrate_waits_then_gives_up(void **state)
 	uint64_t t0 = now_us();
 
 	(void) state;
-	assert_int_equal(hx_store_migrate("host=/nonexistent/hx port=1 dbname=x", 300, err,
-	                                  sizeof(err)),
-	                 HX_UNAVAILABLE);
+	assert_int_equal(
+	    hx_store_migrate("host=/nonexistent/hx port=1 dbname=x", 300, err, sizeof(err)),
+	    HX_UNAVAILABLE);
 	assert_true(now_us() - t0 >= 300000);
 	assert_true(now_us() - t0 < 3000000);
 	assert_non_null(strstr(err, "connect"));
@@ -444,8 +444,8 @@ static void
 test_awkward_names_round_trip(void **state)
 {
 	static const char *names[] = {
-		"a,b", "{braces}", "\"quoted\"", "back\\slash", "\\\"", "n\\ull", "null",
-		"ünïcödé ☃ 日本", "spaced  out", "'single'", "}{,\"\\", "x",
+		"a,b",  "{braces}",       "\"quoted\"",  "back\\slash", "\\\"",    "n\\ull",
+		"null", "ünïcödé ☃ 日本", "spaced  out", "'single'",    "}{,\"\\", "x",
 	};
 	const size_t     n = sizeof(names) / sizeof(names[0]);
 	fx              *f = *state;
@@ -462,8 +462,9 @@ test_awkward_names_round_trip(void **state)
 	c = ingest_ok(f->s, &j);
 	assert_counts(c, (uint32_t) n, 0, 0, false);
 
-	res = PQexec(f->q, "SELECT provider, gpu_type, cost_usd, provider IS NULL "
-	                   "FROM cost_snapshots ORDER BY cost_usd");
+	res = PQexec(f->q,
+	             "SELECT provider, gpu_type, cost_usd, provider IS NULL "
+	             "FROM cost_snapshots ORDER BY cost_usd");
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	assert_int_equal(PQntuples(res), (int) n);
 	for (i = 0; i < n; i++) {
@@ -610,14 +611,15 @@ wait_for_waiters(fx *f, const char *locktype, int n)
 static void
 test_concurrent_same_request(void **state)
 {
-	fx          *f = *state;
+	fx                 *f = *state;
 	hx_record          *r = make_recs(3000, MICROS(9));
 	static struct racer rc[2]; /* static: threads outlive a failed check */
 
 	/* A database default stronger than READ COMMITTED must not stop the
 	 * second copy from seeing what the first committed while it waited. */
-	exec_ok(f->q, "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET "
-	              "default_transaction_isolation = serializable', current_database()); END$$");
+	exec_ok(f->q,
+	        "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET "
+	        "default_transaction_isolation = serializable', current_database()); END$$");
 	memset(rc, 0, sizeof(rc));
 	rc[0].job = rc[1].job = job_for("dup", r, 3000, false, 7);
 	/* Hold the request's lock so that both copies are queued behind it,
@@ -643,12 +645,12 @@ static void
 test_concurrent_overlapping_batches(void **state)
 {
 	enum { N = 4000, T = 4 };
-	fx          *f = *state;
+	fx                 *f = *state;
 	hx_record          *r[T];
 	static struct racer rc[T]; /* static: threads outlive a failed check */
-	char         rid[T][16];
-	int          k;
-	size_t       i;
+	char                rid[T][16];
+	int                 k;
+	size_t              i;
 
 	memset(rc, 0, sizeof(rc));
 	for (k = 0; k < T; k++) {
@@ -675,13 +677,13 @@ test_concurrent_overlapping_batches(void **state)
 static void
 test_timeout_writes_nothing(void **state)
 {
-	fx              *f = *state;
-	const size_t     n = 200000;
-	hx_record       *r = make_recs(n, MICROS(1));
-	hx_record        small[3] = {
-		rec("2026-03-01", "aws", "a100", MICROS(1)),
-		rec("2026-03-01", "aws", "h100", MICROS(2)),
-		rec("2026-03-02", "aws", "a100", MICROS(3)),
+	fx          *f = *state;
+	const size_t n = 200000;
+	hx_record   *r = make_recs(n, MICROS(1));
+	hx_record    small[3] = {
+		   rec("2026-03-01", "aws", "a100", MICROS(1)),
+		   rec("2026-03-01", "aws", "h100", MICROS(2)),
+		   rec("2026-03-02", "aws", "a100", MICROS(3)),
 	};
 	hx_ingest_job    j = job_for("slow", r, n, false, 1);
 	hx_ingest_counts c;
@@ -721,8 +723,9 @@ test_empty_batch_and_bad_counts(void **state)
 	c = ingest_ok(f->s, &j);
 	assert_counts(c, 0, 0, 0, false);
 	assert_int_equal(c.failed, 3);
-	assert_q(f->q, "3/3/0", "SELECT format('%s/%s/%s', received, failed, code) "
-	                        "FROM ingestion_runs WHERE request_id = 'all-skipped'");
+	assert_q(f->q, "3/3/0",
+	         "SELECT format('%s/%s/%s', received, failed, code) "
+	         "FROM ingestion_runs WHERE request_id = 'all-skipped'");
 
 	/* Counts that cannot add up are refused before anything is written. */
 	j = job_for("bad-counts", &one, 1, false, 2);
@@ -774,14 +777,14 @@ test_terminated_backend(void **state)
 static void
 test_unreachable_database(void **state)
 {
-	hx_store         *s = NULL;
-	hx_record         one = rec("2026-01-01", "aws", "a100", MICROS(1));
-	hx_ingest_job     j = job_for("nowhere", &one, 1, false, 1);
-	hx_ingest_counts  c;
-	hx_summary_query  q = {0};
-	hx_summary_row   *rows = (hx_summary_row *) 1;
-	size_t            n = 9;
-	char              err[512] = "";
+	hx_store        *s = NULL;
+	hx_record        one = rec("2026-01-01", "aws", "a100", MICROS(1));
+	hx_ingest_job    j = job_for("nowhere", &one, 1, false, 1);
+	hx_ingest_counts c;
+	hx_summary_query q = { 0 };
+	hx_summary_row  *rows = (hx_summary_row *) 1;
+	size_t           n = 9;
+	char             err[512] = "";
 
 	(void) state;
 	assert_int_equal(hx_store_open(&s, "host=/nonexistent/hx port=1 dbname=x"), HX_OK);
@@ -829,10 +832,12 @@ test_audit_rows(void **state)
 	j.started_us -= 1500; /* the request began before the store saw it */
 	c = ingest_ok(f->s, &j);
 	assert_counts(c, 1, 0, 0, false);
-	assert_q(f->q, "records/0/OK/1/t/1111111111111111111111111111111111111111111111111111111111111111",
-	         "SELECT format('%s/%s/%s/%s/%s/%s', source, code, code_name, inserted, "
-	         "duration_us >= 1500, encode(fingerprint, 'hex')) FROM ingestion_runs "
-	         "WHERE request_id = 'bad-1' AND code = 0");
+	assert_q(
+	    f->q,
+	    "records/0/OK/1/t/1111111111111111111111111111111111111111111111111111111111111111",
+	    "SELECT format('%s/%s/%s/%s/%s/%s', source, code, code_name, inserted, "
+	    "duration_us >= 1500, encode(fingerprint, 'hex')) FROM ingestion_runs "
+	    "WHERE request_id = 'bad-1' AND code = 0");
 }
 
 /* ---- summary -------------------------------------------------------------------- */
@@ -840,7 +845,7 @@ test_audit_rows(void **state)
 static void
 seed_summary(fx *f)
 {
-	hx_record     r[] = {
+	hx_record r[] = {
 		rec("2026-01-01", "aws", "a100", 1000100000),
 		rec("2026-01-01", "aws", "h100", 2000200000),
 		rec("2026-01-01", "gcp", "a100", 1500005000),
@@ -858,7 +863,7 @@ static void
 assert_summary(fx *f, hx_group_by g, const char *from, const char *to, const char *prov,
                const char *gpu, const char *expect)
 {
-	hx_summary_query q = {from, to, prov, gpu, g};
+	hx_summary_query q = { from, to, prov, gpu, g };
 	hx_summary_row  *rows = NULL;
 	size_t           n = 0, i, len = 0;
 	char             got[2048] = "", err[512] = "";
@@ -868,10 +873,10 @@ assert_summary(fx *f, hx_group_by g, const char *from, const char *to, const cha
 		fail_msg("summary: %s (%s)", hx_status_name(st), err);
 	}
 	for (i = 0; i < n; i++) {
-		len += (size_t) snprintf(got + len, sizeof(got) - len, "%s%s|%s|%s|%" PRIu64 "|%s|%s|%s|%s",
-		                         i ? ";" : "", rows[i].date, rows[i].provider, rows[i].gpu_type,
-		                         rows[i].records, rows[i].total_usd, rows[i].avg_usd,
-		                         rows[i].min_usd, rows[i].max_usd);
+		len += (size_t) snprintf(
+		    got + len, sizeof(got) - len, "%s%s|%s|%s|%" PRIu64 "|%s|%s|%s|%s",
+		    i ? ";" : "", rows[i].date, rows[i].provider, rows[i].gpu_type, rows[i].records,
+		    rows[i].total_usd, rows[i].avg_usd, rows[i].min_usd, rows[i].max_usd);
 	}
 	free(rows);
 	if (strcmp(got, expect) != 0) {
@@ -917,7 +922,7 @@ static void
 test_summary_empty_and_bad_input(void **state)
 {
 	fx              *f = *state;
-	hx_summary_query q = {"2026-02-30", NULL, NULL, NULL, HX_GROUP_NONE};
+	hx_summary_query q = { "2026-02-30", NULL, NULL, NULL, HX_GROUP_NONE };
 	hx_summary_row  *rows = NULL;
 	size_t           n = 0;
 	char             err[512] = "";
@@ -935,14 +940,13 @@ test_summary_empty_and_bad_input(void **state)
 	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL, "|||0|0.00|||");
 }
 
-
 /* ---- the large (COPY) path ------------------------------------------------------ */
 
 /* Above the store's COPY threshold (10000 records). */
 #define BIG 100000
 
 /* A digest of every row version: equal digests mean nothing was rewritten. */
-#define ROWS_DIGEST                                                                    \
+#define ROWS_DIGEST                                                                       \
 	"SELECT md5(coalesce(string_agg(format('%s|%s|%s|%s', id, cost_usd, updated_at, " \
 	"xmin), ',' ORDER BY id), '')) FROM cost_snapshots"
 
@@ -981,8 +985,9 @@ batch_counts_exact(fx *f, size_t n)
 	j = job_for("b-changed", r, n + fresh, false, 4);
 	c = ingest_ok(f->s, &j);
 	assert_counts(c, fresh, k, m - k, false);
-	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots WHERE updated_at > created_at"),
-	                 (long long) k);
+	assert_int_equal(
+	    q_int(f->q, "SELECT count(*) FROM cost_snapshots WHERE updated_at > created_at"),
+	    (long long) k);
 	assert_q(f->q, "1000.000001", "SELECT cost_usd FROM cost_snapshots WHERE id = 1");
 	/* A resent copy is answered from ingestion_runs, not run again. */
 	c = ingest_ok(f->s, &j);
@@ -1010,7 +1015,7 @@ test_large_batch_counts_exact(void **state)
 static void
 test_large_batch_awkward_names(void **state)
 {
-	static const char *names[] = {"a\tb", "back\\slash", "\\n", "new\nline", "c\rr", "é☃"};
+	static const char *names[] = { "a\tb", "back\\slash", "\\n", "new\nline", "c\rr", "é☃" };
 	const size_t       k = sizeof(names) / sizeof(names[0]);
 	fx                *f = *state;
 	hx_record         *r = make_recs(12000, MICROS(3));
@@ -1027,9 +1032,10 @@ test_large_batch_awkward_names(void **state)
 	assert_counts(c, 12000, 0, 0, false);
 	for (i = 0; i < k; i++) {
 		PGresult   *res;
-		const char *v[1] = {names[i]};
+		const char *v[1] = { names[i] };
 
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM cost_snapshots WHERE provider = $1");
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM cost_snapshots WHERE provider = $1");
 		res = PQexecParams(f->q, sql, 1, NULL, v, NULL, NULL, 0);
 		assert_string_equal(PQgetvalue(res, 0, 0), "1");
 		PQclear(res);
@@ -1044,9 +1050,10 @@ test_large_batch_awkward_names(void **state)
 static char *
 input_table(fx *f)
 {
-	return q1(f->q, "SELECT coalesce(string_agg(c.oid::text, ','), '') FROM pg_class c "
-	                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-	                "WHERE c.relname = 'hx_input' AND n.nspname LIKE 'pg_temp%%'");
+	return q1(f->q,
+	          "SELECT coalesce(string_agg(c.oid::text, ','), '') FROM pg_class c "
+	          "JOIN pg_namespace n ON n.oid = c.relnamespace "
+	          "WHERE c.relname = 'hx_input' AND n.nspname LIKE 'pg_temp%%'");
 }
 
 static void
@@ -1125,8 +1132,9 @@ test_failed_request_leaves_input_empty(void **state)
 
 	ingest_expect(f, "next", r, 10000, 10000, 0);
 	assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots"), 20000);
-	assert_q(f->q, "1|1", "SELECT count(*) FILTER (WHERE request_id = 'used') || '|' || "
-	                      "count(*) FILTER (WHERE request_id = 'next') FROM ingestion_runs");
+	assert_q(f->q, "1|1",
+	         "SELECT count(*) FILTER (WHERE request_id = 'used') || '|' || "
+	         "count(*) FILTER (WHERE request_id = 'next') FROM ingestion_runs");
 	free(r);
 }
 
@@ -1175,7 +1183,8 @@ test_without_temp_privilege(void **state)
 		assert_non_null(strstr(err, "permission denied"));
 		rows1 = q1(f->q, "%s", ALL_ROWS);
 		assert_string_equal(rows0, rows1);
-		assert_q(f->q, "0", "SELECT count(*) FROM ingestion_runs WHERE request_id = 'no-delete'");
+		assert_q(f->q, "0",
+		         "SELECT count(*) FROM ingestion_runs WHERE request_id = 'no-delete'");
 		free(rows0);
 		free(rows1);
 	}
@@ -1257,8 +1266,9 @@ race_new_key(fx *f, size_t n)
 	l.r = r;
 	l.n = n;
 	exec_ok(f->q, "BEGIN");
-	exec_ok(f->q, "INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd) "
-	              "VALUES ('2026-01-05', 'prov-0', 'gpu-0', 1)"); /* key of r[4] */
+	exec_ok(f->q,
+	        "INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd) "
+	        "VALUES ('2026-01-05', 'prov-0', 'gpu-0', 1)"); /* key of r[4] */
 	assert_int_equal(pthread_create(&t, NULL, late_thread, &l), 0);
 	wait_for_waiters(f, "transactionid", 1);
 	exec_ok(f->q, "COMMIT");
@@ -1300,8 +1310,8 @@ test_race_new_key_large(void **state)
 static void
 test_refused_records(void **state)
 {
-	fx              *f = *state;
-	hx_record        r[3] = {
+	fx       *f = *state;
+	hx_record r[3] = {
 		rec("2026-01-01", "aws", "a100", MICROS(1)),
 		rec("2026-02-30", "aws", "a100", MICROS(1)), /* no such day */
 		rec("2026-01-01", "aws", "a100", MICROS(2)), /* the key of r[0] again */
@@ -1430,7 +1440,8 @@ test_writes_never_scan(void **state)
 	assert_int_equal(hx_store_open(&s2, f->conninfo), HX_OK);
 	exec_ok(f->q, "VACUUM ANALYZE cost_snapshots");
 	exec_ok(f->q, "VACUUM ANALYZE ingestion_runs");
-	assert_q(f->q, "0", "SELECT reltuples::bigint FROM pg_class WHERE relname = 'cost_snapshots'");
+	assert_q(f->q, "0",
+	         "SELECT reltuples::bigint FROM pg_class WHERE relname = 'cost_snapshots'");
 	scans0 = table_stat(f, "seq_scan", "cost_snapshots");
 	read0 = table_stat(f, "seq_tup_read", "cost_snapshots");
 	rscans0 = table_stat(f, "seq_scan", "ingestion_runs");
@@ -1482,7 +1493,8 @@ test_writes_never_scan(void **state)
 	assert_int_equal(ins, 22000);
 	if (table_stat(f, "seq_scan", "cost_snapshots") != scans0 ||
 	    table_stat(f, "seq_scan", "ingestion_runs") != rscans0) {
-		fprintf(stderr, "sequential scans: cost_snapshots %lld (%lld rows), ingestion_runs %lld\n",
+		fprintf(stderr,
+		        "sequential scans: cost_snapshots %lld (%lld rows), ingestion_runs %lld\n",
 		        table_stat(f, "seq_scan", "cost_snapshots") - scans0,
 		        table_stat(f, "seq_tup_read", "cost_snapshots") - read0,
 		        table_stat(f, "seq_scan", "ingestion_runs") - rscans0);
@@ -1505,9 +1517,10 @@ test_summary_plans_per_call(void **state)
 	fx              *f = *state;
 	hx_record       *r = make_recs(20000, MICROS(3));
 	hx_ingest_job    j = job_for("plans", r, 20000, false, 1);
-	hx_summary_query all = {.group_by = HX_GROUP_NONE};
-	hx_summary_query day = {.from_date = "2026-03-05", .to_date = "2026-03-05",
-	                        .group_by = HX_GROUP_NONE};
+	hx_summary_query all = { .group_by = HX_GROUP_NONE };
+	hx_summary_query day = { .from_date = "2026-03-05",
+		                 .to_date = "2026-03-05",
+		                 .group_by = HX_GROUP_NONE };
 	hx_summary_row  *rows = NULL;
 	size_t           n = 0;
 	long long        seq0, idx0, got = 0;
@@ -1521,7 +1534,8 @@ test_summary_plans_per_call(void **state)
 	seq0 = table_stat(f, "seq_scan", "cost_snapshots");
 	idx0 = table_stat(f, "idx_scan", "cost_snapshots");
 	for (k = 0; k < 8; k++) {
-		assert_int_equal(hx_store_summary(f->s, &all, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+		assert_int_equal(hx_store_summary(f->s, &all, 5000, &rows, &n, err, sizeof(err)),
+		                 HX_OK);
 		assert_int_equal(rows[0].records, 20000);
 		free(rows);
 	}
@@ -1561,7 +1575,7 @@ window(const char *provider, const char *from, const char *to)
 static void
 test_gpu_hours_unchanged_semantics(void **state)
 {
-	static const size_t sizes[] = {8, 1200, 10000};
+	static const size_t sizes[] = { 8, 1200, 10000 };
 	fx                 *f = *state;
 	size_t              k, i, n;
 	char                rid[32], want[64];
@@ -1607,18 +1621,20 @@ test_gpu_hours_unchanged_semantics(void **state)
 		snprintf(rid, sizeof(rid), "gh-%zu-3", n);
 		j = job_for(rid, r, n, false, (uint8_t) (40 + k));
 		assert_counts(ingest_ok(f->s, &j), 0, 4, (uint32_t) n - 4, false);
-		assert_q(f->q, "0.500001|0.000000||10.030001",
-		         "SELECT string_agg(coalesce(gpu_hours::text, '') || '', '|' ORDER BY gpu_type) "
-		         "|| '|' || (SELECT cost_usd::text FROM cost_snapshots WHERE date = '2026-01-04' "
-		         "AND provider = 'prov-0') FROM (SELECT * FROM cost_snapshots WHERE provider = "
-		         "'prov-0' AND date <= '2026-01-03' ORDER BY date) x");
+		assert_q(
+		    f->q, "0.500001|0.000000||10.030001",
+		    "SELECT string_agg(coalesce(gpu_hours::text, '') || '', '|' ORDER BY gpu_type) "
+		    "|| '|' || (SELECT cost_usd::text FROM cost_snapshots WHERE date = "
+		    "'2026-01-04' "
+		    "AND provider = 'prov-0') FROM (SELECT * FROM cost_snapshots WHERE provider = "
+		    "'prov-0' AND date <= '2026-01-03' ORDER BY date) x");
 		free(r);
 	}
 }
 
 static hx_ingest_counts
-ingest_windows(fx *f, const char *rid, const hx_record *r, size_t n,
-               const hx_replace_window *w, size_t nw, bool dry, uint8_t fp)
+ingest_windows(fx *f, const char *rid, const hx_record *r, size_t n, const hx_replace_window *w,
+               size_t nw, bool dry, uint8_t fp)
 {
 	hx_ingest_job j = job_for(rid, r, n, dry, fp);
 
@@ -1630,23 +1646,23 @@ ingest_windows(fx *f, const char *rid, const hx_record *r, size_t n,
 static void
 test_replace_windows(void **state)
 {
-	fx               *f = *state;
-	hx_record         seed[] = {
-                rec("2024-08-31", "aws", "h100", MICROS(1)), /* before the window */
-                rec("2024-09-01", "aws", "h100", MICROS(2)),
-                rec("2024-09-01", "aws", "a100", MICROS(3)),
-                rec("2024-09-15", "aws", "h100", MICROS(4)),
-                rec("2024-09-30", "aws", "h100", MICROS(5)),
-                rec("2024-10-01", "aws", "h100", MICROS(6)), /* after it */
-                rec("2024-09-15", "azure", "h100", MICROS(7)), /* another provider */
-                rec("2024-09-15", "aws-eu", "h100", MICROS(8)), /* a name it prefixes */
-        };
-	hx_record         final[] = {
-                rec("2024-09-01", "aws", "h100", MICROS(2)), /* unchanged */
-                rec("2024-09-30", "aws", "h100", MICROS(9)), /* updated */
-                rec("2024-09-20", "aws", "h100", MICROS(10)), /* new */
-        };
-	hx_replace_window w[] = {window("aws", "2024-09-01", "2024-09-30")};
+	fx       *f = *state;
+	hx_record seed[] = {
+		rec("2024-08-31", "aws", "h100", MICROS(1)), /* before the window */
+		rec("2024-09-01", "aws", "h100", MICROS(2)),
+		rec("2024-09-01", "aws", "a100", MICROS(3)),
+		rec("2024-09-15", "aws", "h100", MICROS(4)),
+		rec("2024-09-30", "aws", "h100", MICROS(5)),
+		rec("2024-10-01", "aws", "h100", MICROS(6)),    /* after it */
+		rec("2024-09-15", "azure", "h100", MICROS(7)),  /* another provider */
+		rec("2024-09-15", "aws-eu", "h100", MICROS(8)), /* a name it prefixes */
+	};
+	hx_record final[] = {
+		rec("2024-09-01", "aws", "h100", MICROS(2)),  /* unchanged */
+		rec("2024-09-30", "aws", "h100", MICROS(9)),  /* updated */
+		rec("2024-09-20", "aws", "h100", MICROS(10)), /* new */
+	};
+	hx_replace_window w[] = { window("aws", "2024-09-01", "2024-09-30") };
 	hx_ingest_job     j = job_for("seed", seed, 8, false, 1);
 	hx_ingest_counts  c;
 	char             *before, *after;
@@ -1664,13 +1680,15 @@ test_replace_windows(void **state)
 	c = ingest_windows(f, "final", final, 3, w, 1, false, 3);
 	assert_counts(c, 1, 1, 1, false);
 	assert_int_equal(c.deleted, 2);
-	assert_q(f->q,
-	         "2024-08-31 aws h100,2024-09-01 aws h100,2024-09-15 aws-eu h100,"
-	         "2024-09-15 azure h100,2024-09-20 aws h100,2024-09-30 aws h100,2024-10-01 aws h100",
-	         "SELECT string_agg(concat_ws(' ', date, provider, gpu_type), ',' ORDER BY date, "
-	         "provider) FROM cost_snapshots");
-	assert_q(f->q, "2/3/1/1/1", "SELECT concat_ws('/', deleted, received, inserted, updated, "
-	                            "unchanged) FROM ingestion_runs WHERE request_id = 'final'");
+	assert_q(
+	    f->q,
+	    "2024-08-31 aws h100,2024-09-01 aws h100,2024-09-15 aws-eu h100,"
+	    "2024-09-15 azure h100,2024-09-20 aws h100,2024-09-30 aws h100,2024-10-01 aws h100",
+	    "SELECT string_agg(concat_ws(' ', date, provider, gpu_type), ',' ORDER BY date, "
+	    "provider) FROM cost_snapshots");
+	assert_q(f->q, "2/3/1/1/1",
+	         "SELECT concat_ws('/', deleted, received, inserted, updated, "
+	         "unchanged) FROM ingestion_runs WHERE request_id = 'final'");
 	assert_q(f->q, "2", "SELECT deleted FROM ingestion_runs WHERE request_id = 'dry'");
 
 	/* a replay deletes nothing more and reports the first run's count */
@@ -1686,8 +1704,9 @@ test_replace_windows(void **state)
 	c = ingest_windows(f, "empty", NULL, 0, w, 1, false, 4);
 	assert_counts(c, 0, 0, 0, false);
 	assert_int_equal(c.deleted, 3);
-	assert_q(f->q, "0", "SELECT count(*) FROM cost_snapshots WHERE provider = 'aws' AND "
-	                    "date BETWEEN '2024-09-01' AND '2024-09-30'");
+	assert_q(f->q, "0",
+	         "SELECT count(*) FROM cost_snapshots WHERE provider = 'aws' AND "
+	         "date BETWEEN '2024-09-01' AND '2024-09-30'");
 	assert_q(f->q, "4", "SELECT count(*) FROM cost_snapshots");
 	free(before);
 	free(after);
@@ -1699,8 +1718,8 @@ test_replace_windows_large(void **state)
 {
 	fx               *f = *state;
 	hx_record        *r = make_recs(12000, MICROS(10));
-	hx_replace_window w[] = {window("prov-0", "2026-01-01", "2026-12-31"),
-	                         window("prov-1", "2026-03-01", "2026-03-31")};
+	hx_replace_window w[] = { window("prov-0", "2026-01-01", "2026-12-31"),
+		                  window("prov-1", "2026-03-01", "2026-03-31") };
 	hx_ingest_job     j = job_for("big", r, 12000, false, 1);
 	hx_ingest_counts  c;
 
@@ -1715,7 +1734,8 @@ test_replace_windows_large(void **state)
 		assert_non_null(keep);
 		for (i = 0; i < 12000; i++) {
 			if ((strcmp(r[i].provider, "prov-0") == 0 && i < 10) ||
-			    (strcmp(r[i].provider, "prov-1") == 0 && strncmp(r[i].date, "2026-03", 7) == 0)) {
+			    (strcmp(r[i].provider, "prov-1") == 0 &&
+			     strncmp(r[i].date, "2026-03", 7) == 0)) {
 				continue;
 			}
 			keep[n++] = r[i];
@@ -1741,8 +1761,9 @@ test_replace_windows_large(void **state)
 			c = ingest_windows(f, "mid", keep + 326, 2000, &w7, 1, false, 4);
 			assert_counts(c, 0, 0, 2000, false);
 			assert_int_equal(c.deleted, 336 - in7);
-			assert_int_equal(q_int(f->q, "SELECT count(*) FROM cost_snapshots WHERE "
-			                             "provider = 'prov-7'"),
+			assert_int_equal(q_int(f->q,
+			                       "SELECT count(*) FROM cost_snapshots WHERE "
+			                       "provider = 'prov-7'"),
 			                 (long long) in7);
 		}
 		free(keep);
@@ -1753,14 +1774,14 @@ test_replace_windows_large(void **state)
 static void
 test_summary_gpu_hours(void **state)
 {
-	fx            *f = *state;
-	hx_record      r[] = {
-                rec("2024-09-01", "aws", "h100", 98320000),
-                rec("2024-09-02", "aws", "h100", MICROS(100)),
-                rec("2024-09-01", "aws", "a100", MICROS(40)),
-                rec("2024-09-01", "gcp", "l4", MICROS(10)),
-        };
-	hx_ingest_job  j;
+	fx       *f = *state;
+	hx_record r[] = {
+		rec("2024-09-01", "aws", "h100", 98320000),
+		rec("2024-09-02", "aws", "h100", MICROS(100)),
+		rec("2024-09-01", "aws", "a100", MICROS(40)),
+		rec("2024-09-01", "gcp", "l4", MICROS(10)),
+	};
+	hx_ingest_job j;
 
 	r[0].has_gpu_hours = true, r[0].gpu_hours = MICROS(24);
 	r[1].has_gpu_hours = true, r[1].gpu_hours = 23500000;
@@ -1770,12 +1791,13 @@ test_summary_gpu_hours(void **state)
 	/* all: hours 24 + 23.5 + 0 = 47.5; cost with hours 98.32 + 100 + 10
 	 * = 208.32; 208.32 / 47.5 = 4.38568421... -> 4.3857 */
 	{
-		hx_summary_query q = {NULL, NULL, NULL, NULL, HX_GROUP_PROVIDER_GPU_TYPE};
+		hx_summary_query q = { NULL, NULL, NULL, NULL, HX_GROUP_PROVIDER_GPU_TYPE };
 		hx_summary_row  *rows = NULL;
 		size_t           n = 0;
 		char             err[512] = "";
 
-		assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+		assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)),
+		                 HX_OK);
 		assert_int_equal(n, 3);
 		/* aws|a100: no hours known */
 		assert_string_equal(rows[0].gpu_hours, "");
@@ -1788,7 +1810,8 @@ test_summary_gpu_hours(void **state)
 		assert_string_equal(rows[2].usd_per_gpu_hour, "");
 		free(rows);
 		q.group_by = HX_GROUP_NONE;
-		assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+		assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)),
+		                 HX_OK);
 		assert_string_equal(rows[0].gpu_hours, "47.50");
 		assert_string_equal(rows[0].usd_per_gpu_hour, "4.3857");
 		free(rows);
@@ -1807,7 +1830,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_awkward_names_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_by_request_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_same_request, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_overlapping_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_overlapping_batches, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_batch_and_bad_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_terminated_backend, setup, teardown),
@@ -1819,7 +1843,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_large_batch_counts_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_batch_awkward_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_table_per_connection, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failed_request_leaves_input_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_request_leaves_input_empty, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_without_temp_privilege, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_under_table_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_new_key_small, setup, teardown),
@@ -1829,7 +1854,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_never_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_plans_per_call, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gpu_hours_unchanged_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gpu_hours_unchanged_semantics, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_replace_windows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replace_windows_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_gpu_hours, setup, teardown),

@@ -21,7 +21,7 @@
 static hx_raw_value
 str(const char *s)
 {
-	hx_raw_value v = {HX_RAW_STRING, s, strlen(s)};
+	hx_raw_value v = { HX_RAW_STRING, s, strlen(s) };
 
 	return v;
 }
@@ -29,7 +29,7 @@ str(const char *s)
 static hx_raw_value
 strn(const char *s, size_t len)
 {
-	hx_raw_value v = {HX_RAW_STRING, s, len};
+	hx_raw_value v = { HX_RAW_STRING, s, len };
 
 	return v;
 }
@@ -37,7 +37,7 @@ strn(const char *s, size_t len)
 static hx_raw_value
 num(const char *s)
 {
-	hx_raw_value v = {HX_RAW_NUMBER, s, strlen(s)};
+	hx_raw_value v = { HX_RAW_NUMBER, s, strlen(s) };
 
 	return v;
 }
@@ -45,7 +45,7 @@ num(const char *s)
 static hx_raw_value
 kind(hx_raw_kind k)
 {
-	hx_raw_value v = {k, NULL, 0};
+	hx_raw_value v = { k, NULL, 0 };
 
 	return v;
 }
@@ -175,7 +175,7 @@ test_names_control(void **state)
 {
 	(void) state;
 	name_bad(str("a\x01z"), "contains a control character");
-	name_bad(str("a\tz"), "contains a control character"); /* inside: not trimmed */
+	name_bad(str("a\tz"), "contains a control character");  /* inside: not trimmed */
 	name_bad(str("\vaws"), "contains a control character"); /* VT is not trimmed */
 	name_bad(str("aws\x7f"), "contains a control character");
 	name_bad(str("a\xc2\x80z"), "contains a control character"); /* U+0080 */
@@ -451,7 +451,8 @@ test_batch_many(void **state)
 
 		many_key(orig, date, prov);
 		r = rec(date, prov, "h100", "2");
-		assert_int_equal(hx_batch_add(&b, &r, "records", MANY + i, &v), HX_INVALID_ARGUMENT);
+		assert_int_equal(hx_batch_add(&b, &r, "records", MANY + i, &v),
+		                 HX_INVALID_ARGUMENT);
 		snprintf(want, sizeof(want), "duplicate of records[%zu]", orig);
 		assert_string_equal(v.items[i].description, want);
 	}
@@ -513,8 +514,8 @@ test_group_by_names(void **state)
 static void
 test_gpu_hours(void **state)
 {
-	hx_raw_value missing = {HX_RAW_MISSING, NULL, 0}, null = {HX_RAW_NULL, NULL, 0};
-	hx_raw_value other = {HX_RAW_OTHER, NULL, 0};
+	hx_raw_value missing = { HX_RAW_MISSING, NULL, 0 }, null = { HX_RAW_NULL, NULL, 0 };
+	hx_raw_value other = { HX_RAW_OTHER, NULL, 0 };
 	hx_micros    h = -7;
 	bool         known = true;
 	hx_raw_value v;
@@ -553,7 +554,8 @@ test_gpu_hours(void **state)
 	v = str("1000000000000");
 	assert_string_equal(hx_check_gpu_hours(&v, &h, &known), "must be less than 1000000000000");
 	v = str("0.0000001");
-	assert_string_equal(hx_check_gpu_hours(&v, &h, &known), "has more than 6 fractional digits");
+	assert_string_equal(hx_check_gpu_hours(&v, &h, &known),
+	                    "has more than 6 fractional digits");
 	v = str("12h");
 	assert_string_equal(hx_check_gpu_hours(&v, &h, &known),
 	                    "must be a decimal number such as \"1245.67\"");
@@ -606,14 +608,18 @@ test_windows(void **state)
 	 * is 366 days too, one more is refused. */
 	assert_int_equal(add_window(&b, "gcp", "2024-01-01", "2024-12-31", 1, &v), HX_OK);
 	assert_int_equal(add_window(&b, "oci", "2023-01-01", "2023-12-31", 2, &v), HX_OK);
-	assert_int_equal(add_window(&b, "x", "2023-01-01", "2024-01-02", 3, &v), HX_INVALID_ARGUMENT);
-	assert_int_equal(add_window(&b, "y", "2024-09-02", "2024-09-01", 4, &v), HX_INVALID_ARGUMENT);
-	assert_int_equal(add_window(&b, "aws", "2024-10-01", "2024-10-31", 5, &v), HX_INVALID_ARGUMENT);
+	assert_int_equal(add_window(&b, "x", "2023-01-01", "2024-01-02", 3, &v),
+	                 HX_INVALID_ARGUMENT);
+	assert_int_equal(add_window(&b, "y", "2024-09-02", "2024-09-01", 4, &v),
+	                 HX_INVALID_ARGUMENT);
+	assert_int_equal(add_window(&b, "aws", "2024-10-01", "2024-10-31", 5, &v),
+	                 HX_INVALID_ARGUMENT);
 	assert_int_equal(add_window(&b, "", "2024-02-30", "x", 6, &v), HX_INVALID_ARGUMENT);
 	assert_int_equal(v.total, 6);
 	assert_violation(&v, 0, "replace[3].to_date", "is more than 366 days after from_date");
 	assert_violation(&v, 1, "replace[4].to_date", "must not be before from_date");
-	assert_violation(&v, 2, "replace[5].provider", "another window for provider aws: replace[0]");
+	assert_violation(&v, 2, "replace[5].provider",
+	                 "another window for provider aws: replace[0]");
 	/* every field of a bad window is named, and no order check without dates */
 	assert_violation(&v, 3, "replace[6].provider", "must not be empty");
 	assert_violation(&v, 4, "replace[6].from_date", MSG_DATE);
@@ -639,7 +645,8 @@ test_window_limit(void **state)
 	hx_violations_init(&v, 0);
 	for (i = 0; i < HX_REPLACE_MAX; i++) {
 		snprintf(name, sizeof(name), "p%d", i);
-		assert_int_equal(add_window(&b, name, "2024-09-01", "2024-09-01", (size_t) i, &v), HX_OK);
+		assert_int_equal(add_window(&b, name, "2024-09-01", "2024-09-01", (size_t) i, &v),
+		                 HX_OK);
 	}
 	assert_int_equal(add_window(&b, "one-more", "2024-09-01", "2024-09-01", HX_REPLACE_MAX, &v),
 	                 HX_INVALID_ARGUMENT);
@@ -693,7 +700,7 @@ static void
 test_prov_text(void **state)
 {
 	char         out[HX_PROV_NAME_MAX + 1], big[300];
-	hx_raw_value missing = {HX_RAW_MISSING, NULL, 0}, v;
+	hx_raw_value missing = { HX_RAW_MISSING, NULL, 0 }, v;
 
 	(void) state;
 	assert_null(hx_check_prov_text(&missing, HX_PROV_TEXT_MAX, out));
@@ -714,11 +721,13 @@ test_prov_text(void **state)
 	v = strn(big, 64);
 	assert_null(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out));
 	v = strn(big, 65);
-	assert_string_equal(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out), "is longer than 64 bytes");
+	assert_string_equal(hx_check_prov_text(&v, HX_PROV_TEXT_MAX, out),
+	                    "is longer than 64 bytes");
 	v = strn(big, 255);
 	assert_null(hx_check_prov_text(&v, HX_PROV_NAME_MAX, out));
 	v = strn(big, 256);
-	assert_string_equal(hx_check_prov_text(&v, HX_PROV_NAME_MAX, out), "is longer than 255 bytes");
+	assert_string_equal(hx_check_prov_text(&v, HX_PROV_NAME_MAX, out),
+	                    "is longer than 255 bytes");
 }
 
 static void

@@ -38,39 +38,39 @@
 
 #include "stream_send.h"
 
-#define STREAM_DEFAULT_BATCH    5000u
+#define STREAM_DEFAULT_BATCH 5000u
 /* Largest --batch: a record is at most ~170 bytes on the wire (two 64-byte
  * names), so 50,000 of them stay well under the server's default 16 MiB. */
 #define STREAM_MAX_BATCH        50000u
 #define STREAM_DEFAULT_INFLIGHT 2u
 /* The base leaves room for "-b" and the batch number in the server's 128. */
-#define STREAM_BASE_ID_MAX      100u
+#define STREAM_BASE_ID_MAX 100u
 
 typedef struct stream_opts {
-	const char *path;        /* "-" = stdin */
-	const char *base_id;     /* request ids are "<base_id>-b<k>" */
+	const char *path;    /* "-" = stdin */
+	const char *base_id; /* request ids are "<base_id>-b<k>" */
 	size_t      batch_size;
 	unsigned    inflight;
 	bool        dry_run;
 	bool        skip_invalid;
-	uint32_t    timeout_ms;  /* per batch; 0 = the client's */
-	bool        progress;    /* draw progress on stderr */
+	uint32_t    timeout_ms; /* per batch; 0 = the client's */
+	bool        progress;   /* draw progress on stderr */
 } stream_opts;
 
 typedef struct stream_report {
-	hx_status     code;          /* OK, INVALID_ARGUMENT, a failed batch's code, ... */
+	hx_status     code; /* OK, INVALID_ARGUMENT, a failed batch's code, ... */
 	char          message[512];
-	bool          usage_error;   /* the input could not be opened: exit 2 */
-	bool          sent;          /* a second pass started: batches may be committed */
+	bool          usage_error; /* the input could not be opened: exit 2 */
+	bool          sent;        /* a second pass started: batches may be committed */
 	const char   *base_id;
 	bool          dry_run;
 	uint64_t      received, inserted, updated, unchanged, failed;
-	uint64_t      deleted;       /* v2: rows removed by the document's replace windows */
+	uint64_t      deleted; /* v2: rows removed by the document's replace windows */
 	uint64_t      duration_us;
 	uint64_t      batch_size;
 	uint64_t      batches_total; /* batches the file makes */
 	send_totals   batches;
-	hx_violations viol;          /* the file's and the server's, in file paths */
+	hx_violations viol; /* the file's and the server's, in file paths */
 } stream_report;
 
 void stream_report_init(stream_report *r);

@@ -29,9 +29,9 @@ typedef struct send_config {
 	hx_client     *client;
 	const char    *base_id;
 	size_t         batch_size;
-	unsigned       inflight;   /* 1..SEND_MAX_INFLIGHT */
-	uint64_t       expected;   /* records to come, to size small batches */
-	uint64_t       total;      /* records in the file, valid or not */
+	unsigned       inflight; /* 1..SEND_MAX_INFLIGHT */
+	uint64_t       expected; /* records to come, to size small batches */
+	uint64_t       total;    /* records in the file, valid or not */
 	bool           dry_run;
 	bool           skip_invalid;
 	uint32_t       timeout_ms; /* per batch; 0 = the client's */
@@ -40,8 +40,8 @@ typedef struct send_config {
 	const hx_replace_window *replace;
 	size_t                   n_replace;
 	const hx_provenance     *provenance;
-	void         (*idle)(void *ctx); /* called ~10 times a second while waiting */
-	void          *ctx;
+	void (*idle)(void *ctx); /* called ~10 times a second while waiting */
+	void *ctx;
 } send_config;
 
 typedef struct send_failure {
@@ -53,11 +53,11 @@ typedef struct send_failure {
 
 typedef struct send_totals {
 	uint64_t     received, inserted, updated, unchanged, failed; /* summed over batches */
-	uint64_t     deleted;   /* v2: rows removed by replace windows */
-	uint64_t     batches;   /* made */
-	uint64_t     committed; /* answered OK */
-	uint64_t     replayed;  /* of those, answered from an earlier run */
-	uint64_t     not_sent;  /* dropped after a failure */
+	uint64_t     deleted;                     /* v2: rows removed by replace windows */
+	uint64_t     batches;                     /* made */
+	uint64_t     committed;                   /* answered OK */
+	uint64_t     replayed;                    /* of those, answered from an earlier run */
+	uint64_t     not_sent;                    /* dropped after a failure */
 	send_failure failures[SEND_MAX_INFLIGHT]; /* in the order they were answered */
 	size_t       n_failures;
 	bool         out_of_memory; /* the client itself ran out: stopped */

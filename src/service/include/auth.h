@@ -29,8 +29,8 @@ typedef struct hx_auth hx_auth;
  * never the key itself) when there is no key at all, a key is shorter than
  * HX_AUTH_MIN_KEY_LEN, or the file is readable or writable by others.
  */
-hx_status hx_auth_load(hx_auth **out, const char *env_keys, const char *key_file,
-                       char *err, size_t errsz);
+hx_status hx_auth_load(hx_auth **out, const char *env_keys, const char *key_file, char *err,
+                       size_t errsz);
 void      hx_auth_free(hx_auth *a);
 size_t    hx_auth_count(const hx_auth *a);
 
@@ -85,9 +85,8 @@ void         hx_throttle_free(hx_throttle *t);
 /* Counts a failure by `peer` at `now_ms` (a monotonic clock). Returns the
  * delay its reply should get, in ms (0: none). *began, when not NULL, is
  * set when this failure is the peer's first delayed one (worth a log line). */
-unsigned     hx_throttle_failure(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms,
-                                 bool *began);
+unsigned hx_throttle_failure(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms, bool *began);
 /* Counts a success: one failure of `peer` forgiven. */
-void         hx_throttle_success(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms);
+void hx_throttle_success(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms);
 
 #endif /* HX_AUTH_H */

@@ -14,8 +14,8 @@
 
 typedef enum hx_log_level {
 	HX_LOG_DEBUG = 0,
-	HX_LOG_INFO  = 1,
-	HX_LOG_WARN  = 2,
+	HX_LOG_INFO = 1,
+	HX_LOG_WARN = 2,
 	HX_LOG_ERROR = 3,
 } hx_log_level;
 
@@ -27,21 +27,21 @@ typedef enum hx_log_format {
 /* What is known about a request, for the JSON format's own keys (the text
  * format has them in its message already). NULL strings are left out. */
 typedef struct hx_log_fields {
-	const char *method;
-	const char *peer;
-	const char *code;
-	const char *base_request_id; /* NULL when not known (no key matched) */
-	const char *key_id;          /* NULL when not known; never the key */
-	bool        has_counts;
-	unsigned    received, inserted, updated, unchanged, failed, deleted;
-	bool        has_duration;
+	const char        *method;
+	const char        *peer;
+	const char        *code;
+	const char        *base_request_id; /* NULL when not known (no key matched) */
+	const char        *key_id;          /* NULL when not known; never the key */
+	bool               has_counts;
+	unsigned           received, inserted, updated, unchanged, failed, deleted;
+	bool               has_duration;
 	unsigned long long duration_us;
 } hx_log_fields;
 
 void hx_log_set_level(hx_log_level level);
 void hx_log_set_format(hx_log_format format);
 /* "text" | "json"; returns 0 and sets *out, or -1. */
-int  hx_log_format_parse(const char *name, hx_log_format *out);
+int hx_log_format_parse(const char *name, hx_log_format *out);
 /* "debug" | "info" | "warn" | "error"; returns 0 and sets *out, or -1. */
 int  hx_log_level_parse(const char *name, hx_log_level *out);
 bool hx_log_enabled(hx_log_level level);
@@ -51,7 +51,11 @@ void hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
 void hx_log_fields_line(hx_log_level level, const char *request_id, const hx_log_fields *f,
                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-#define hx_debug(rid, ...) do { if (hx_log_enabled(HX_LOG_DEBUG)) hx_log(HX_LOG_DEBUG, rid, __VA_ARGS__); } while (0)
+#define hx_debug(rid, ...)                                      \
+	do {                                                    \
+		if (hx_log_enabled(HX_LOG_DEBUG))               \
+			hx_log(HX_LOG_DEBUG, rid, __VA_ARGS__); \
+	} while (0)
 #define hx_info(rid, ...)  hx_log(HX_LOG_INFO, rid, __VA_ARGS__)
 #define hx_warn(rid, ...)  hx_log(HX_LOG_WARN, rid, __VA_ARGS__)
 #define hx_error(rid, ...) hx_log(HX_LOG_ERROR, rid, __VA_ARGS__)

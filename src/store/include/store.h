@@ -79,8 +79,8 @@ typedef struct hx_ingest_job {
 	uint8_t          fingerprint[32]; /* SHA-256 of the IngestRequest */
 	const hx_record *recs;            /* valid records to write (borrowed) */
 	size_t           n;
-	uint32_t         received;        /* records in the request */
-	uint32_t         failed;          /* invalid records skipped (skip_invalid) */
+	uint32_t         received; /* records in the request */
+	uint32_t         failed;   /* invalid records skipped (skip_invalid) */
 	bool             dry_run;
 	uint32_t         timeout_ms;      /* statement_timeout for the transaction; 0 = none */
 	uint64_t         started_us;      /* monotonic start of the request, for the audit row */
@@ -99,8 +99,8 @@ typedef struct hx_ingest_job {
 
 typedef struct hx_ingest_counts {
 	uint32_t received, inserted, updated, unchanged, failed;
-	uint32_t deleted;  /* rows removed by replace windows (dry run: would be) */
-	bool     replayed; /* the counts are an earlier run's, nothing was written now */
+	uint32_t deleted;     /* rows removed by replace windows (dry run: would be) */
+	bool     replayed;    /* the counts are an earlier run's, nothing was written now */
 	uint64_t duration_us; /* the run's, as stored: a replay gets the earlier run's */
 } hx_ingest_counts;
 
@@ -120,13 +120,13 @@ typedef struct hx_ingest_counts {
  * HX_INTERNAL; on any failure nothing was written and err holds a detail for
  * the log (never for the caller).
  */
-hx_status hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out,
-                          char *err, size_t errsz);
+hx_status hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out, char *err,
+                          size_t errsz);
 
 /* Writes the ingestion_runs row of an ingest that failed (auth excepted: an
  * unauthenticated call is only logged). Best effort, its own transaction. */
-hx_status hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code,
-                                 char *err, size_t errsz);
+hx_status hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code, char *err,
+                                 size_t errsz);
 
 /* Runs a summary query. *rows is malloc'd (free() it), *n its length; with
  * HX_GROUP_NONE there is always exactly one row. */

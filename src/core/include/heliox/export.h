@@ -66,8 +66,7 @@ hx_status hx_export_check_currency(const char *json, size_t len, hx_violations *
  * returns as above. The caller checks records against the windows with
  * hx_batch_check_windows() once it has them all.
  */
-hx_status hx_export_parse_replace(const char *json, size_t len, hx_batch *b,
-                                  hx_violations *viol);
+hx_status hx_export_parse_replace(const char *json, size_t len, hx_batch *b, hx_violations *viol);
 hx_status hx_export_parse_provenance(const char *json, size_t len, hx_batch *b,
                                      hx_violations *viol);
 
