@@ -13,7 +13,6 @@
  * The default GPU map: --gpu-map FILE, else <dir of the executable>/../share/
  * heliox/gpu_map_v1.csv (installed), else the source tree's data/ (build tree).
  */
-#define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -116,7 +115,6 @@ static cJSON *
 report_json(const hx_bill_report *r)
 {
 	cJSON *o = cJSON_CreateObject(), *ex, *arr;
-	char   num[32];
 
 	cJSON_AddNumberToObject(o, "files", (double) r->files);
 	cJSON_AddNumberToObject(o, "bytes_read", (double) r->bytes_read);
@@ -145,7 +143,6 @@ report_json(const hx_bill_report *r)
 		cJSON_AddStringToObject(u, "cost_usd", r->dropped[i].cost_usd);
 		cJSON_AddItemToArray(arr, u);
 	}
-	(void) num;
 	return o;
 }
 
@@ -411,7 +408,7 @@ write_file(const char *path, const char *text)
 	}
 	fputs(text, f);
 	fputc('\n', f);
-	if (f != stdout ? fclose(f) != 0 : fflush(f) != 0) {
+	if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
 		fprintf(stderr, CLI_NAME ": cannot write %s: %s\n", path, strerror(errno));
 		return CLI_EXIT_OTHER;
 	}
@@ -770,7 +767,9 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 	}
 	closedir(d);
 	/* Oldest first: a later delivery of a month replaces an earlier one. */
-	qsort(ex, n, sizeof(*ex), cmp_exp);
+	if (n > 1) { /* qsort() of an empty (NULL) array is undefined */
+		qsort(ex, n, sizeof(*ex), cmp_exp);
+	}
 	for (size_t i = 0; i < n; i++) {
 		char       *files[MAX_FILES];
 		size_t      nf = 0;

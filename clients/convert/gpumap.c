@@ -7,7 +7,6 @@
  * `mapping_version` travels with every ingest (provenance) so a stored row can
  * be traced to the map that produced it.
  */
-#define _GNU_SOURCE /* memmem */
 #include <csv.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -178,7 +177,7 @@ mrow(struct mparse *p)
 		mbad(p, 0, "%s", "must have 6 fields");
 		return;
 	}
-	if (*key == '\0' || strlen(key) > HX_BILL_NAME_MAX * 2) {
+	if (*key == '\0' || strlen(key) > (size_t) HX_BILL_NAME_MAX * 2) {
 		mbad(p, MCOL_KEY + 1, "%s", "key must be 1 to 128 bytes");
 		return;
 	}
