@@ -53,6 +53,9 @@ hx_digest_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
 {
 	hx_digest_buffer *d = (hx_digest_buffer *) buf;
 
+	if (len == 0) {
+		return; /* an empty bytes field comes as (0, NULL): nothing to copy */
+	}
 	if (d->n + len > sizeof(d->buf))
 		hx_digest_flush(d);
 	if (len >= sizeof(d->buf)) {
