@@ -1477,7 +1477,7 @@ static const struct {
 
 /* The date windows are set by summary_windows() to lie inside the data
  * (1M rows span 1,000 days; a small run fewer). */
-static char sum_month[2][48], sum_quarter[2][48];
+static char sum_month[2][HX_DATE_LEN + 1], sum_quarter[2][HX_DATE_LEN + 1];
 
 static struct {
 	const char *name, *from, *to, *provider, *gpu_type;
@@ -1491,28 +1491,7 @@ static struct {
 #define SUM_PROVIDERS 20
 #define SUM_GPUS      50
 
-/* Days since 1970-01-01 as "YYYY-MM-DD" (Howard Hinnant's civil_from_days). */
-static void
-civil_date(long z, char out[48])
-{
-	long     era, y;
-	unsigned doe, yoe, doy, mp, d, m;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = (unsigned) (z - era * 146097);
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = (long) yoe + era * 400;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	snprintf(out, 48, "%04ld-%02u-%02u", y + (m <= 2), m, d);
-}
-
 #define SUM_EPOCH_DAY 19723 /* 2024-01-01 */
-
-static void civil_date(long z, char out[48]);
 
 /* A month and a quarter from a quarter of the way into the data (or what
  * there is of them in a small run). */
@@ -1522,10 +1501,10 @@ summary_windows(size_t rows)
 	long days = (long) ((rows + SUM_PROVIDERS * SUM_GPUS - 1) / (SUM_PROVIDERS * SUM_GPUS));
 	long first = SUM_EPOCH_DAY + days / 4, last = SUM_EPOCH_DAY + days - 1;
 
-	civil_date(first, sum_month[0]);
-	civil_date(first + 29 < last ? first + 29 : last, sum_month[1]);
-	civil_date(first, sum_quarter[0]);
-	civil_date(first + 90 < last ? first + 90 : last, sum_quarter[1]);
+	format_date(first, sum_month[0]);
+	format_date(first + 29 < last ? first + 29 : last, sum_month[1]);
+	format_date(first, sum_quarter[0]);
+	format_date(first + 90 < last ? first + 90 : last, sum_quarter[1]);
 }
 
 /* rows rows: 1,000 a day from 2024-01-01, 20 providers x 50 GPU types
@@ -1534,7 +1513,7 @@ summary_windows(size_t rows)
 static bool
 summary_load(PGconn *pg, size_t rows)
 {
-	char     *buf = xcalloc(1, COPY_CHUNK), *p = buf, date[48];
+	char     *buf = xcalloc(1, COPY_CHUNK), *p = buf, date[HX_DATE_LEN + 1];
 	PGresult *r;
 	bool      ok = true;
 
@@ -1549,7 +1528,7 @@ summary_load(PGconn *pg, size_t rows)
 		size_t        k = i % (SUM_PROVIDERS * SUM_GPUS);
 		unsigned long cents = 10000 + (unsigned long) (i * 7919 % 250000);
 
-		civil_date(SUM_EPOCH_DAY + (long) (i / (SUM_PROVIDERS * SUM_GPUS)), date);
+		format_date(SUM_EPOCH_DAY + (long) (i / (SUM_PROVIDERS * SUM_GPUS)), date);
 		/* Two rows in three know their GPU-hours: 8 GPUs for a day. */
 		p += snprintf(p, 96, "%s\tprov-%02zu\tgpu-%02zu\t%lu.%02lu\t%s\n", date,
 		              k / SUM_GPUS, k % SUM_GPUS, cents / 100, cents % 100,

@@ -1090,11 +1090,16 @@ on_field(void *s, size_t len, void *arg)
 			c->cap_hdr = ncap;
 		}
 		/* A UTF-8 BOM before the first name was dropped already. */
-		copy = strndup(s != NULL ? s : "", len);
+		/* libcsv's field is len bytes, not a C string: no strndup(). */
+		copy = malloc(len + 1);
 		if (copy == NULL) {
 			c->oom = true;
 			return;
 		}
+		if (len > 0) {
+			memcpy(copy, s, len);
+		}
+		copy[len] = '\0';
 		c->hdr[c->n_hdr++] = copy;
 		return;
 	}
