@@ -374,17 +374,20 @@ hx_export_parse_record(const char *json, size_t len, size_t index, hx_batch *b, 
 	return viol->total > before ? HX_INVALID_ARGUMENT : HX_OK;
 }
 
-hx_status
-hx_export_parse_replace(const char *json, size_t len, hx_batch *b, hx_violations *viol)
+/* One span of the document (a "replace" or "provenance" value the CLI's
+ * scanner cut out), checked by `check` into b. */
+static hx_status
+parse_checked(const char *json, size_t len, hx_batch *b, hx_violations *viol,
+              hx_status (*check)(const cJSON *, hx_batch *, hx_violations *))
 {
 	size_t    before = viol->total;
-	cJSON    *rep;
+	cJSON    *piece;
 	hx_status st;
 
-	if ((st = parse_piece(json, len, &rep, viol)) == HX_OK && rep != NULL) {
-		st = check_replace(rep, b, viol);
+	if ((st = parse_piece(json, len, &piece, viol)) == HX_OK && piece != NULL) {
+		st = check(piece, b, viol);
 	}
-	cJSON_Delete(rep);
+	cJSON_Delete(piece);
 	if (st != HX_OK) {
 		return st;
 	}
@@ -392,20 +395,15 @@ hx_export_parse_replace(const char *json, size_t len, hx_batch *b, hx_violations
 }
 
 hx_status
+hx_export_parse_replace(const char *json, size_t len, hx_batch *b, hx_violations *viol)
+{
+	return parse_checked(json, len, b, viol, check_replace);
+}
+
+hx_status
 hx_export_parse_provenance(const char *json, size_t len, hx_batch *b, hx_violations *viol)
 {
-	size_t    before = viol->total;
-	cJSON    *p;
-	hx_status st;
-
-	if ((st = parse_piece(json, len, &p, viol)) == HX_OK && p != NULL) {
-		st = check_provenance(p, b, viol);
-	}
-	cJSON_Delete(p);
-	if (st != HX_OK) {
-		return st;
-	}
-	return viol->total > before ? HX_INVALID_ARGUMENT : HX_OK;
+	return parse_checked(json, len, b, viol, check_provenance);
 }
 
 hx_status
