@@ -72,30 +72,92 @@ dump(const struct run *r)
 	}
 }
 
-/* Converts in-memory files (name, text pairs, NULL-terminated), fed in 7-byte
- * chunks so that lines and rows cross chunk boundaries. */
+/* Everything two runs said is the same: status, records, windows, report,
+ * violations (field and description), in order. */
+static void
+assert_same_run(const struct run *a, const struct run *b)
+{
+	size_t                na, nb;
+	const hx_bill_report *pa = hx_convert_report(a->c), *pb = hx_convert_report(b->c);
+
+	assert_int_equal(a->st, b->st);
+	{
+		const hx_bill_record *ra = hx_convert_records(a->c, &na),
+		                     *rb = hx_convert_records(b->c, &nb);
+		assert_int_equal(na, nb);
+		if (na > 0) {
+			assert_memory_equal(ra, rb, na * sizeof(*ra));
+		}
+	}
+	{
+		const hx_bill_window *wa = hx_convert_windows(a->c, &na),
+		                     *wb = hx_convert_windows(b->c, &nb);
+		assert_int_equal(na, nb);
+		if (na > 0) {
+			assert_memory_equal(wa, wb, na * sizeof(*wa));
+		}
+	}
+	assert_int_equal(pa->files, pb->files);
+	assert_int_equal(pa->lines_read, pb->lines_read);
+	assert_int_equal(pa->lines_counted, pb->lines_counted);
+	assert_memory_equal(pa->excluded, pb->excluded, sizeof(pa->excluded));
+	assert_int_equal(pa->n_unknown, pb->n_unknown);
+	for (size_t i = 0; i < pa->n_unknown; i++) {
+		assert_string_equal(pa->unknown[i].family, pb->unknown[i].family);
+		assert_string_equal(pa->unknown[i].cost_usd, pb->unknown[i].cost_usd);
+		assert_int_equal(pa->unknown[i].lines, pb->unknown[i].lines);
+	}
+	assert_int_equal(pa->n_dropped, pb->n_dropped);
+	if (pa->n_dropped > 0) {
+		assert_memory_equal(pa->dropped, pb->dropped, pa->n_dropped * sizeof(*pa->dropped));
+	}
+	assert_int_equal(a->v.total, b->v.total);
+	assert_int_equal(a->v.len, b->v.len);
+	for (size_t i = 0; i < a->v.len; i++) {
+		assert_string_equal(a->v.items[i].field, b->v.items[i].field);
+		assert_string_equal(a->v.items[i].description, b->v.items[i].description);
+	}
+}
+
+/* Converts in-memory files (name, text pairs, NULL-terminated) twice: fed in
+ * 7-byte chunks, so that no line arrives whole and libcsv reads every byte,
+ * and fed whole, so that whole lines take the in-place fast path
+ * (fast_row() in convert.c). Both must say exactly the same; r gets the
+ * chunked run. */
 static void
 convert_texts(struct run *r, hx_bill_format fmt, ...)
 {
-	va_list     ap;
-	const char *name;
+	struct run whole;
 
-	hx_violations_init(&r->v, 0);
-	r->c = hx_convert_new(map, fmt, &r->v);
-	assert_non_null(r->c);
-	va_start(ap, fmt);
-	while ((name = va_arg(ap, const char *)) != NULL) {
-		const char *text = va_arg(ap, const char *);
-		size_t      len = strlen(text);
-		assert_int_equal(hx_convert_begin(r->c, name), HX_OK);
-		for (size_t i = 0; i < len; i += 7) {
-			assert_int_equal(hx_convert_feed(r->c, text + i, len - i < 7 ? len - i : 7),
-			                 HX_OK);
+	for (int pass = 0; pass < 2; pass++) {
+		struct run *x = pass == 0 ? r : &whole;
+		va_list     ap;
+		const char *name;
+		size_t      step = pass == 0 ? 7 : SIZE_MAX;
+
+		hx_violations_init(&x->v, 0);
+		x->c = hx_convert_new(map, fmt, &x->v);
+		assert_non_null(x->c);
+		va_start(ap, fmt);
+		while ((name = va_arg(ap, const char *)) != NULL) {
+			const char *text = va_arg(ap, const char *);
+			size_t      len = strlen(text);
+			assert_int_equal(hx_convert_begin(x->c, name), HX_OK);
+			for (size_t i = 0; i < len; i += step) {
+				assert_int_equal(hx_convert_feed(x->c, text + i,
+				                                 len - i < step ? len - i : step),
+				                 HX_OK);
+				if (len - i <= step) {
+					break;
+				}
+			}
+			assert_int_equal(hx_convert_end(x->c), HX_OK);
 		}
-		assert_int_equal(hx_convert_end(r->c), HX_OK);
+		va_end(ap);
+		x->st = hx_convert_finish(x->c);
 	}
-	va_end(ap);
-	r->st = hx_convert_finish(r->c);
+	assert_same_run(r, &whole);
+	run_free(&whole);
 	if (r->st != HX_OK) {
 		dump(r);
 	}
@@ -840,6 +902,57 @@ test_bom_crlf_embedded_newline(void **state)
 	run_free(&r);
 }
 
+/* The in-place splitter of whole lines keeps libcsv's CSV_STRICT reading:
+ * spaces and tabs around unquoted fields and after a closing quote dropped,
+ * "" as one quote, CRLF, blank and blank-looking lines, a lone CR ending a
+ * row, a quoted newline, a last line without '\n'. convert_texts() also
+ * checks that the whole-line run equals the byte-by-byte libcsv run. */
+#define EH                                                                             \
+	"ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,ProviderName," \
+	"x_UsageType,ChargeDescription,ConsumedQuantity,ConsumedUnit\n"
+static void
+test_fast_path_csv_rules(void **state)
+{
+	struct run r;
+
+	convert_text(
+	    &r,
+	    EH " 2024-09-01T00:00:00Z , Usage ,\t1.5\t, USD,AWS , BoxUsage:g5.xlarge ,x,1,Hours \n"
+	       "\"2024-09-01T00:00:00Z\"  ,\"Usage\",\"2\",USD,\"AWS\",\"BoxUsage:g5.xlarge\","
+	       "\"say \"\"hi\"\", ok\" ,\"1\",Hours\r\n"
+	       "   \t \n"
+	       "\n"
+	       "\"2024-09-01T00:00:00Z\",\"Us\"\"age\",5,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\n"
+	       "2024-09-02T00:00:00Z,Usage,0.25,USD,AWS,BoxUsage:g5.xlarge,\"a\nb\",1,Hours\n"
+	       "2024-09-02T00:00:00Z,Usage,0.5,USD,AWS,BoxUsage:g5.xlarge,x,2,Hours\r"
+	       "2024-09-02T00:00:00Z,Usage,0.25,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\n"
+	       "2024-09-03T00:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours");
+	assert_int_equal(r.st, HX_OK);
+	/* 1.5 + 2 (1 + 1 h); "Us\"age" is not Usage (F1); 0.25 + 0.5 + 0.25 (1 + 2 + 1 h); 1 */
+	assert_rec(&r, "2024-09-01", "aws", "a10g", "3.50", "2.00");
+	assert_rec(&r, "2024-09-02", "aws", "a10g", "1.00", "4.00");
+	assert_rec(&r, "2024-09-03", "aws", "a10g", "1.00", "1.00");
+	assert_int_equal(hx_convert_report(r.c)->lines_read, 7);
+	assert_int_equal(hx_convert_report(r.c)->excluded[HX_EXCL_CHARGE_CATEGORY], 1);
+	run_free(&r);
+
+	convert_text(&r,
+	             EH
+	             "2024-09-01T00:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours,\n"
+	             "2024-09-01T00:00:00Z,Usage,1,USD,AWS,Box\"Usage,x,1,Hours\n"
+	             "2024-09-01T00:00:00Z,Usage,\"1\"x,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\n"
+	             "2024-09-01T00:00:00Z,Usage,\"1\" \"x,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\n"
+	             "2024-09-01T00:00:00Z,Usage,oops,USD,AWS,BoxUsage:g5.xlarge,x,1,Hours\n");
+	assert_int_equal(r.st, HX_INVALID_ARGUMENT);
+	assert_int_equal(r.v.total, 5);
+	assert_viol(&r, "bill.csv:2", "has 10 fields, the header has 9");
+	assert_viol(&r, "bill.csv:3.6", "malformed CSV");
+	assert_viol(&r, "bill.csv:4.3", "malformed CSV");
+	assert_viol(&r, "bill.csv:5.3", "malformed CSV");
+	assert_viol(&r, "bill.csv:6.3", "EffectiveCost oops is not a number");
+	run_free(&r);
+}
+
 /* gzip is read by its magic bytes; a truncated one is a violation, not a short bill. */
 static void
 test_gzip(void **state)
@@ -1050,6 +1163,7 @@ main(void)
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_bom_crlf_embedded_newline),
+		cmocka_unit_test(test_fast_path_csv_rules),
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_two_threads),
 		cmocka_unit_test(test_map_parse),
