@@ -183,7 +183,7 @@ struct hx_convert {
 	size_t            n_hdr, cap_hdr;
 	uint64_t          line;     /* physical line being fed */
 	uint64_t          row_line; /* line the current row started on */
-	bool              at_row_start, row_ended_here, line_blank, mid_line;
+	bool              at_row_start, row_ended_here, mid_line;
 	bool              skip_line; /* after a CSV error: the rest of the line is not read */
 	uint64_t          row_bytes;
 	uint64_t          file_rows;
@@ -1382,7 +1382,6 @@ hx_convert_begin(hx_convert *c, const char *name)
 	c->line = 1;
 	c->row_line = 1;
 	c->row_ended_here = false;
-	c->line_blank = true;
 	c->mid_line = false;
 	c->skip_line = false;
 	c->file_rows = 0;
@@ -1392,6 +1391,14 @@ hx_convert_begin(hx_convert *c, const char *name)
 	c->report.files++;
 	csv_restart(c);
 	return c->oom ? HX_RESOURCE_EXHAUSTED : HX_OK;
+}
+
+/* libcsv holds nothing of a row: its state (public in struct csv_parser) is
+ * 0, ROW_NOT_BEGUN in libcsv.c. */
+static bool
+csv_idle(const hx_convert *c)
+{
+	return c->csv_live && c->csv.pstate == 0;
 }
 
 /* One physical line (or the start of one); `complete` when it ends in '\n'. */
@@ -1410,19 +1417,13 @@ feed_line(hx_convert *c, const char *s, size_t n, bool complete)
 		if (c->at_row_start) {
 			c->row_line = c->line;
 			c->row_bytes = 0;
-			/* pstate 0 is libcsv's ROW_NOT_BEGUN: nothing of a row is pending
-			 * (at_row_start alone cannot tell after a lone '\r'). */
-			if (complete && c->header_done && c->csv.pstate == 0 &&
+			if (complete && c->header_done && csv_idle(c) &&
 			    fast_row(c, s, s + n - 1)) {
 				c->line++;
 				return;
 			}
 		}
 		c->row_ended_here = false;
-		c->line_blank = true;
-	}
-	for (size_t i = 0; i < n && c->line_blank; i++) {
-		c->line_blank = s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n';
 	}
 	c->row_bytes += n;
 	if (csv_parse(&c->csv, s, n, on_field, on_row, c) != n) {
@@ -1450,7 +1451,9 @@ feed_line(hx_convert *c, const char *s, size_t n, bool complete)
 		csv_restart(c);
 	}
 	if (complete) {
-		c->at_row_start = c->row_ended_here || (c->at_row_start && c->line_blank);
+		/* not "a row ended on this line": after "a,b\r\"c" one did, and
+		 * another, quoted, goes on */
+		c->at_row_start = csv_idle(c);
 		c->line++;
 		c->mid_line = false;
 	} else {
@@ -1821,8 +1824,8 @@ par_read(hx_convert *c, int fd, uint64_t size, char *buf)
 		}
 	}
 	pthread_join(t, NULL);
-	counted = j.ok && j.viol.total == 0 && c->at_row_start && !c->mid_line && !c->skip_line &&
-	    c->header_done && j.w->ncols == c->ncols && j.w->fkind == c->fkind;
+	counted = j.ok && j.viol.total == 0 && c->at_row_start && csv_idle(c) && !c->mid_line &&
+	    !c->skip_line && c->header_done && j.w->ncols == c->ncols && j.w->fkind == c->fkind;
 	if (counted) {
 		par_merge(c, j.w);
 		c->line += j.w->line - 2; /* the second half's lines, header excluded */
@@ -1967,6 +1970,17 @@ cmp_rec(const void *a, const void *b)
 }
 
 static int
+cmp_dropped(const void *a, const void *b)
+{
+	const hx_bill_dropped *x = a, *y = b;
+	int                    r = strcmp(x->date, y->date);
+	if (r == 0) {
+		r = strcmp(x->provider, y->provider);
+	}
+	return r != 0 ? r : strcmp(x->gpu_type, y->gpu_type);
+}
+
+static int
 cmp_win(const void *a, const void *b)
 {
 	return strcmp(((const hx_bill_window *) a)->provider,
@@ -2046,6 +2060,8 @@ hx_convert_finish(hx_convert *c)
 	}
 	free(gs);
 	qsort(c->recs, c->n_recs, sizeof(*c->recs), cmp_rec);
+	/* gs was ordered by day only, the rest by hash slot: one order for all */
+	qsort(c->dropped, c->n_dropped, sizeof(*c->dropped), cmp_dropped);
 	for (int p = 0; p < c->n_prov; p++) {
 		if (c->prov[p].seen) {
 			hx_bill_window *w = &c->wins[c->n_wins++];
