@@ -337,6 +337,23 @@ test_datetimes(void **state)
 	dt("2024-09-18T22:00:00+00:00", "2024-09-18");
 	dt("2023-02-01T30:00:00Z", NULL); /* impossible time (FOCUS 1.2 example) */
 	dt("2023-02-29T00:00:00Z", NULL);
+	dt("2000-02-29T12:00:00Z", "2000-02-29"); /* a 400th year is a leap year ... */
+	dt("2100-02-29T12:00:00Z", NULL);         /* ... a 100th is not */
+	dt("2024-13-01T00:00:00Z", NULL);
+	dt("2024-04-31T00:00:00Z", NULL);
+	dt("0000-01-01T00:00:00Z", NULL);
+	{
+		/* the refusal's wording: the day, or the shape */
+		char out[HX_DATE_LEN + 1];
+		assert_string_equal(hx_bill_datetime_date("2023-02-29T00:00:00Z", 20, out),
+		                    "is not a real calendar date");
+		assert_string_equal(
+		    hx_bill_datetime_date("2023-02-29T0x:00:00Z", 20, out),
+		    "is not a date-time YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD HH:MM:SS");
+		assert_string_equal(
+		    hx_bill_datetime_date("2023-0a-01T00:00:00Z", 20, out),
+		    "is not a date-time YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD HH:MM:SS");
+	}
 	dt("2024-09-18", NULL);
 	dt("09/18/2024 22:00", NULL);
 	dt("2024-09-18T22:00:00+25:00", NULL);
