@@ -693,7 +693,7 @@ capture_end(struct capture *k)
 {
 	char  *text = NULL;
 	long   size;
-	size_t got = 0;
+	size_t got;
 
 	fflush(stdout);
 	dup2(k->saved_fd, STDOUT_FILENO);
