@@ -1359,6 +1359,11 @@ csv_restart(hx_convert *c)
 		csv_free(&c->csv);
 	}
 	c->csv_live = csv_init(&c->csv, CSV_STRICT | CSV_STRICT_FINI) == 0;
+	if (c->csv_live) {
+		/* libcsv grows a field's buffer by this much at a time (128 bytes by
+		 * default: a quoted field of megabytes is then thousands of reallocs) */
+		csv_set_blk_size(&c->csv, 64u << 10);
+	}
 	c->oom |= !c->csv_live;
 	row_reset(c);
 	c->at_row_start = true;
@@ -1654,6 +1659,12 @@ static bool
 feed_range(hx_convert *c, int fd, uint64_t from, uint64_t to, char *buf, _Atomic uint64_t *done)
 {
 	while (from < to && !c->oom) {
+		/* The second half (done != NULL) is dropped once it finds a problem
+		 * (see par_read()), so it stops there: a split inside a quoted field
+		 * would otherwise read the rest of the file as garbage. */
+		if (done != NULL && c->viol->total > c->viol_at_start) {
+			return false;
+		}
 		size_t  want = to - from < READ_CHUNK ? (size_t) (to - from) : READ_CHUNK;
 		ssize_t got = pread(fd, buf, want, (off_t) from);
 		if (got <= 0) {
