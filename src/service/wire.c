@@ -102,8 +102,9 @@ nul_walk(hx_violations *v, const ProtobufCMessageDescriptor *d, const uint8_t *p
 		if (memchr(val, 0, vlen) == NULL)
 			continue;
 		has_nul = f->type == PROTOBUF_C_TYPE_STRING;
-		/* A path is only needed for a violation or to descend: formatting
-		 * one for every field of every record was the hot path's cost. */
+		/* A path is only needed for a violation or to descend, and
+		 * formatting one per field of every record would be most of the
+		 * walk's cost. */
 		if (!has_nul && f->type != PROTOBUF_C_TYPE_MESSAGE)
 			continue;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED)
