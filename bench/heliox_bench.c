@@ -21,7 +21,6 @@
  * Money is never a double here: costs are generated as integer cents and
  * written out as decimal text. Every libpq value is a bound parameter.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -41,6 +39,11 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "base/clock.h"
+#include "base/date.h"
+#include "base/errf.h"
+#include "base/text.h"
+#include "base/uuid.h"
 #include "heliox/client.h"
 
 /* ---- configuration -------------------------------------------------------- */
@@ -98,21 +101,6 @@ usage(FILE *f)
 	        HX_CLIENT_DEFAULT_URL);
 }
 
-/* Parses a positive decimal count; returns false when `s` is not one. */
-static bool
-parse_count(const char *s, size_t max, size_t *out)
-{
-	char              *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max)
-		return false;
-	*out = (size_t) v;
-	return true;
-}
-
 /* In the order of long_opts below: long_opts[OPT_x - 1] is option OPT_x. */
 enum {
 	OPT_URL = 1,
@@ -165,13 +153,13 @@ static const struct option long_opts[] = {
 static bool
 set_count(config *cfg, int opt, const char *arg)
 {
-	size_t v;
+	unsigned long long v;
 
 	if (opt == OPT_SUM_ROWS && strcmp(arg, "0") == 0) {
 		cfg->summary_rows = 0;
 		return true;
 	}
-	if (!parse_count(arg, 100000000, &v))
+	if (hx_text_count(arg, 1, 100000000, &v) != 0)
 		return false;
 	switch (opt) {
 	case OPT_RECORDS:
@@ -275,13 +263,11 @@ parse_args(config *cfg, int argc, char **argv)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
+/* The one clock (hx_clock_us), in the nanoseconds the phases subtract. */
 static uint64_t
 now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+	return hx_clock_us() * 1000u;
 }
 
 static double
@@ -350,30 +336,11 @@ typedef struct dataset {
 	hx_cost_record *recs[2]; /* wire views over the text, one per cost set */
 } dataset;
 
-/* Days since 1970-01-01 to "YYYY-MM-DD" (Howard Hinnant's civil_from_days). */
+/* Days since 1970-01-01 to "YYYY-MM-DD". */
 static void
 format_date(long days, char out[HX_DATE_LEN + 1])
 {
-	long     era, y;
-	unsigned doe, yoe, doy, mp, d, m;
-
-	days += 719468;
-	era = (days >= 0 ? days : days - 146096) / 146097;
-	doe = (unsigned) (days - era * 146097);
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = (long) yoe + era * 400;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	y += m <= 2;
-
-	char *p = put_digits(out, (unsigned) y, 4);
-	*p++ = '-';
-	p = put_digits(p, m, 2);
-	*p++ = '-';
-	p = put_digits(p, d, 2);
-	*p = '\0';
+	hx_date_format((int32_t) days, out);
 }
 
 /* Integer cents to decimal text with 2 fractional digits: 123456 -> "1234.56". */
@@ -787,7 +754,7 @@ pass_fail(ingest_pass *ip, const char *fmt, ...)
 	pthread_mutex_lock(&ip->lock);
 	if (!atomic_load(&ip->broken)) {
 		va_start(ap, fmt);
-		vsnprintf(ip->err, sizeof ip->err, fmt, ap);
+		hx_verrf(ip->err, sizeof ip->err, fmt, ap);
 		va_end(ap);
 		atomic_store(&ip->broken, true);
 	}
@@ -1695,14 +1662,15 @@ run(bench *b)
 static bool
 bench_open(bench *b)
 {
-	const char     *urls[1] = { b->cfg->url };
-	hx_client_opts  o = { .api_key = b->cfg->api_key, .timeout_ms = b->cfg->timeout_ms };
-	char            err[256] = "";
-	struct timespec ts;
+	const char    *urls[1] = { b->cfg->url };
+	hx_client_opts o = { .api_key = b->cfg->api_key, .timeout_ms = b->cfg->timeout_ms };
+	char           err[256] = "";
+	uint8_t        r[8];
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(b->nonce, sizeof b->nonce, "%lx%lx", (unsigned long) getpid(),
-	         (unsigned long) ts.tv_sec ^ (unsigned long) ts.tv_nsec);
+	/* Unique per run, so that a rerun's request ids are never replays. */
+	hx_random_bytes(r, sizeof r);
+	snprintf(b->nonce, sizeof b->nonce, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
+	         r[3], r[4], r[5], r[6], r[7]);
 	b->pg = PQconnectdb(b->cfg->db);
 	if (PQstatus(b->pg) != CONNECTION_OK) {
 		say("database: %s", PQerrorMessage(b->pg));

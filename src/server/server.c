@@ -48,6 +48,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "auth.h"
+#include "base/clock.h"
 #include "config.h"
 #include "heliox/heliox.h"
 #include "log.h"
@@ -441,7 +442,7 @@ worker_defer(struct worker *w, nng_msg *msg, unsigned delay_ms, const char *peer
 static unsigned
 worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id, const char *peer)
 {
-	uint64_t now_ms = hx_now_us() / 1000u;
+	uint64_t now_ms = hx_clock_us() / 1000u;
 	unsigned delay = 0;
 	bool     began = false;
 
@@ -655,7 +656,7 @@ server_configure(struct server *srv)
 
 	srv->rpc.max_message_bytes = srv->conf.max_message_bytes;
 	srv->rpc.default_timeout_ms = srv->conf.default_timeout_ms;
-	srv->rpc.started_us = hx_now_us();
+	srv->rpc.started_us = hx_clock_us();
 	if ((rc = load_keys(srv)) != EXIT_CLEAN) {
 		return (rc);
 	}
