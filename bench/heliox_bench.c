@@ -906,7 +906,7 @@ typedef struct bench {
 	PGconn       *pg;
 	hx_client    *client;
 	char          nonce[32];
-	double        wal[5]; /* WAL bytes/row: copy, row-by-row, fresh, same, changed */
+	double        wal[5];   /* WAL bytes/row: copy, row-by-row, fresh, same, changed */
 	double        copy;     /* COPY rows/s, the median of the fresh rounds */
 	double        rowbyrow; /* row-by-row rows/s; 0 when skipped */
 } bench;
@@ -1402,8 +1402,8 @@ run_fresh_rounds(bench *b)
 		mf = median(fresh, k);
 		b->copy = mc;
 		add_figure("copy_rows_per_s", "COPY into fresh table (the limit)", "rows/s", mc, 0);
-		f = add_figure("ingest_fresh_rows_per_s", "ingest fresh (all inserted)", "rows/s", mf,
-		               0);
+		f = add_figure("ingest_fresh_rows_per_s", "ingest fresh (all inserted)", "rows/s",
+		               mf, 0);
 		set_baseline(f, "copy_rows_per_s", "COPY", mc);
 		if (b->rowbyrow > 0) {
 			f = add_figure("rowbyrow_rows_per_s", "row-by-row autocommit upsert",
