@@ -1201,21 +1201,6 @@ on_row(int term, void *arg)
 	row_reset(c);
 }
 
-/*
- * The fast path for the common line: one whole row on one physical line,
- * every quoted field closed on it. libcsv reads a byte at a time through
- * function pointers and copies every field into its own buffer; that was
- * 76% of the CPU time of a convert (perf, 100 MB of the bench's CUR file),
- * about 200 MB/s a core. Here the line is split in place, with libcsv's
- * CSV_STRICT rules: spaces and tabs around an unquoted field and between a
- * closing quote and the next comma are dropped, "" inside quotes is one
- * quote, "\r\n" ends a line as "\n" does, a blank line is no row. Anything
- * else (a quote inside an unquoted field, text after a closing quote, a lone
- * '\r', a quoted field going on to the next line) returns false having
- * changed nothing that row_reset() does not undo, and libcsv reads the line
- * as before, so its errors, with their positions, are libcsv's own.
- * `s` .. `end` is the line without its '\n'.
- */
 /* The first ',', '"' or '\r' in [p, end), or end: eight bytes a step (the
  * lowest byte flagged by the zero-byte test is always a true match). */
 static const char *
@@ -1243,6 +1228,21 @@ next_special(const char *p, const char *end)
 	return p;
 }
 
+/*
+ * The fast path for the common line: one whole row on one physical line,
+ * every quoted field closed on it. libcsv reads a byte at a time through
+ * function pointers and copies every field into its own buffer; that was
+ * 76% of the CPU time of a convert (perf, 100 MB of the bench's CUR file),
+ * about 200 MB/s a core. Here the line is split in place, with libcsv's
+ * CSV_STRICT rules: spaces and tabs around an unquoted field and between a
+ * closing quote and the next comma are dropped, "" inside quotes is one
+ * quote, "\r\n" ends a line as "\n" does, a blank line is no row. Anything
+ * else (a quote inside an unquoted field, text after a closing quote, a lone
+ * '\r', a quoted field going on to the next line) returns false having
+ * changed nothing that row_reset() does not undo, and libcsv reads the line
+ * as before, so its errors, with their positions, are libcsv's own.
+ * `s` .. `end` is the line without its '\n'.
+ */
 static bool
 fast_row(hx_convert *c, const char *s, const char *end)
 {
