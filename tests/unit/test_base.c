@@ -1,7 +1,7 @@
 /*
  * test_base.c - the primitives of src/base: clock, calendar dates (checked
  * against timegm over every day of 1600-2400), UUIDs, trim and lower-case,
- * err formatting, FNV-1a and fmix64 (published test vectors).
+ * counts, err formatting, FNV-1a and fmix64 (published test vectors).
  */
 #define _GNU_SOURCE /* timegm */
 #include <setjmp.h>
@@ -152,6 +152,36 @@ test_text(void **state)
 }
 
 static void
+test_text_count(void **state)
+{
+	static const char *const bad[] = {
+		"", " 12", "12 ", "+12", "-1", "12abc", "0x10", "0", "50001", "18446744073709551616"
+	};
+	unsigned long long v = 7;
+
+	assert_int_equal(hx_text_count("1", 1, 50000, &v), 0);
+	assert_true(v == 1);
+	assert_int_equal(hx_text_count("50000", 1, 50000, &v), 0);
+	assert_true(v == 50000);
+	assert_int_equal(hx_text_count("007", 1, 50000, &v), 0); /* as strtoul reads it */
+	assert_true(v == 7);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 99;
+		if (hx_text_count(bad[i], 1, 50000, &v) != -1 || v != 99) {
+			fail_msg("'%s' was taken as %llu", bad[i], v);
+		}
+	}
+	/* The whole range of the type, and a zero minimum. */
+	assert_int_equal(hx_text_count("18446744073709551615", 0, ~0ULL, &v), 0);
+	assert_true(v == ~0ULL);
+	assert_int_equal(hx_text_count("18446744073709551616", 0, ~0ULL, &v), -1);
+	assert_int_equal(hx_text_count("0", 0, 0, &v), 0);
+	assert_true(v == 0);
+	assert_int_equal(hx_text_count("1", 0, 0, &v), -1);
+	assert_int_equal(hx_text_count(NULL, 0, 10, &v), -1);
+}
+
+static void
 test_errf(void **state)
 {
 	char err[8];
@@ -194,6 +224,7 @@ main(void)
 		cmocka_unit_test(test_date_against_timegm),
 		cmocka_unit_test(test_uuid4),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_text_count),
 		cmocka_unit_test(test_errf),
 		cmocka_unit_test(test_hash_vectors),
 	};
