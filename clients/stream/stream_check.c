@@ -87,7 +87,7 @@ syntax_error(stream_check *c, const jstream *js)
 }
 
 /* The document's shape, known at its end: the same checks, in the same
- * words, as src/export.c makes on a parsed document. */
+ * words, as src/core/export.c makes on a parsed document. */
 static check_result
 document_end(stream_check *c, const jstream *js)
 {
