@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/text.h"
+#include "heliox/docrules.h"
 
 #include "jsonstream.h"
 
@@ -63,7 +64,7 @@ jstream_strerror(jstream_error e)
 	case JSTREAM_ERR_SYNTAX:
 		return ("unexpected character");
 	case JSTREAM_ERR_NUL:
-		return ("contains a NUL character");
+		return (hx_doc_rule_text(HX_DOC_NUL)); /* the server's words */
 	case JSTREAM_ERR_DEPTH:
 		return ("nested more than 1000 levels deep");
 	case JSTREAM_ERR_TRUNCATED:
