@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heliox/batch.h"
 #include "heliox/record.h"
 
 #define MSG_REQUIRED "is required"
