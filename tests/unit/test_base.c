@@ -76,6 +76,15 @@ test_date_cases(void **state)
 	assert_false(hx_date_parse("2026-03-011", 11, NULL));
 	assert_true(hx_date_parse("2026-03-011", 10, NULL));
 	assert_false(hx_date_parse(NULL, 10, NULL));
+
+	/* The ends of the range and the epochs, formatted back. */
+	char out[HX_DATE_TEXT];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].ok) {
+			hx_date_format(cases[i].days, out);
+			assert_string_equal(out, cases[i].s);
+		}
+	}
 }
 
 /* Every day of 1600-2400 (leap rules at 1700, 1800, 2000, 2100...): the
@@ -96,6 +105,10 @@ test_date_against_timegm(void **state)
 		         tm.tm_mday);
 		assert_true(hx_date_parse(buf, 10, &days));
 		assert_int_equal(days, (int32_t) ((t - 43200) / 86400));
+		/* and back: hx_date_format is its inverse */
+		char back[HX_DATE_TEXT];
+		hx_date_format(days, back);
+		assert_string_equal(back, buf);
 		if (tm.tm_mday >= 28) {
 			snprintf(buf, sizeof(buf), "%04d-%02d-%02d", tm.tm_year + 1900,
 			         tm.tm_mon + 1, tm.tm_mday + 1);
