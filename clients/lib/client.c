@@ -886,16 +886,74 @@ hx_client_close(hx_client *c)
 
 /* ---- one round trip ----------------------------------------------------- */
 
+/* One call's aio, whose completion wakes the calls waiting on c->cv. */
+typedef struct exchange {
+	hx_client *c;
+	nng_aio   *aio;
+	bool       done; /* under c->mtx */
+} exchange;
+
 static void
-ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
+exchange_done(void *arg)
 {
+	exchange *x = arg;
+
+	nng_mtx_lock(x->c->mtx);
+	x->done = true;
+	nng_cv_wake(x->c->cv);
+	nng_mtx_unlock(x->c->mtx);
+}
+
+/* Whether every connection is gone and no link is up: the request in
+ * flight has nowhere to go until a link is renewed. */
+static bool
+all_lost(const hx_client *c)
+{
+	if (c->pipes > 0) {
+		return false;
+	}
+	for (size_t i = 0; i < c->n_links; i++) {
+		if (c->links[i].state == LINK_UP) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Waits for x's operation. When every connection goes meanwhile (the
+ * server went away: nng would hold the request until a redial works, and
+ * never says why it does not), it aborts the operation with NNG_ECONNSHUT,
+ * so that the caller renews the links and learns the cause at once.
+ */
+static void
+exchange_wait(exchange *x)
+{
+	bool lost = false;
+
+	nng_mtx_lock(x->c->mtx);
+	while (!x->done && !(lost = all_lost(x->c))) {
+		nng_cv_wait(x->c->cv);
+	}
+	nng_mtx_unlock(x->c->mtx);
+	if (lost) {
+		nng_aio_abort(x->aio, NNG_ECONNSHUT);
+	}
+	nng_aio_wait(x->aio);
+	x->done = false;
+}
+
+static void
+ctx_exchange(nng_ctx ctx, exchange *x, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
+{
+	nng_aio *aio = x->aio;
 	nng_time deadline = nng_clock() + timeout_ms;
 	nng_time now;
 
 	nng_aio_set_timeout(aio, (nng_duration) timeout_ms);
 	nng_aio_set_msg(aio, req);
 	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
+	exchange_wait(x);
 	if (nng_aio_result(aio) != 0) {
 		nng_msg_free(nng_aio_get_msg(aio)); /* a failed send leaves it to us */
 		return;
@@ -906,7 +964,7 @@ ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *req, uint32_t timeout_ms, nng_m
 	}
 	nng_aio_set_timeout(aio, (nng_duration) (deadline - now));
 	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
+	exchange_wait(x);
 	if (nng_aio_result(aio) == 0) {
 		*rep = nng_aio_get_msg(aio);
 	}
@@ -914,13 +972,14 @@ ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *req, uint32_t timeout_ms, nng_m
 
 /*
  * Sends `req` (always consumed) and waits for the reply within timeout_ms.
- * Returns 0 with *rep set, or an nng error (NNG_ETIMEDOUT for no answer).
+ * Returns 0 with *rep set, or an nng error (NNG_ETIMEDOUT for no answer,
+ * NNG_ECONNSHUT when every connection went while it waited).
  */
 static int
 roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 {
 	nng_ctx  ctx;
-	nng_aio *aio;
+	exchange x = { .c = c };
 	int      rv;
 
 	*rep = NULL;
@@ -928,7 +987,7 @@ roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 		nng_msg_free(req);
 		return (rv);
 	}
-	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+	if ((rv = nng_aio_alloc(&x.aio, exchange_done, &x)) != 0) {
 		nng_msg_free(req);
 		nng_ctx_close(ctx);
 		return (rv);
@@ -938,14 +997,14 @@ roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 	if (rv != 0) {
 		nng_msg_free(req);
 	} else {
-		ctx_exchange(ctx, aio, req, timeout_ms, rep);
-		rv = *rep != NULL ? 0 : nng_aio_result(aio);
+		ctx_exchange(ctx, &x, req, timeout_ms, rep);
+		rv = *rep != NULL ? 0 : nng_aio_result(x.aio);
 		/* Out of time between send and receive: no answer in time. */
 		if (*rep == NULL && rv == 0) {
 			rv = NNG_ETIMEDOUT;
 		}
 	}
-	nng_aio_free(aio);
+	nng_aio_free(x.aio);
 	nng_ctx_close(ctx);
 	return (rv);
 }
@@ -1234,8 +1293,14 @@ call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
 		}
 		memcpy(nng_msg_body(msg), buf, len);
 		now = nng_clock();
-		if ((rv = roundtrip(c, msg, (uint32_t) (deadline > now ? deadline - now : 1),
-		                    &rep)) != 0) {
+		rv = roundtrip(c, msg, (uint32_t) (deadline > now ? deadline - now : 1), &rep);
+		if (rv == NNG_ECONNSHUT) {
+			/* Every connection went while we waited: renew the links
+			 * (await_link) and send the same bytes again, or say why
+			 * nobody is there. A replay makes the resend safe. */
+			continue;
+		}
+		if (rv != 0) {
 			return (reply_no_answer(out, rv, timeout_ms, request_id));
 		}
 		decode_reply(rep, request_id, out);
