@@ -1,6 +1,22 @@
 /*
- * cli.h - internal to the heliox-ingest command: the parsed command line and
- * the output functions (cli_print.c) that cli.c calls.
+ * cli.h - what every file of the heliox-ingest command shares: the parsed
+ * command line, its exit statuses, and the small pure helpers of
+ * cli_common.c.
+ *
+ * The files of the command, lowest first (each calls only those above it):
+ *
+ *   cli_common.c   command names, exit statuses, request ids
+ *   output.c       the output primitives: one JSON object, violations,
+ *                  local errors (text on stderr, JSON on stdout)
+ *   print_reply.c  a single call's reply, text or JSON
+ *   print_stream.c the report of `ingest FILE`, text or JSON
+ *   args.c         the command line: help, options, their checks
+ *   apikey.c       the API key: flag, key file or environment
+ *   cmd_ingest.c, cmd_health.c, cmd_summary.c   one command each
+ *   main.c         the order of it all
+ *
+ * cmd_convert.c (the billing commands) sits in front of main.c's own
+ * commands and uses only what is declared here.
  */
 #ifndef HELIOX_CLI_H
 #define HELIOX_CLI_H
@@ -8,9 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/uuid.h"
 #include "heliox/client.h"
-
-#include "stream_ingest.h"
 
 #define CLI_NAME     "heliox-ingest"
 #define CLI_MAX_URLS 16
@@ -60,27 +75,19 @@ typedef struct cli_args {
 	hx_summary_query query;
 } cli_args;
 
-/* The command's name as typed ("ingest"). */
+/* A request id: 36 characters of a UUID and the NUL. */
+#define CLI_REQUEST_ID_SIZE HX_UUID_TEXT
+
+/* The command's name as typed ("ingest"); "" for none. */
 const char *cli_cmd_name(cli_cmd cmd);
 
 /* The exit status for a call's (or a run's) status. */
 int cli_exit_status(hx_status st);
 
-/* Prints the result of `ingest FILE` (stream_print.c), text or --json. */
-void cli_print_stream(const cli_args *a, const stream_report *r);
-
-/* Prints the reply: a readable form (results to stdout, errors to stderr),
- * or with --json exactly one JSON object on stdout. */
-void cli_print_reply(const cli_args *a, const hx_reply *r);
-
-/* Adds "violations": [{field, description}, ...] to a JSON object o
- * (a cJSON *, kept opaque here so cli.h needs no cJSON header). */
-struct cJSON;
-void cli_json_emit(struct cJSON *o);
-
-/* --json: the one object for a failure found locally (usage error, missing
- * file, client not opened): code, message, request_id "", violations []. */
-void cli_json_local_error(hx_status code, const char *message, bool usage);
-void cli_json_violations(struct cJSON *o, const hx_violation *items, size_t n);
+/* The request id of this run: --request-id, else a fresh UUID written to
+ * buf. Chosen here rather than by the server: nng resends a request whose
+ * connection dropped, and only an id fixed before the first send lets the
+ * server recognise the resend of an ingest and replay its result. */
+const char *cli_request_id(const cli_args *a, char buf[CLI_REQUEST_ID_SIZE]);
 
 #endif /* HELIOX_CLI_H */

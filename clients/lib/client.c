@@ -25,6 +25,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "base/errf.h"
 #include "heliox/client.h"
 #include "heliox/ingest/v1/ingest.pb-c.h"
 
@@ -76,7 +77,7 @@ typedef enum link_state {
 	LINK_RENEWING, /* a call is swapping a LOST link's dialer for a fresh one */
 } link_state;
 
-typedef struct hx_link {
+typedef struct url_link {
 	struct hx_client *c;
 	char             *url;
 	nng_dialer        d;
@@ -86,7 +87,7 @@ typedef struct hx_link {
 	int               err;   /* nng's result of the last attempt */
 	char              cause[384];
 	nng_thread       *thr;
-} hx_link;
+} url_link;
 
 /*
  * The socket, key and options are read-only after hx_client_open(); the
@@ -107,7 +108,7 @@ struct hx_client {
 	nng_cv    *cv;
 	unsigned   pipes; /* connections up, from nng's pipe notifications */
 	bool       closing;
-	hx_link   *links;
+	url_link  *links;
 	size_t     n_links;
 };
 
@@ -115,25 +116,9 @@ struct hx_client {
  * Replies promise non-NULL message and request_id. When even a tiny strdup
  * fails they point here instead, and hx_reply_free() knows not to free it.
  */
-static char hx_empty[1];
+static char empty_text[1];
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsz == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 static char *
 dup_or_empty(const char *s)
@@ -141,7 +126,7 @@ dup_or_empty(const char *s)
 	char *d;
 
 	if (s == NULL || *s == '\0') {
-		return (hx_empty);
+		return (empty_text);
 	}
 	if ((d = strdup(s)) == NULL) {
 		return (NULL);
@@ -152,7 +137,7 @@ dup_or_empty(const char *s)
 static void
 free_text(char *s)
 {
-	if (s != hx_empty) {
+	if (s != empty_text) {
 		free(s);
 	}
 }
@@ -267,7 +252,7 @@ tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *e
 		if (is_ip_literal(name)) {
 			/* nng's TLS engine (mbedTLS) matches DNS names only:
 			 * every handshake would fail, silently, until timeout. */
-			set_err(
+			hx_errf(
 			    err, errsz,
 			    "%s: an IP address cannot be verified: nng's TLS "
 			    "engine (mbedTLS 2.28) matches only DNS names of a certificate, never "
@@ -281,7 +266,7 @@ tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *e
 		}
 	}
 	if (o->tls_ca_file == NULL && access(ca, R_OK) != 0) {
-		set_err(err, errsz,
+		hx_errf(err, errsz,
 		        "%s: no CA file given (--tls-ca) and no system CA bundle at %s: "
 		        "cannot verify the server",
 		        url, ca);
@@ -289,7 +274,7 @@ tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *e
 		goto out;
 	}
 	if ((rv = nng_tls_config_ca_file(cfg, ca)) != 0) {
-		set_err(err, errsz, "%s: %s", ca, nng_strerror(rv));
+		hx_errf(err, errsz, "%s: %s", ca, nng_strerror(rv));
 		goto out;
 	}
 	rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
@@ -297,7 +282,7 @@ tls_setup(nng_tls_config *cfg, const char *url, const hx_client_opts *o, char *e
 		rv = nng_tls_config_server_name(cfg, name);
 	}
 	if (rv != 0) {
-		set_err(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
+		hx_errf(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
 	}
 out:
 	if (u != NULL) {
@@ -313,12 +298,12 @@ dialer_tls(nng_dialer d, const char *url, const hx_client_opts *o, char *err, si
 	int             rv;
 
 	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0) {
-		set_err(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
+		hx_errf(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
 		return (rv);
 	}
 	if ((rv = tls_setup(cfg, url, o, err, errsz)) == 0 &&
 	    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
-		set_err(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
+		hx_errf(err, errsz, "%s: TLS: %s", url, nng_strerror(rv));
 	}
 	nng_tls_config_free(cfg); /* the dialer holds its own reference */
 	return (rv);
@@ -331,20 +316,6 @@ is_tls_url(const char *url)
 }
 
 /* ---- why a connection failed -------------------------------------------- */
-
-/* A cause is for a person to read: cut short rather than not said. */
-static void say(char *out, size_t outsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *out, size_t outsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, outsz, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * One connection attempt on a scratch socket, to tell apart failures that
@@ -396,12 +367,12 @@ tls_name_of(const hx_client *c, const char *url, char *out, size_t outsz)
 	nng_url *u;
 
 	if (c->tls_name != NULL) {
-		say(out, outsz, "%s", c->tls_name);
+		hx_errf(out, outsz, "%s", c->tls_name);
 	} else if (nng_url_parse(&u, url) == 0) {
-		say(out, outsz, "%s", u->u_hostname);
+		hx_errf(out, outsz, "%s", u->u_hostname);
 		nng_url_free(u);
 	} else {
-		say(out, outsz, "?");
+		hx_errf(out, outsz, "?");
 	}
 }
 
@@ -417,23 +388,23 @@ explain_tls(const hx_client *c, const char *url, int rv, char *out, size_t outsz
 
 	tls_name_of(c, url, name, sizeof(name));
 	if (probe(url + 4, NULL, NULL, false) == 0) {
-		say(out, outsz,
-		    "TLS handshake failed: not TLS: the server speaks plain nng on "
-		    "this port (use %s, or the server's tls+tcp:// port)",
-		    url + 4);
+		hx_errf(out, outsz,
+		        "TLS handshake failed: not TLS: the server speaks plain nng on "
+		        "this port (use %s, or the server's tls+tcp:// port)",
+		        url + 4);
 	} else if (probe(url, c->tls_ca, NULL, true) == 0) {
-		say(out, outsz,
-		    "TLS handshake failed: name mismatch: the server's certificate "
-		    "does not carry the name '%s' (give --tls-server-name with a name it "
-		    "carries)",
-		    name);
+		hx_errf(out, outsz,
+		        "TLS handshake failed: name mismatch: the server's certificate "
+		        "does not carry the name '%s' (give --tls-server-name with a name it "
+		        "carries)",
+		        name);
 	} else if (probe(url, NULL, NULL, false) == 0) {
-		say(out, outsz,
-		    "TLS handshake failed: unknown CA: the server's certificate "
-		    "does not verify against %s (give --tls-ca with the CA that signed it)",
-		    c->tls_ca);
+		hx_errf(out, outsz,
+		        "TLS handshake failed: unknown CA: the server's certificate "
+		        "does not verify against %s (give --tls-ca with the CA that signed it)",
+		        c->tls_ca);
 	} else {
-		say(out, outsz, "TLS handshake failed: %s", nng_strerror(rv));
+		hx_errf(out, outsz, "TLS handshake failed: %s", nng_strerror(rv));
 	}
 }
 
@@ -446,12 +417,13 @@ explain_closed(const char *url, int rv, char *out, size_t outsz)
 
 	snprintf(tls_url, sizeof(tls_url), "tls+%s", url);
 	if (strncmp(url, "tcp", 3) == 0 && probe(tls_url, NULL, NULL, false) == 0) {
-		say(out, outsz, "not TLS: the server expects TLS on this port (use %s)", tls_url);
+		hx_errf(out, outsz, "not TLS: the server expects TLS on this port (use %s)",
+		        tls_url);
 	} else {
-		say(out, outsz,
-		    "the server closed the connection during nng's handshake "
-		    "(%s): is it a heliox-ingestd port?",
-		    nng_strerror(rv));
+		hx_errf(out, outsz,
+		        "the server closed the connection during nng's handshake "
+		        "(%s): is it a heliox-ingestd port?",
+		        nng_strerror(rv));
 	}
 }
 
@@ -463,15 +435,15 @@ explain_resolve(const char *url, int rv, char *out, size_t outsz)
 	int             gai;
 
 	if (nng_url_parse(&u, url) != 0 || u->u_hostname == NULL || *u->u_hostname == '\0') {
-		say(out, outsz, "%s", nng_strerror(rv));
+		hx_errf(out, outsz, "%s", nng_strerror(rv));
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	if ((gai = getaddrinfo(u->u_hostname, NULL, &hints, &res)) != 0) {
-		say(out, outsz, "name not resolved: %s: %s", u->u_hostname, gai_strerror(gai));
+		hx_errf(out, outsz, "name not resolved: %s: %s", u->u_hostname, gai_strerror(gai));
 	} else {
-		say(out, outsz, "%s (%s)", nng_strerror(rv), u->u_hostname);
+		hx_errf(out, outsz, "%s (%s)", nng_strerror(rv), u->u_hostname);
 		freeaddrinfo(res);
 	}
 	nng_url_free(u);
@@ -486,23 +458,24 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 	switch (rv) {
 	case NNG_ECONNREFUSED:
 		if (ipc && access(url + 6, F_OK) != 0) {
-			say(out, outsz,
-			    "connection refused (no socket file %s; is "
-			    "heliox-ingestd running?)",
-			    url + 6);
+			hx_errf(out, outsz,
+			        "connection refused (no socket file %s; is "
+			        "heliox-ingestd running?)",
+			        url + 6);
 		} else {
-			say(out, outsz, "connection refused (%s)",
-			    ipc ? "a socket file is there but no server listens on it"
-			        : "nothing listens on that port; is heliox-ingestd running?");
+			hx_errf(out, outsz, "connection refused (%s)",
+			        ipc ? "a socket file is there but no server listens on it"
+			            : "nothing listens on that port; is heliox-ingestd running?");
 		}
 		break;
 	case NNG_ENOENT:
-		say(out, outsz, "%s",
-		    ipc ? "no socket file there; is heliox-ingestd running?" : nng_strerror(rv));
+		hx_errf(out, outsz, "%s",
+		        ipc ? "no socket file there; is heliox-ingestd running?"
+		            : nng_strerror(rv));
 		break;
 	case NNG_EADDRINVAL:
 		if (ipc) {
-			say(out, outsz, "%s", nng_strerror(rv));
+			hx_errf(out, outsz, "%s", nng_strerror(rv));
 		} else {
 			explain_resolve(url, rv, out, outsz);
 		}
@@ -512,7 +485,7 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 		if (is_tls_url(url)) {
 			explain_tls(c, url, rv, out, outsz);
 		} else {
-			say(out, outsz, "%s", nng_strerror(rv));
+			hx_errf(out, outsz, "%s", nng_strerror(rv));
 		}
 		break;
 	case NNG_ECONNSHUT:
@@ -522,20 +495,20 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 		if (!ipc && !is_tls_url(url)) {
 			explain_closed(url, rv, out, outsz);
 		} else {
-			say(out, outsz,
-			    "the server closed the connection during the handshake "
-			    "(%s)",
-			    nng_strerror(rv));
+			hx_errf(out, outsz,
+			        "the server closed the connection during the handshake "
+			        "(%s)",
+			        nng_strerror(rv));
 		}
 		break;
 	case NNG_EUNREACHABLE:
-		say(out, outsz, "host unreachable");
+		hx_errf(out, outsz, "host unreachable");
 		break;
 	case NNG_ETIMEDOUT:
-		say(out, outsz, "connection timed out");
+		hx_errf(out, outsz, "connection timed out");
 		break;
 	default:
-		say(out, outsz, "%s", nng_strerror(rv));
+		hx_errf(out, outsz, "%s", nng_strerror(rv));
 		break;
 	}
 }
@@ -546,7 +519,7 @@ explain(const hx_client *c, const char *url, int rv, char *out, size_t outsz)
 static void
 link_dial(void *arg)
 {
-	hx_link   *l = arg;
+	url_link  *l = arg;
 	hx_client *c = l->c;
 	char       cause[sizeof(l->cause)] = "";
 	int        rv;
@@ -566,7 +539,7 @@ link_dial(void *arg)
 
 /* Starts an attempt on an idle link. Called with c->mtx held. */
 static void
-link_kick(hx_client *c, hx_link *l)
+link_kick(hx_client *c, url_link *l)
 {
 	if (l->state != LINK_IDLE || c->closing) {
 		return;
@@ -586,7 +559,7 @@ link_kick(hx_client *c, hx_link *l)
 	}
 }
 
-static hx_link *
+static url_link *
 link_of_pipe(hx_client *c, nng_pipe p)
 {
 	int    id = nng_dialer_id(nng_pipe_dialer(p));
@@ -609,7 +582,7 @@ static void
 pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	hx_client *c = arg;
-	hx_link   *l;
+	url_link  *l;
 
 	nng_mtx_lock(c->mtx);
 	l = link_of_pipe(c, p);
@@ -639,7 +612,7 @@ static int make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err
  * dialer may call pipe_event.
  */
 static void
-link_renew(hx_client *c, hx_link *l)
+link_renew(hx_client *c, url_link *l)
 {
 	nng_dialer old = l->d, fresh;
 	char       err[256] = "";
@@ -708,11 +681,11 @@ await_link(hx_client *c, nng_time deadline, char *why, size_t whysz)
 	if (rv != 0 && why != NULL && whysz > 0) {
 		why[0] = '\0';
 		for (i = 0; i < c->n_links && o < whysz; i++) {
-			const hx_link *l = &c->links[i];
-			const char    *what = l->state == LINK_UP || l->state == LINK_LOST
-			       ? "connection lost; reconnecting"
-			       : l->state == LINK_IDLE ? l->cause
-			                               : "still connecting";
+			const url_link *l = &c->links[i];
+			const char     *what = l->state == LINK_UP || l->state == LINK_LOST
+			        ? "connection lost; reconnecting"
+			        : l->state == LINK_IDLE ? l->cause
+			                                : "still connecting";
 
 			o += (size_t) snprintf(why + o, whysz - o, "%s%s: %s", i > 0 ? "; " : "",
 			                       l->url, what);
@@ -733,7 +706,7 @@ make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t er
 	int            rv;
 
 	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0) {
-		set_err(err, errsz, "%s: %s", url,
+		hx_errf(err, errsz, "%s: %s", url,
 		        rv == NNG_ENOTSUP ? "not a supported URL (tcp://, ipc://, tls+tcp://)"
 		                          : nng_strerror(rv));
 		return (rv);
@@ -741,7 +714,7 @@ make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t er
 	if ((rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, c->maxsz)) != 0 ||
 	    (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, HX_RECONNECT_MIN_MS)) != 0 ||
 	    (rv = nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, HX_RECONNECT_MAX_MS)) != 0) {
-		set_err(err, errsz, "%s: %s", url, nng_strerror(rv));
+		hx_errf(err, errsz, "%s: %s", url, nng_strerror(rv));
 	} else if (is_tls_url(url)) {
 		rv = dialer_tls(d, url, &o, err, errsz);
 	}
@@ -754,12 +727,12 @@ make_dialer(hx_client *c, const char *url, nng_dialer *out, char *err, size_t er
 }
 
 static int
-add_link(hx_client *c, hx_link *l, const char *url, char *err, size_t errsz)
+add_link(hx_client *c, url_link *l, const char *url, char *err, size_t errsz)
 {
 	l->c = c;
 	l->state = LINK_IDLE;
 	if ((l->url = strdup(url)) == NULL) {
-		set_err(err, errsz, "out of memory");
+		hx_errf(err, errsz, "out of memory");
 		return (NNG_ENOMEM);
 	}
 	return (make_dialer(c, url, &l->d, err, errsz));
@@ -771,20 +744,20 @@ open_socket(hx_client *c, size_t maxsz, char *err, size_t errsz)
 	int rv;
 
 	if ((rv = nng_mtx_alloc(&c->mtx)) != 0 || (rv = nng_cv_alloc(&c->cv, c->mtx)) != 0) {
-		set_err(err, errsz, "out of memory");
+		hx_errf(err, errsz, "out of memory");
 		return (rv);
 	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		set_err(err, errsz, "cannot open req0 socket: %s", nng_strerror(rv));
+		hx_errf(err, errsz, "cannot open req0 socket: %s", nng_strerror(rv));
 		return (rv);
 	}
 	if ((rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, maxsz)) != 0) {
-		set_err(err, errsz, "cannot set the reply size limit: %s", nng_strerror(rv));
+		hx_errf(err, errsz, "cannot set the reply size limit: %s", nng_strerror(rv));
 		return (rv);
 	}
 	if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c)) != 0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c)) != 0) {
-		set_err(err, errsz, "cannot watch connections: %s", nng_strerror(rv));
+		hx_errf(err, errsz, "cannot watch connections: %s", nng_strerror(rv));
 	}
 	return (rv);
 }
@@ -818,18 +791,18 @@ hx_client_open(hx_client **out, const char *const *urls, size_t n_urls, const hx
 	int        rv = 0;
 
 	if (out == NULL || urls == NULL || n_urls == 0 || opts == NULL || opts->api_key == NULL) {
-		set_err(err, errsz, "hx_client_open: urls, opts and opts->api_key are required");
+		hx_errf(err, errsz, "hx_client_open: urls, opts and opts->api_key are required");
 		return (HX_INVALID_ARGUMENT);
 	}
 	if (n_urls > HX_CLIENT_MAX_URLS) {
-		set_err(err, errsz, "hx_client_open: at most %d URLs", HX_CLIENT_MAX_URLS);
+		hx_errf(err, errsz, "hx_client_open: at most %d URLs", HX_CLIENT_MAX_URLS);
 		return (HX_INVALID_ARGUMENT);
 	}
 	*out = NULL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL || copy_opts(c, opts) != 0 ||
-	    (c->links = calloc(n_urls, sizeof(hx_link))) == NULL) {
-		set_err(err, errsz, "out of memory");
+	    (c->links = calloc(n_urls, sizeof(url_link))) == NULL) {
+		hx_errf(err, errsz, "out of memory");
 		hx_client_close(c);
 		return (HX_RESOURCE_EXHAUSTED);
 	}
@@ -913,16 +886,74 @@ hx_client_close(hx_client *c)
 
 /* ---- one round trip ----------------------------------------------------- */
 
+/* One call's aio, whose completion wakes the calls waiting on c->cv. */
+typedef struct exchange {
+	hx_client *c;
+	nng_aio   *aio;
+	bool       done; /* under c->mtx */
+} exchange;
+
 static void
-ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
+exchange_done(void *arg)
 {
+	exchange *x = arg;
+
+	nng_mtx_lock(x->c->mtx);
+	x->done = true;
+	nng_cv_wake(x->c->cv);
+	nng_mtx_unlock(x->c->mtx);
+}
+
+/* Whether every connection is gone and no link is up: the request in
+ * flight has nowhere to go until a link is renewed. */
+static bool
+all_lost(const hx_client *c)
+{
+	if (c->pipes > 0) {
+		return false;
+	}
+	for (size_t i = 0; i < c->n_links; i++) {
+		if (c->links[i].state == LINK_UP) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Waits for x's operation. When every connection goes meanwhile (the
+ * server went away: nng would hold the request until a redial works, and
+ * never says why it does not), it aborts the operation with NNG_ECONNSHUT,
+ * so that the caller renews the links and learns the cause at once.
+ */
+static void
+exchange_wait(exchange *x)
+{
+	bool lost = false;
+
+	nng_mtx_lock(x->c->mtx);
+	while (!x->done && !(lost = all_lost(x->c))) {
+		nng_cv_wait(x->c->cv);
+	}
+	nng_mtx_unlock(x->c->mtx);
+	if (lost) {
+		nng_aio_abort(x->aio, NNG_ECONNSHUT);
+	}
+	nng_aio_wait(x->aio);
+	x->done = false;
+}
+
+static void
+ctx_exchange(nng_ctx ctx, exchange *x, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
+{
+	nng_aio *aio = x->aio;
 	nng_time deadline = nng_clock() + timeout_ms;
 	nng_time now;
 
 	nng_aio_set_timeout(aio, (nng_duration) timeout_ms);
 	nng_aio_set_msg(aio, req);
 	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
+	exchange_wait(x);
 	if (nng_aio_result(aio) != 0) {
 		nng_msg_free(nng_aio_get_msg(aio)); /* a failed send leaves it to us */
 		return;
@@ -933,7 +964,7 @@ ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *req, uint32_t timeout_ms, nng_m
 	}
 	nng_aio_set_timeout(aio, (nng_duration) (deadline - now));
 	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
+	exchange_wait(x);
 	if (nng_aio_result(aio) == 0) {
 		*rep = nng_aio_get_msg(aio);
 	}
@@ -941,13 +972,14 @@ ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *req, uint32_t timeout_ms, nng_m
 
 /*
  * Sends `req` (always consumed) and waits for the reply within timeout_ms.
- * Returns 0 with *rep set, or an nng error (NNG_ETIMEDOUT for no answer).
+ * Returns 0 with *rep set, or an nng error (NNG_ETIMEDOUT for no answer,
+ * NNG_ECONNSHUT when every connection went while it waited).
  */
 static int
 roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 {
 	nng_ctx  ctx;
-	nng_aio *aio;
+	exchange x = { .c = c };
 	int      rv;
 
 	*rep = NULL;
@@ -955,7 +987,7 @@ roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 		nng_msg_free(req);
 		return (rv);
 	}
-	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+	if ((rv = nng_aio_alloc(&x.aio, exchange_done, &x)) != 0) {
 		nng_msg_free(req);
 		nng_ctx_close(ctx);
 		return (rv);
@@ -965,14 +997,14 @@ roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 	if (rv != 0) {
 		nng_msg_free(req);
 	} else {
-		ctx_exchange(ctx, aio, req, timeout_ms, rep);
-		rv = *rep != NULL ? 0 : nng_aio_result(aio);
+		ctx_exchange(ctx, &x, req, timeout_ms, rep);
+		rv = *rep != NULL ? 0 : nng_aio_result(x.aio);
 		/* Out of time between send and receive: no answer in time. */
 		if (*rep == NULL && rv == 0) {
 			rv = NNG_ETIMEDOUT;
 		}
 	}
-	nng_aio_free(aio);
+	nng_aio_free(x.aio);
 	nng_ctx_close(ctx);
 	return (rv);
 }
@@ -1041,14 +1073,14 @@ reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	hx_verrf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	hx_reply_free(out);
 	out->code = code;
 	if ((out->message = dup_or_empty(buf)) == NULL) {
-		out->message = hx_empty;
+		out->message = empty_text;
 	}
-	out->request_id = hx_empty;
+	out->request_id = empty_text;
 	return (code);
 }
 
@@ -1059,7 +1091,7 @@ reply_set_id(hx_reply *out, const char *request_id)
 {
 	free_text(out->request_id);
 	if ((out->request_id = dup_or_empty(request_id)) == NULL) {
-		out->request_id = hx_empty;
+		out->request_id = empty_text;
 	}
 	return (out->code);
 }
@@ -1261,8 +1293,14 @@ call_packed(hx_client *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
 		}
 		memcpy(nng_msg_body(msg), buf, len);
 		now = nng_clock();
-		if ((rv = roundtrip(c, msg, (uint32_t) (deadline > now ? deadline - now : 1),
-		                    &rep)) != 0) {
+		rv = roundtrip(c, msg, (uint32_t) (deadline > now ? deadline - now : 1), &rep);
+		if (rv == NNG_ECONNSHUT) {
+			/* Every connection went while we waited: renew the links
+			 * (await_link) and send the same bytes again, or say why
+			 * nobody is there. A replay makes the resend safe. */
+			continue;
+		}
+		if (rv != 0) {
 			return (reply_no_answer(out, rv, timeout_ms, request_id));
 		}
 		decode_reply(rep, request_id, out);

@@ -14,6 +14,9 @@
  */
 #include <string.h>
 
+#include "base/text.h"
+#include "heliox/docrules.h"
+
 #include "jsonstream.h"
 
 enum expect {
@@ -61,7 +64,7 @@ jstream_strerror(jstream_error e)
 	case JSTREAM_ERR_SYNTAX:
 		return ("unexpected character");
 	case JSTREAM_ERR_NUL:
-		return ("contains a NUL character");
+		return (hx_doc_rule_text(HX_DOC_NUL)); /* the server's words */
 	case JSTREAM_ERR_DEPTH:
 		return ("nested more than 1000 levels deep");
 	case JSTREAM_ERR_TRUNCATED:
@@ -85,12 +88,6 @@ fail(jstream *s, jstream_error e)
 	s->error = e;
 	s->error_at = s->pos;
 	return (JSTREAM_ERROR);
-}
-
-static bool
-is_space(char c)
-{
-	return (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }
 
 static bool
@@ -360,7 +357,7 @@ escape_char(jstream *s, char c)
 /*
  * A \uXXXX code unit is complete. As in cJSON, a high surrogate must be
  * followed by a low one, and a lone low surrogate is an error. \u0000 is
- * fine here: the server reads it as \u0001 (src/export.c, so that cJSON does
+ * fine here: the server reads it as \u0001 (src/core/export.c, so that cJSON does
  * not cut the string short) and the record rules refuse it on its field; in
  * a key it is compared as that \u0001 too.
  */
@@ -597,7 +594,8 @@ structure_step(jstream *s, const char *p, size_t n)
 	size_t j = 0;
 	char   c = p[0];
 
-	while (j < n && is_space(p[j])) {
+	/* RFC 8259's white space is the four bytes a name is trimmed of. */
+	while (j < n && hx_text_is_space(p[j])) {
 		j++;
 	}
 	if (j > 0) {

@@ -15,7 +15,7 @@
  * in its buffer when reported) and parses each span with cJSON. A span longer
  * than `max_span` is reported as too big instead, and is not kept.
  *
- * Agreement with the server (src/export.c, cJSON over the whole document):
+ * Agreement with the server (src/core/export.c, cJSON over the whole document):
  * the first "cost_data" and the first "currency" count, as with cJSON's
  * lookup; keys are compared after decoding escapes; raw control bytes and
  * \u0000 escapes are allowed inside strings (the record rules judge them); a

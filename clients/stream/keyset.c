@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
+
 #include "keyset.h"
 
 #define KEYSET_MIN_SLOTS 1024u
@@ -25,34 +27,17 @@ keyset_free(keyset *k)
 }
 
 /* FNV-1a over the three fields, each ended by its NUL (no field can hold
- * one), then a 64-bit finaliser (MurmurHash3's fmix64): FNV alone mixes its
- * high bits poorly, and both the slot (low bits) and the comparison (all
- * bits) need them well spread. */
-static uint64_t
-fnv1a(uint64_t h, const char *s)
-{
-	for (;; s++) {
-		h ^= (unsigned char) *s;
-		h *= 0x100000001b3ULL;
-		if (*s == '\0') {
-			return (h);
-		}
-	}
-}
-
+ * one), then the finaliser: FNV alone mixes its high bits poorly, and both
+ * the slot (low bits) and the comparison (all bits) need them well spread. */
 uint64_t
 keyset_hash(const hx_record *r)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = HX_FNV1A_OFFSET;
 
-	h = fnv1a(h, r->date);
-	h = fnv1a(h, r->provider);
-	h = fnv1a(h, r->gpu_type);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
+	h = hx_fnv1a(h, r->date, strlen(r->date) + 1);
+	h = hx_fnv1a(h, r->provider, strlen(r->provider) + 1);
+	h = hx_fnv1a(h, r->gpu_type, strlen(r->gpu_type) + 1);
+	h = hx_mix64(h);
 	return (h != 0 ? h : 1); /* 0 marks an empty slot */
 }
 

@@ -5,15 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 #include "progress.h"
 
-#define PROGRESS_MIN_NS 100000000LL /* 10 redraws a second at most */
-
-static int64_t
-ns_between(const struct timespec *a, const struct timespec *b)
-{
-	return ((int64_t) (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec));
-}
+#define PROGRESS_MIN_US 100000u /* 10 redraws a second at most */
 
 void
 progress_init(progress *p, bool on)
@@ -27,9 +23,8 @@ progress_begin(progress *p, const char *label, uint64_t total)
 {
 	p->label = label;
 	p->total = total;
-	clock_gettime(CLOCK_MONOTONIC, &p->t0);
-	p->last = p->t0;
-	p->last.tv_sec -= 1; /* the first update draws at once */
+	p->t0_us = hx_clock_us();
+	p->last_us = 0; /* the first update draws at once */
 }
 
 /* 1234567 -> "1,234,567": large counts are read at a glance. */
@@ -72,19 +67,19 @@ eta_text(const progress *p, uint64_t units, double secs, char *out, size_t outsz
 static void
 draw(progress *p, uint64_t records, uint64_t units, const char *note, bool force)
 {
-	struct timespec now;
-	double          secs;
-	char            n[32], rate[32], eta[48];
+	uint64_t now;
+	double   secs;
+	char     n[32], rate[32], eta[48];
 
 	if (!p->on) {
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!force && ns_between(&p->last, &now) < PROGRESS_MIN_NS) {
+	now = hx_clock_us();
+	if (!force && p->last_us != 0 && now - p->last_us < PROGRESS_MIN_US) {
 		return;
 	}
-	p->last = now;
-	secs = (double) ns_between(&p->t0, &now) / 1e9;
+	p->last_us = now;
+	secs = (double) (now - p->t0_us) / 1e6;
 	grouped(records, n);
 	grouped(secs > 0 ? (uint64_t) ((double) records / secs) : 0, rate);
 	eta_text(p, units, secs, eta, sizeof(eta));

@@ -9,14 +9,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 typedef struct progress {
-	bool            on;
-	bool            drawn;
-	const char     *label;
-	uint64_t        total; /* units expected; 0 = unknown */
-	struct timespec t0, last;
+	bool        on;
+	bool        drawn;
+	const char *label;
+	uint64_t    total;          /* units expected; 0 = unknown */
+	uint64_t    t0_us, last_us; /* hx_clock_us: phase start, last frame drawn */
 } progress;
 
 void progress_init(progress *p, bool on);

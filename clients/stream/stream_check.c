@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "heliox/docrules.h"
 #include "heliox/export.h"
 
 #include "stream_check.h"
@@ -40,11 +41,13 @@ stream_check_free(stream_check *c)
 
 /* ---- violations ---------------------------------------------------------- */
 
+/* One of the document's own rules, worded as the server words it
+ * (docrules.h); `where`, when not NULL, says where in the file. */
 static check_result
-doc_violation(stream_check *c, const char *field, const char *desc)
+doc_violation(stream_check *c, hx_doc_rule rule, const char *where)
 {
 	c->doc_error = true;
-	return (hx_violations_add(c->viol, field, "%s", desc) == HX_OK ? CHECK_OK : CHECK_NOMEM);
+	return (hx_doc_violation(c->viol, rule, where) == HX_OK ? CHECK_OK : CHECK_NOMEM);
 }
 
 /* The record's violations, moved to the caller's list. A "$" means cJSON
@@ -72,41 +75,43 @@ move_scratch(stream_check *c)
 static check_result
 syntax_error(stream_check *c, const jstream *js)
 {
-	char desc[HX_DESC_MAX];
+	char        where[HX_DESC_MAX];
+	hx_doc_rule rule;
 
 	if (js->error == JSTREAM_ERR_NUL) {
-		snprintf(desc, sizeof(desc),
-		         "contains a NUL character (at byte offset %" PRIu64 ")", js->error_at);
+		rule = HX_DOC_NUL;
+		snprintf(where, sizeof(where), " (at byte offset %" PRIu64 ")", js->error_at);
 	} else {
-		snprintf(desc, sizeof(desc), "is not valid JSON: %s at byte offset %" PRIu64,
+		rule = HX_DOC_NOT_JSON;
+		snprintf(where, sizeof(where), ": %s at byte offset %" PRIu64,
 		         jstream_strerror(js->error), js->error_at);
 	}
 	hx_violations_clear(c->viol);
 	c->received = 0; /* as on the server: no document, no records */
-	return (doc_violation(c, "$", desc));
+	return (doc_violation(c, rule, where));
 }
 
-/* The document's shape, known at its end: the same checks, in the same
- * words, as src/export.c makes on a parsed document. */
+/* The document's shape, known at its end: the same checks as
+ * src/core/export.c makes on a parsed document, in its words (docrules.h). */
 static check_result
 document_end(stream_check *c, const jstream *js)
 {
 	if (!js->root_object) {
 		hx_violations_clear(c->viol);
 		c->received = 0;
-		return (doc_violation(c, "$", "must be a JSON object"));
+		return (doc_violation(c, HX_DOC_NOT_OBJECT, NULL));
 	}
 	switch (js->data) {
 	case JSTREAM_DATA_MISSING:
 	case JSTREAM_DATA_NULL:
-		return (doc_violation(c, "cost_data", "is required"));
+		return (doc_violation(c, HX_DOC_DATA_MISSING, NULL));
 	case JSTREAM_DATA_OTHER:
-		return (doc_violation(c, "cost_data", "must be an array"));
+		return (doc_violation(c, HX_DOC_DATA_NOT_ARRAY, NULL));
 	default:
 		/* With replace windows an empty export is the truth "nothing
 		 * in there", as on the server. */
 		if (js->n_elements == 0 && (c->meta == NULL || c->meta->windows_received == 0)) {
-			return (doc_violation(c, "cost_data", "must not be empty"));
+			return (doc_violation(c, HX_DOC_DATA_EMPTY, NULL));
 		}
 		return (CHECK_OK);
 	}
@@ -242,7 +247,7 @@ on_currency(stream_check *c, const doc_event *ev)
 	}
 	if (ev->kind == JSTREAM_CURRENCY_TOO_BIG) {
 		/* Far too long to be "USD" however it is escaped. */
-		return (doc_violation(c, "currency", "must be \"USD\""));
+		return (doc_violation(c, HX_DOC_CURRENCY, NULL));
 	}
 	st = hx_export_check_currency(ev->span, ev->len, c->viol);
 	if (st == HX_RESOURCE_EXHAUSTED) {
@@ -264,14 +269,17 @@ on_meta(stream_check *c, const doc_event *ev, size_t max_span)
 		return (CHECK_OK);
 	}
 	if (ev->kind == JSTREAM_REPLACE_TOO_BIG || ev->kind == JSTREAM_PROVENANCE_TOO_BIG) {
-		char desc[HX_DESC_MAX];
-
-		snprintf(desc, sizeof(desc), "is longer than %zu bytes", max_span);
 		if (replace) {
-			c->meta
-			    ->windows_received++; /* it was there: an empty cost_data stays allowed */
+			/* It was there: an empty cost_data stays allowed. */
+			c->meta->windows_received++;
 		}
-		return (doc_violation(c, replace ? "replace" : "provenance", desc));
+		/* The stream's own limit (the server's is the message size):
+		 * worded as too_big words an element. */
+		c->doc_error = true;
+		return (hx_violations_add(c->viol, replace ? "replace" : "provenance",
+		                          "is longer than %zu bytes", max_span) == HX_OK
+		            ? CHECK_OK
+		            : CHECK_NOMEM);
 	}
 	st = replace ? hx_export_parse_replace(ev->span, ev->len, c->meta, c->viol)
 	             : hx_export_parse_provenance(ev->span, ev->len, c->meta, c->viol);

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "heliox/record.h"
+#include "heliox/batch.h"
 
 #include "bitvec.h"
 #include "docreader.h"

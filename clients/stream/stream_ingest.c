@@ -10,6 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
+#include "base/errf.h"
+
 #include "bitvec.h"
 #include "docreader.h"
 #include "progress.h"
@@ -60,17 +63,8 @@ set_outcome(stream_report *r, hx_status code, const char *fmt, ...)
 
 	r->code = code;
 	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	hx_verrf(r->message, sizeof(r->message), fmt, ap);
 	va_end(ap);
-}
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
 }
 
 /* ---- signals ----------------------------------------------------------------- */
@@ -552,7 +546,7 @@ void
 stream_ingest(hx_client *client, const stream_opts *o, stream_report *r)
 {
 	struct sigaction old[2];
-	uint64_t         t0 = now_us();
+	uint64_t         t0 = hx_clock_us();
 	bool             usage;
 	run              x;
 
@@ -578,7 +572,7 @@ stream_ingest(hx_client *client, const stream_opts *o, stream_report *r)
 		restore_signals(old);
 	}
 	totals(r);
-	r->duration_us = now_us() - t0;
+	r->duration_us = hx_clock_us() - t0;
 	source_close(&x.src);
 	bitvec_free(&x.invalid);
 	hx_batch_free(&x.meta);

@@ -17,13 +17,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
+
 #include "pathmap.h"
 #include "stream_send.h"
 
-/* "<base>-b<k>": the base is at most 100 bytes (cli.c), k at most 20 digits. */
+/* "<base>-b<k>": the base is at most STREAM_BASE_ID_MAX (100) bytes, as
+ * clients/cli/args.c checks --request-id, k at most 20 digits. */
 #define SEND_RID_MAX 128u
 /* How long the main thread waits before calling the idle hook again. */
-#define SEND_IDLE_NS 100000000L
+#define SEND_IDLE_US 100000u
 
 typedef struct send_batch {
 	struct send_batch *next; /* on the free list or in the queue */
@@ -264,19 +267,16 @@ worker(void *arg)
 
 /* ---- the main thread's side -------------------------------------------------------- */
 
-/* Waits on `done` for at most SEND_IDLE_NS, then lets the caller redraw its
+/* Waits on `done` for at most SEND_IDLE_US, then lets the caller redraw its
  * progress (without the lock: the hook may take its time). */
 static void
 wait_done(sender *s)
 {
-	struct timespec ts;
+	/* hx_clock_us reads CLOCK_MONOTONIC, the clock `done` waits on. */
+	uint64_t        until = hx_clock_us() + SEND_IDLE_US;
+	struct timespec ts = { .tv_sec = (time_t) (until / 1000000u),
+		               .tv_nsec = (long) (until % 1000000u) * 1000L };
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += SEND_IDLE_NS;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_cond_timedwait(&s->done, &s->mu, &ts);
 	if (s->cfg.idle != NULL) {
 		pthread_mutex_unlock(&s->mu);
@@ -382,7 +382,8 @@ init_sync(sender *s)
 	if (pthread_condattr_init(&ca) != 0) {
 		return (-1);
 	}
-	/* Timed waits on the monotonic clock: a clock change must not stall us. */
+	/* Timed waits on the monotonic clock (hx_clock_us's): a clock change
+	 * must not stall us. */
 	rv = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	if (rv == 0) {
 		rv = pthread_cond_init(&s->done, &ca);

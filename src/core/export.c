@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/text.h"
+#include "heliox/docrules.h"
 #include "heliox/export.h"
 
 /* A raw NUL byte: never valid JSON (control characters must be escaped). */
@@ -171,7 +172,7 @@ check_currency(const cJSON *cur, hx_violations *viol)
 	/* null counts as absent, as it does for a record's fields. */
 	if (cur != NULL && !cJSON_IsNull(cur) &&
 	    !(cJSON_IsString(cur) && strcmp(cur->valuestring, "USD") == 0)) {
-		return hx_violations_add(viol, "currency", "must be \"USD\"");
+		return hx_doc_violation(viol, HX_DOC_CURRENCY, NULL);
 	}
 	return HX_OK;
 }
@@ -210,11 +211,10 @@ check_replace(const cJSON *rep, hx_batch *b, hx_violations *viol)
 	/* The request's own windows came first (src/ingest.c): two sets of
 	 * windows would make the paths ambiguous and the truth unclear. */
 	if (b->windows_received > 0) {
-		return hx_violations_add(viol, "replace",
-		                         "is given both in the request and in the export document");
+		return hx_doc_violation(viol, HX_DOC_REPLACE_TWICE, NULL);
 	}
 	if (!cJSON_IsArray(rep)) {
-		return hx_violations_add(viol, "replace", "must be an array");
+		return hx_doc_violation(viol, HX_DOC_REPLACE_NOT_ARRAY, NULL);
 	}
 	cJSON_ArrayForEach(el, rep)
 	{
@@ -246,7 +246,7 @@ check_provenance(const cJSON *p, hx_batch *b, hx_violations *viol)
 		return HX_OK;
 	}
 	if (!cJSON_IsObject(p)) {
-		return hx_violations_add(viol, "provenance", "must be an object");
+		return hx_doc_violation(viol, HX_DOC_PROVENANCE_NOT_OBJECT, NULL);
 	}
 	for (k = 0; k < sizeof(fields) / sizeof(fields[0]) && st == HX_OK; k++) {
 		raw_value(cJSON_GetObjectItemCaseSensitive(p, fields[k].key), &v, num);
@@ -280,14 +280,14 @@ parse_object(const cJSON *root, hx_batch *b, hx_violations *viol)
 		return st;
 	}
 	if (data == NULL || cJSON_IsNull(data)) {
-		return hx_violations_add(viol, "cost_data", "is required");
+		return hx_doc_violation(viol, HX_DOC_DATA_MISSING, NULL);
 	}
 	if (!cJSON_IsArray(data)) {
-		return hx_violations_add(viol, "cost_data", "must be an array");
+		return hx_doc_violation(viol, HX_DOC_DATA_NOT_ARRAY, NULL);
 	}
 	/* With windows an empty export is the truth "nothing in there". */
 	if (data->child == NULL && b->windows_received == 0) {
-		return hx_violations_add(viol, "cost_data", "must not be empty");
+		return hx_doc_violation(viol, HX_DOC_DATA_EMPTY, NULL);
 	}
 	cJSON_ArrayForEach(el, data)
 	{
@@ -310,12 +310,12 @@ hx_export_parse(const char *json, size_t len, hx_batch *b, hx_violations *viol)
 		len = 0;
 	}
 	if (len > 0 && has_nul(json, len)) {
-		st = hx_violations_add(viol, "$", "contains a NUL character");
+		st = hx_doc_violation(viol, HX_DOC_NUL, NULL);
 	} else if ((root = parse_document(json, len)) == NULL) {
 		/* cJSON does not tell running out of memory from bad syntax. */
-		st = hx_violations_add(viol, "$", "is not valid JSON");
+		st = hx_doc_violation(viol, HX_DOC_NOT_JSON, NULL);
 	} else if (!cJSON_IsObject(root)) {
-		st = hx_violations_add(viol, "$", "must be a JSON object");
+		st = hx_doc_violation(viol, HX_DOC_NOT_OBJECT, NULL);
 	} else {
 		st = parse_object(root, b, viol);
 	}
@@ -342,10 +342,10 @@ parse_piece(const char *json, size_t len, cJSON **out, hx_violations *viol)
 		len = 0;
 	}
 	if (len > 0 && has_nul(json, len)) {
-		return hx_violations_add(viol, "$", "contains a NUL character");
+		return hx_doc_violation(viol, HX_DOC_NUL, NULL);
 	}
 	if ((*out = parse_document(json, len)) == NULL) {
-		return hx_violations_add(viol, "$", "is not valid JSON");
+		return hx_doc_violation(viol, HX_DOC_NOT_JSON, NULL);
 	}
 	return HX_OK;
 }

@@ -17,6 +17,7 @@
 #include "base/errf.h"
 #include "base/hash.h"
 #include "base/text.h"
+#include "heliox/batch.h"
 #include "heliox/record.h"
 
 #define MSG_REQUIRED "is required"

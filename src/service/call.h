@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "heliox/ingest/v1/ingest.pb-c.h"
-#include "heliox/record.h"
+#include "heliox/batch.h"
 #include "rpc.h"
 
 #define HX_REQUEST_ID_MAX 128 /* bytes of a caller's request_id */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "heliox/heliox.h"
+#include "heliox/batch.h"
 #include "heliox/record.h"
 #include "heliox/summary.h"
 

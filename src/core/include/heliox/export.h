@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "heliox/heliox.h"
-#include "heliox/record.h"
+#include "heliox/batch.h"
 
 #ifdef __cplusplus
 extern "C" {

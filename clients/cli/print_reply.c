@@ -1,5 +1,6 @@
 /*
- * cli_print.c - heliox-ingest's output: readable text, or one JSON object.
+ * print_reply.c - heliox-ingest's output for a single call (health,
+ * summary, ingest --mock): readable text, or one JSON object.
  *
  * Text: a result goes to stdout, an error (and its violations) to stderr, so
  * that `heliox-ingest summary > costs.txt` never captures an error message.
@@ -13,18 +14,10 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "output.h"
+#include "print.h"
 
 /* ---- text --------------------------------------------------------------- */
-
-static void
-print_violations(FILE *f, const hx_reply *r)
-{
-	size_t i;
-
-	for (i = 0; i < r->n_violations; i++) {
-		fprintf(f, "  %s: %s\n", r->violations[i].field, r->violations[i].description);
-	}
-}
 
 static void
 print_error(const hx_reply *r)
@@ -37,7 +30,7 @@ print_error(const hx_reply *r)
 		fprintf(stderr, "  [request_id=%s]", r->request_id);
 	}
 	fputc('\n', stderr);
-	print_violations(stderr, r);
+	cli_text_violations(stderr, r->violations, r->n_violations, r->n_violations);
 }
 
 static void
@@ -52,7 +45,7 @@ print_ingest(const hx_reply *r)
 	       g->dry_run ? "  [dry run: nothing written]" : "",
 	       g->replayed ? "  [replayed: answered from the earlier run]" : "");
 	/* With --skip-invalid the call succeeds and names what it skipped. */
-	print_violations(stdout, r);
+	cli_text_violations(stdout, r->violations, r->n_violations, r->n_violations);
 }
 
 static void
@@ -255,40 +248,6 @@ json_rows(cJSON *o, const hx_reply *r)
 	}
 }
 
-/* Prints o as one line of JSON on stdout and frees it; shared with
- * stream_print.c. */
-void
-cli_json_emit(cJSON *o)
-{
-	char *s = cJSON_PrintUnformatted(o);
-
-	if (s == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
-	} else {
-		printf("%s\n", s);
-		cJSON_free(s);
-	}
-	cJSON_Delete(o);
-}
-
-/* "violations": [{field, description}, ...]; shared with stream_print.c. */
-void
-cli_json_violations(cJSON *o, const hx_violation *items, size_t n)
-{
-	cJSON *arr = cJSON_AddArrayToObject(o, "violations");
-	cJSON *v;
-	size_t i;
-
-	for (i = 0; arr != NULL && i < n; i++) {
-		if ((v = cJSON_CreateObject()) == NULL) {
-			return;
-		}
-		cJSON_AddItemToArray(arr, v);
-		cJSON_AddStringToObject(v, "field", items[i].field);
-		cJSON_AddStringToObject(v, "description", items[i].description);
-	}
-}
-
 static void
 print_json(const cli_args *a, const hx_reply *r)
 {
@@ -322,29 +281,4 @@ cli_print_reply(const cli_args *a, const hx_reply *r)
 		print_text(a, r);
 	}
 	fflush(stdout);
-}
-
-/*
- * A failure found here, before or without any call (a usage error, a file
- * that cannot be read, a client that cannot open): with --json it is still
- * the one JSON object on stdout a script reads, and the text still goes to
- * stderr for the person watching.
- */
-void
-cli_json_local_error(hx_status code, const char *message, bool usage)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	if (o == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
-		return;
-	}
-	cJSON_AddStringToObject(o, "code", hx_status_name(code));
-	cJSON_AddStringToObject(o, "message", message);
-	cJSON_AddStringToObject(o, "request_id", "");
-	if (usage) {
-		cJSON_AddStringToObject(o, "error", "usage");
-	}
-	cJSON_AddArrayToObject(o, "violations");
-	cli_json_emit(o);
 }

@@ -1,6 +1,6 @@
 /*
- * stream_print.c - the output of `ingest FILE`: readable text, or with
- * --json one object, as cli_print.c does for single calls.
+ * print_stream.c - the output of `ingest FILE`: readable text, or with
+ * --json one object, as print_reply.c does for single calls.
  *
  * Text: totals to stdout on success (with the records --skip-invalid left
  * out); on failure everything to stderr: the reason, the violations, each
@@ -14,6 +14,8 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "output.h"
+#include "print.h"
 
 static double
 records_per_s(const stream_report *r)
@@ -42,20 +44,6 @@ resumable(const stream_report *r)
 /* ---- text --------------------------------------------------------------- */
 
 static void
-print_violations(FILE *f, const hx_violations *v)
-{
-	size_t i;
-
-	for (i = 0; i < v->len; i++) {
-		fprintf(f, "  %s: %s\n", v->items[i].field, v->items[i].description);
-	}
-	if (v->total > v->len) {
-		fprintf(f, "  ... and %zu more (%zu violations in all)\n", v->total - v->len,
-		        v->total);
-	}
-}
-
-static void
 print_counts(FILE *f, const stream_report *r)
 {
 	fprintf(f,
@@ -78,7 +66,7 @@ print_ok(const stream_report *r)
 		printf("  %" PRIu64 " of %" PRIu64 " batches were answered from an earlier run\n",
 		       r->batches.replayed, r->batches_total);
 	}
-	print_violations(stdout, &r->viol);
+	cli_text_violations(stdout, r->viol.items, r->viol.len, r->viol.total);
 }
 
 static void
@@ -101,7 +89,7 @@ print_error(const stream_report *r)
 {
 	fprintf(stderr, "error: %s: %s  [request_id=%s]\n", hx_status_name(r->code), r->message,
 	        r->base_id);
-	print_violations(stderr, &r->viol);
+	cli_text_violations(stderr, r->viol.items, r->viol.len, r->viol.total);
 	print_failed_batches(r);
 	if (!r->sent) {
 		return;
