@@ -33,35 +33,43 @@ trap 'rm -rf "$duck"' EXIT
 	{ echo "npm could not install @duckdb/node-api" >&2; exit 1; }
 cp "$here/bench/convert_duckdb.mjs" "$duck/"
 
-# timed CMD...: prints "seconds peak_rss_kib" of the command
+# timed CMD...: prints "seconds peak_rss_kib cpu_seconds" of the command (CPU =
+# user + system, all threads: the figure to compare when others share the cores)
 timed() {
-	/usr/bin/time -f "%e %M" -o "$duck/time" "$@" >/dev/null 2>"$duck/err" || { cat "$duck/err" >&2; return 1; }
-	cat "$duck/time"
+	/usr/bin/time -f "%e %M %U %S" -o "$duck/time" "$@" >/dev/null 2>"$duck/err" || { cat "$duck/err" >&2; return 1; }
+	awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$duck/time"
 }
 
 mb() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1e6 / s }'; }
 
-printf '%-34s %9s %9s %10s\n' "run" "seconds" "MB/s" "peak RSS"
+row() { # name seconds size rss cpu [note]
+	printf '%-34s %9s %9s %7s MiB %8s%s\n' "$1" "$2" "$(mb "$3" "$2")" $(($4 / 1024)) "$5" "${6:-}"
+}
+
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+printf '%-34s %9s %9s %11s %8s\n' "run" "seconds" "MB/s" "peak RSS" "CPU s"
 fail=0
 for k in focus cur2; do
 	f=$data/$k.csv
 	size=$(stat -L -c %s "$f")
 	kind=$([ "$k" = focus ] && echo focus || echo cur)
-	read -r s rss < <(timed "$cli" convert "$f" -o "$duck/$k.json")
-	printf '%-34s %9s %9s %7s MiB\n' "heliox convert $k.csv" "$s" "$(mb "$size" "$s")" $((rss / 1024))
-	read -r s rss < <(timed "$cli" convert "$f.gz" -o "$duck/$k.gz.json")
-	printf '%-34s %9s %9s %7s MiB\n' "heliox convert $k.csv.gz" "$s" "$(mb "$size" "$s")" $((rss / 1024))
-	read -r s rss < <(timed sh -c "gzip -dc '$f.gz' > /dev/null")
-	printf '%-34s %9s %9s %7s MiB\n' "gzip -dc $k.csv.gz (floor)" "$s" "$(mb "$size" "$s")" $((rss / 1024))
+	# every run reads from the page cache, the first one too
+	cat "$f" "$f.gz" > /dev/null
+	read -r s rss cpu < <(timed "$cli" convert "$f" -o "$duck/$k.json")
+	row "heliox convert $k.csv" "$s" "$size" "$rss" "$cpu"
+	read -r s rss cpu < <(timed "$cli" convert "$f.gz" -o "$duck/$k.gz.json")
+	row "heliox convert $k.csv.gz" "$s" "$size" "$rss" "$cpu"
+	read -r s rss cpu < <(timed sh -c "gzip -dc '$f.gz' > /dev/null")
+	row "gzip -dc $k.csv.gz (floor)" "$s" "$size" "$rss" "$cpu"
 	for t in 2 1; do
-		/usr/bin/time -f "%e %M" -o "$duck/time" node "$duck/convert_duckdb.mjs" "$kind" "$f" "$map" "$t" \
+		/usr/bin/time -f "%e %M %U %S" -o "$duck/time" node "$duck/convert_duckdb.mjs" "$kind" "$f" "$map" "$t" \
 			> "$duck/$k.duck$t" 2>"$duck/err" || { cat "$duck/err" >&2; exit 1; }
-		read -r s rss < "$duck/time"
-		printf '%-34s %9s %9s %7s MiB   (query %ss)\n' "duckdb $t thread(s) $k.csv" "$s" "$(mb "$size" "$s")" \
-			$((rss / 1024)) "$(head -1 "$duck/$k.duck$t")"
+		read -r s rss u sy < "$duck/time"
+		row "duckdb $t thread(s) $k.csv" "$s" "$size" "$rss" "$(awk -v u="$u" -v s="$sy" 'BEGIN { printf "%.2f", u + s }')" \
+			"   (query $(head -1 "$duck/$k.duck$t") s)"
 	done
-	read -r s rss < <(timed /usr/bin/python3 "$here/bench/convert_pandas.py" "$kind" "$f")
-	printf '%-34s %9s %9s %7s MiB\n' "pandas $k.csv" "$s" "$(mb "$size" "$s")" $((rss / 1024))
+	read -r s rss cpu < <(timed /usr/bin/python3 "$here/bench/convert_pandas.py" "$kind" "$f")
+	row "pandas $k.csv" "$s" "$size" "$rss" "$cpu"
 	# exact cross-check: DuckDB's DECIMAL sums rounded once to 6 places, half away from zero
 	/usr/bin/python3 - "$duck/$k.json" "$duck/$k.gz.json" "$duck/$k.duck2" <<'PY' || fail=1
 import json, sys
@@ -81,4 +89,5 @@ print("  sums: %d groups, %s" % (len(ours), "identical to DuckDB's" if not bad e
 sys.exit(1 if bad else 0)
 PY
 done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $fail

@@ -652,6 +652,151 @@ run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *req
 	return rv;
 }
 
+/* ---- --json: one object per export ------------------------------------------------------------ */
+
+/*
+ * A billing ingest prints two JSON lines on stdout: the conversion's (code,
+ * format, mapping_version, records, report, violations) and, when it got that
+ * far, the ingest result that cli_main prints (code, message, request_id, the
+ * counts, violations). With --json, stdout carries one object per export
+ * instead (SERVICE.md section 7: "--json prints one JSON object"): the ingest
+ * result's fields, else the conversion's code, message and violations, then
+ * format, mapping_version, records and report, and for sync the export's name
+ * first. sync prints one such line per export: JSON Lines.
+ */
+struct capture {
+	FILE *tmp;
+	int   saved_fd;
+};
+
+static bool
+capture_begin(struct capture *k)
+{
+	fflush(stdout);
+	k->tmp = tmpfile();
+	k->saved_fd = k->tmp != NULL ? dup(STDOUT_FILENO) : -1;
+	if (k->saved_fd < 0 || dup2(fileno(k->tmp), STDOUT_FILENO) < 0) {
+		if (k->saved_fd >= 0) {
+			close(k->saved_fd);
+		}
+		if (k->tmp != NULL) {
+			fclose(k->tmp);
+		}
+		return false;
+	}
+	return true;
+}
+
+/* Puts stdout back; returns what was written to it (NUL-terminated), or NULL. */
+static char *
+capture_end(struct capture *k)
+{
+	char  *text = NULL;
+	long   size;
+	size_t got;
+
+	fflush(stdout);
+	dup2(k->saved_fd, STDOUT_FILENO);
+	close(k->saved_fd);
+	if (fseek(k->tmp, 0, SEEK_END) == 0 && (size = ftell(k->tmp)) >= 0 &&
+	    fseek(k->tmp, 0, SEEK_SET) == 0 && (text = malloc((size_t) size + 1)) != NULL) {
+		got = fread(text, 1, (size_t) size, k->tmp);
+		text[got] = '\0';
+	}
+	fclose(k->tmp);
+	return text;
+}
+
+static void
+move_item(cJSON *to, cJSON *from, const char *key)
+{
+	cJSON *x = cJSON_DetachItemFromObjectCaseSensitive(from, key);
+	if (x != NULL) {
+		cJSON_DeleteItemFromObjectCaseSensitive(to, key);
+		cJSON_AddItemToObject(to, key, x);
+	}
+}
+
+/* Prints the one object for what `text` holds (see above); export may be NULL. */
+static void
+emit_merged(const char *export, const char *text)
+{
+	cJSON      *out = cJSON_CreateObject(), *conv = NULL, *result = NULL;
+	const char *line = text != NULL ? text : "";
+	char       *s;
+
+	if (out == NULL) {
+		fputs(CLI_NAME ": out of memory\n", stderr);
+		return;
+	}
+	if (export != NULL) {
+		cJSON_AddStringToObject(out, "export", export);
+	}
+	while (*line != '\0') {
+		size_t len = strcspn(line, "\n");
+		cJSON *o = cJSON_ParseWithLength(line, len);
+		if (o != NULL && cJSON_IsObject(o) && cJSON_GetObjectItem(o, "report") != NULL &&
+		    conv == NULL) {
+			conv = o;
+		} else if (o != NULL && cJSON_IsObject(o) && result == NULL) {
+			result = o;
+		} else {
+			/* not ours to drop: anything else goes on to stderr */
+			fprintf(stderr, "%.*s\n", (int) len, line);
+			cJSON_Delete(o);
+		}
+		line += len + (line[len] == '\n');
+	}
+	if (result != NULL) {
+		cJSON *x;
+		while ((x = result->child) != NULL) {
+			cJSON_DetachItemViaPointer(result, x);
+			cJSON_AddItemToObject(out, x->string, x);
+		}
+	} else if (conv != NULL) {
+		move_item(out, conv, "code");
+		move_item(out, conv, "message");
+		move_item(out, conv, "violations");
+	} else {
+		cJSON_AddStringToObject(out, "code", hx_status_name(HX_INTERNAL));
+		cJSON_AddStringToObject(out, "message", "no answer was printed");
+	}
+	if (conv != NULL) {
+		move_item(out, conv, "format");
+		move_item(out, conv, "mapping_version");
+		move_item(out, conv, "records");
+		move_item(out, conv, "report");
+	}
+	s = cJSON_PrintUnformatted(out);
+	if (s != NULL) {
+		printf("%s\n", s);
+		cJSON_free(s);
+	}
+	fflush(stdout);
+	cJSON_Delete(out);
+	cJSON_Delete(conv);
+	cJSON_Delete(result);
+}
+
+/* run_bill_ingest(), with --json its output as one object. */
+static int
+bill_ingest_json(int argc, char **argv, bill_args *a, bool *keep, const char *request_id,
+                 const char *label, const char *export, cli_main_fn cli_main)
+{
+	struct capture k;
+	char          *text;
+	int            rv;
+
+	if (!a->json || !capture_begin(&k)) {
+		return run_bill_ingest(argc, argv, a, keep, request_id, label, cli_main);
+	}
+	rv = run_bill_ingest(argc, argv, a, keep, request_id, label, cli_main);
+	text = capture_end(&k);
+	emit_merged(export, text);
+	free(text);
+	return rv;
+}
+
 /* ---- sync ------------------------------------------------------------------------------------ */
 
 struct exp {
@@ -801,6 +946,11 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 		if (!content_id(files, nf, rid)) {
 			fprintf(stderr, "%s: cannot read its files\n", label);
 			rv = CLI_EXIT_OTHER;
+			if (a->json) {
+				emit_merged(label,
+				            "{\"code\":\"INTERNAL\",\"message\":\"cannot read "
+				            "its files\"}");
+			}
 		} else {
 			bill_args one = *a;
 			one.n_files = nf;
@@ -808,13 +958,23 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 				one.files[k] = files[k];
 			}
 			one.bill = true;
-			printf("%s: ", label);
-			fflush(stdout);
+			if (!a->json) {
+				printf("%s: ", label);
+				fflush(stdout);
+			}
 			if (nf == 1 && one.format == NULL && is_json_file(files[0])) {
+				struct capture k;
+				bool           cap = a->json && capture_begin(&k);
 				rv = run_json_ingest(argc, argv, &one, keep, files[0], rid, NULL,
 				                     cli_main);
+				if (cap) {
+					char *text = capture_end(&k);
+					emit_merged(label, text);
+					free(text);
+				}
 			} else {
-				rv = run_bill_ingest(argc, argv, &one, keep, rid, label, cli_main);
+				rv = bill_ingest_json(argc, argv, &one, keep, rid, label, label,
+				                      cli_main);
 			}
 			fflush(stdout);
 		}
@@ -844,6 +1004,9 @@ static const char usage_bill[] =
     "no replace windows. sync ingests every export under DIR (a folder of files, or a file), "
     "oldest\n"
     "first, with request ids from the files' SHA-256, so running it again writes nothing new.\n"
+    "--json: ingest prints one JSON object (the ingest result's fields plus format,\n"
+    "mapping_version, records and the conversion report); sync prints one such object per\n"
+    "export per line (JSON Lines), each with \"export\": the folder or file name.\n"
     "The GPU map: --gpu-map FILE, else ../share/heliox/gpu_map_v1.csv beside the executable.\n"
     "Exit status: 0 OK, 2 usage, 3 a problem in the bill (FILE:LINE.COLUMN), as for ingest.\n";
 
@@ -901,7 +1064,7 @@ cli_bill_main(int argc, char **argv, cli_main_fn cli_main)
 		a.bill = a.n_files > 1 || (a.format != NULL && strcmp(a.format, "heliox") != 0) ||
 		    (a.n_files == 1 && a.format == NULL && !is_json_file(a.files[0]));
 		if (a.bill) {
-			rv = run_bill_ingest(argc, argv, &a, keep, NULL, NULL, cli_main);
+			rv = bill_ingest_json(argc, argv, &a, keep, NULL, NULL, NULL, cli_main);
 		} else if (a.format != NULL || a.gpu_map != NULL || a.no_replace) {
 			/* --format heliox etc.: drop the billing options, keep the rest */
 			rv = a.n_files == 1 ? run_json_ingest(argc, argv, &a, keep, a.files[0],

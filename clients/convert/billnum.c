@@ -3,6 +3,8 @@
  */
 #include "billnum.h"
 
+#include "base/date.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -229,21 +231,7 @@ hx_bill_decimal_round6(const char *s, size_t len, char out[HX_BILL_NUM_MAX])
 
 /* ---- dates ---------------------------------------------------------------- */
 
-/* Howard Hinnant's days_from_civil / civil_from_days. */
-int32_t
-hx_days_from_civil(int y, int m, int d)
-{
-	int      era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned) (y - era * 400);
-	doy = (unsigned) ((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int32_t) doe - 719468;
-}
-
+/* Howard Hinnant's civil_from_days; the other way is src/base's hx_date_parse(). */
 void
 hx_civil_from_days(int32_t z, char out[11])
 {
@@ -288,14 +276,6 @@ num(const char *s, size_t n)
 	return v;
 }
 
-static int
-mdays(int y, int m)
-{
-	static const int t[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	bool             leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	return m == 2 && leap ? 29 : t[m - 1];
-}
-
 /*
  * YYYY-MM-DD(T| )HH:MM:SS[.fraction][Z | +HH:MM | -HH:MM | +HHMM]
  * The date part is the UTC calendar date after applying the offset.
@@ -303,24 +283,29 @@ mdays(int y, int m)
 const char *
 hx_bill_datetime_parse(const char *s, size_t len, int32_t *day)
 {
-	int    y, mo, d, h, mi, se, off = 0;
-	size_t i = 19;
+	static const char not_dt[] =
+	    "is not a date-time YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD HH:MM:SS";
+	int     h, mi, se, off = 0;
+	size_t  i = 19;
+	int32_t z;
 
 	if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
 	    s[13] != ':' || s[16] != ':') {
-		return "is not a date-time YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD HH:MM:SS";
+		return not_dt;
 	}
-	y = num(s, 4);
-	mo = num(s + 5, 2);
-	d = num(s + 8, 2);
 	h = num(s + 11, 2);
 	mi = num(s + 14, 2);
 	se = num(s + 17, 2);
-	if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || se < 0) {
-		return "is not a date-time YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD HH:MM:SS";
+	/* The date by src/base's one check (digits, month, day of the month,
+	 * years 1-9999); the date's digits are read again only to word a refusal. */
+	if (!hx_date_parse(s, 10, &z)) {
+		return num(s, 4) < 0 || num(s + 5, 2) < 0 || num(s + 8, 2) < 0 || h < 0 || mi < 0 ||
+		        se < 0
+		    ? not_dt
+		    : "is not a real calendar date";
 	}
-	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays(y, mo)) {
-		return "is not a real calendar date";
+	if (h < 0 || mi < 0 || se < 0) {
+		return not_dt;
 	}
 	if (h > 23 || mi > 59 || se > 59) {
 		return "is not a real time of day";
@@ -354,11 +339,10 @@ hx_bill_datetime_parse(const char *s, size_t len, int32_t *day)
 		i = len;
 	}
 	if (i != len) {
-		return "is not a date-time YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD HH:MM:SS";
+		return not_dt;
 	}
 	{
-		int32_t z = hx_days_from_civil(y, mo, d);
-		int     mins = h * 60 + mi - off;
+		int mins = h * 60 + mi - off;
 		if (mins < 0) {
 			z -= 1;
 		} else if (mins >= 1440) {

@@ -30,9 +30,8 @@ bool hx_wdec_round_micros(const hx_wdec *v, int64_t div, int64_t *micros);
 /* The same as text ("12.50", "-0.000001"); false when out of range. */
 bool hx_wdec_format6(const hx_wdec *v, int64_t div, char *out, size_t outsz);
 
-/* Days since 1970-01-01 of a civil date, and back. */
-int32_t hx_days_from_civil(int y, int m, int d);
-void    hx_civil_from_days(int32_t z, char out[11]);
+/* The civil date (YYYY-MM-DD) of a day counted from 1970-01-01. */
+void hx_civil_from_days(int32_t z, char out[11]);
 /* R8: NULL and the UTC day, or a static reason. */
 const char *hx_bill_datetime_parse(const char *s, size_t len, int32_t *day);
 

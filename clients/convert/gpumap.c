@@ -392,11 +392,21 @@ hx_gpu_map_free(hx_gpu_map *m)
 	free(m);
 }
 
+static int
+lower_ascii(char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? ch + 32 : (unsigned char) ch;
+}
+
 const hx_map_entry *
 hx_map_find(const hx_map_entry *tab, size_t n, const char *key, size_t len)
 {
+	int k0 = len > 0 ? lower_ascii(key[0]) : 0;
+
 	for (size_t i = 0; i < n; i++) {
-		if (strncasecmp(tab[i].key, key, len) == 0 && tab[i].key[len] == '\0') {
+		/* the first letter first: strncasecmp on every entry was 8% of a convert */
+		if (lower_ascii(tab[i].key[0]) == k0 && strncasecmp(tab[i].key, key, len) == 0 &&
+		    tab[i].key[len] == '\0') {
 			return &tab[i];
 		}
 	}

@@ -114,6 +114,42 @@ def test_sync_twice_sends_nothing_new(clean, server, tmp_path):
         assert "replayed" in b and "replayed" not in a, (a, b)
 
 
+def test_sync_json_is_json_lines(clean, server, tmp_path):
+    """sync --json: stdout is JSON Lines, one object per export with its name, the ingest
+    result and the conversion report; a bad export is its own line with its violation path;
+    ingest --json of a bill is one object."""
+    d = tmp_path / "bills"
+    (d / "2024-09").mkdir(parents=True)
+    shutil.copy(SPECIAL, d / "2024-09" / "part1.csv")
+    subprocess.run(["/usr/bin/python3", GEN, "cur2", "--lines", "300", "--seed", "3", "--month", "2026-02",
+                    "-o", str(d / "cur-2026-02.csv")], check=True)
+    (d / "zz-bad.csv").write_text("ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,"
+                                  "ProviderName,x_UsageType\n"
+                                  "2024-09-01T30:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge\n")
+    os.utime(d / "2024-09", (1, 1))
+    os.utime(d / "cur-2026-02.csv", (2, 2))
+    rc, so, se = cli("--url", server.url, "--json", "sync", str(d), key=server.key)
+    assert rc == 3, (so, se)  # the bad export's status; the others are sent
+    lines = [json.loads(x) for x in so.splitlines()]  # every line is one JSON object
+    assert [x["export"] for x in lines] == ["2024-09", "cur-2026-02.csv", "zz-bad.csv"], lines
+    focus, cur, bad = lines
+    assert focus["code"] == "OK" and focus["request_id"].startswith("sync-"), focus
+    assert focus["format"] == "focus-1.0" and focus["records"] == 8, focus
+    assert focus["report"]["lines_counted"] > 0 and focus["replayed"] is False, focus
+    assert cur["code"] == "OK" and cur["format"] == "aws-cur-2.0", cur
+    assert bad["code"] == "INVALID_ARGUMENT", bad
+    assert bad["violations"][0]["field"].endswith("zz-bad.csv:2.1"), bad
+    rc, so2, _ = cli("--url", server.url, "--json", "sync", str(d), key=server.key)
+    again = [json.loads(x) for x in so2.splitlines()]
+    assert [x["request_id"] for x in again[:2]] == [focus["request_id"], cur["request_id"]]
+    assert again[0]["replayed"] is True and again[1]["replayed"] is True, again
+
+    rc, so, se = cli("--url", server.url, "--json", "ingest", SPECIAL, key=server.key)
+    assert rc == 0, (so, se)
+    one = json.loads(so)  # exactly one object
+    assert one["code"] == "OK" and one["records"] == 8 and "report" in one, one
+
+
 def test_restated_export_replaces_its_window(clean, server):
     """The special rows, then head200 as a later delivery of AWS's September: head200's window
     (aws 2024-09-01..30) is the whole truth, so of the 8 AWS rows only 2024-09-24 m60 stays
