@@ -6,7 +6,8 @@
  *
  *   1. raw COPY into a fresh cost_snapshots            (the limit)
  *   2. row-by-row autocommit INSERT .. ON CONFLICT     (the origin's way)
- *   3. end-to-end ingest through heliox-ingestd: fresh, unchanged, changed
+ *   3. end-to-end ingest through heliox-ingestd: fresh (alternating with 1,
+ *      --fresh-rounds times), then unchanged and changed
  *   4. latency of 28-record ingests (the size of the mock export)
  *   5. Health calls/s beside a bare nng req/rep echo in this process
  *   6. peak RSS of the server and of this process
@@ -21,7 +22,6 @@
  * Money is never a double here: costs are generated as integer cents and
  * written out as decimal text. Every libpq value is a bound parameter.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -41,6 +40,11 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "base/clock.h"
+#include "base/date.h"
+#include "base/errf.h"
+#include "base/text.h"
+#include "base/uuid.h"
 #include "heliox/client.h"
 
 /* ---- configuration -------------------------------------------------------- */
@@ -65,6 +69,8 @@ typedef struct config {
 	bool        skip_health;
 	size_t      summary_rows; /* rows for the Summary phase; 0 = skip it */
 	size_t      summary_reps; /* timed calls per Summary case (median) */
+	size_t      fresh_rounds; /* alternating COPY / fresh-ingest rounds (median) */
+	bool        fresh_only;   /* stop after the fresh rounds */
 } config;
 
 static void
@@ -90,27 +96,15 @@ usage(FILE *f)
 	        "  --server-pid P     the server's pid, for its peak RSS\n"
 	        "  --summary-rows R   rows for the Summary phase (default 1000000; 0 skips it)\n"
 	        "  --summary-reps K   timed calls per Summary case, median kept (default 3)\n"
+	        "  --fresh-rounds K   COPY and fresh ingest measured K times, alternating, on\n"
+	        "                     an emptied table; the medians are the figures (default 3)\n"
+	        "  --fresh-only       stop after the fresh rounds (for bench/run.sh --fresh-runs)\n"
 	        "  --skip-rowbyrow, --skip-latency, --skip-health\n"
 	        "  --help\n"
 	        "\n"
 	        "Exit status: 0 the run worked (whatever the figures), 1 a broken run,\n"
 	        "2 a usage error. Truncates cost_snapshots: never point it at real data.\n",
 	        HX_CLIENT_DEFAULT_URL);
-}
-
-/* Parses a positive decimal count; returns false when `s` is not one. */
-static bool
-parse_count(const char *s, size_t max, size_t *out)
-{
-	char              *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max)
-		return false;
-	*out = (size_t) v;
-	return true;
 }
 
 /* In the order of long_opts below: long_opts[OPT_x - 1] is option OPT_x. */
@@ -135,6 +129,8 @@ enum {
 	OPT_HELP,
 	OPT_SUM_ROWS,
 	OPT_SUM_REPS,
+	OPT_FRESH_ROUNDS,
+	OPT_FRESH_ONLY,
 };
 
 static const struct option long_opts[] = {
@@ -158,6 +154,8 @@ static const struct option long_opts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "summary-rows", required_argument, NULL, OPT_SUM_ROWS },
 	{ "summary-reps", required_argument, NULL, OPT_SUM_REPS },
+	{ "fresh-rounds", required_argument, NULL, OPT_FRESH_ROUNDS },
+	{ "fresh-only", no_argument, NULL, OPT_FRESH_ONLY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -165,13 +163,13 @@ static const struct option long_opts[] = {
 static bool
 set_count(config *cfg, int opt, const char *arg)
 {
-	size_t v;
+	unsigned long long v;
 
 	if (opt == OPT_SUM_ROWS && strcmp(arg, "0") == 0) {
 		cfg->summary_rows = 0;
 		return true;
 	}
-	if (!parse_count(arg, 100000000, &v))
+	if (hx_text_count(arg, 1, 100000000, &v) != 0)
 		return false;
 	switch (opt) {
 	case OPT_RECORDS:
@@ -210,6 +208,9 @@ set_count(config *cfg, int opt, const char *arg)
 	case OPT_SUM_REPS:
 		cfg->summary_reps = v;
 		break;
+	case OPT_FRESH_ROUNDS:
+		cfg->fresh_rounds = v;
+		break;
 	default:
 		return false;
 	}
@@ -245,6 +246,9 @@ parse_args(config *cfg, int argc, char **argv)
 		case OPT_SKIP_HEALTH:
 			cfg->skip_health = true;
 			break;
+		case OPT_FRESH_ONLY:
+			cfg->fresh_only = true;
+			break;
 		case OPT_HELP:
 			return 1;
 		case '?':
@@ -275,13 +279,11 @@ parse_args(config *cfg, int argc, char **argv)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
+/* The one clock (hx_clock_us), in the nanoseconds the phases subtract. */
 static uint64_t
 now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+	return hx_clock_us() * 1000u;
 }
 
 static double
@@ -350,30 +352,11 @@ typedef struct dataset {
 	hx_cost_record *recs[2]; /* wire views over the text, one per cost set */
 } dataset;
 
-/* Days since 1970-01-01 to "YYYY-MM-DD" (Howard Hinnant's civil_from_days). */
+/* Days since 1970-01-01 to "YYYY-MM-DD". */
 static void
 format_date(long days, char out[HX_DATE_LEN + 1])
 {
-	long     era, y;
-	unsigned doe, yoe, doy, mp, d, m;
-
-	days += 719468;
-	era = (days >= 0 ? days : days - 146096) / 146097;
-	doe = (unsigned) (days - era * 146097);
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = (long) yoe + era * 400;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	y += m <= 2;
-
-	char *p = put_digits(out, (unsigned) y, 4);
-	*p++ = '-';
-	p = put_digits(p, m, 2);
-	*p++ = '-';
-	p = put_digits(p, d, 2);
-	*p = '\0';
+	hx_date_format((int32_t) days, out);
 }
 
 /* Integer cents to decimal text with 2 fractional digits: 123456 -> "1234.56". */
@@ -787,7 +770,7 @@ pass_fail(ingest_pass *ip, const char *fmt, ...)
 	pthread_mutex_lock(&ip->lock);
 	if (!atomic_load(&ip->broken)) {
 		va_start(ap, fmt);
-		vsnprintf(ip->err, sizeof ip->err, fmt, ap);
+		hx_verrf(ip->err, sizeof ip->err, fmt, ap);
 		va_end(ap);
 		atomic_store(&ip->broken, true);
 	}
@@ -890,7 +873,9 @@ typedef struct bench {
 	PGconn       *pg;
 	hx_client    *client;
 	char          nonce[32];
-	double        wal[5]; /* WAL bytes/row: copy, row-by-row, fresh, same, changed */
+	double        wal[5];   /* WAL bytes/row: copy, row-by-row, fresh, same, changed */
+	double        copy;     /* COPY rows/s, the median of the fresh rounds */
+	double        rowbyrow; /* row-by-row rows/s; 0 when skipped */
 } bench;
 
 /* One phase of the end-to-end ingest: all records of cost set `set`. */
@@ -1316,29 +1301,86 @@ phase_done(const char *phase, uint64_t t0)
 	say("%-10s %7.2f s", phase, secs_since(t0));
 }
 
-/* Phases 1 and 2: the database alone. */
-static bool
-run_db_phases(bench *b)
+/* The median of v[0..n), which it sorts. */
+static double
+median(double *v, size_t n)
 {
-	double   copy, rbr;
-	uint64_t t0 = now_ns();
-	figure  *f;
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
-	copy = bench_copy(b->pg, &b->ds, &b->wal[0]);
-	if (copy < 0)
-		return false;
-	phase_done("copy", t0);
-	add_figure("copy_rows_per_s", "COPY into fresh table (the limit)", "rows/s", copy, 0);
-	if (b->cfg->skip_rowbyrow)
-		return true;
-	t0 = now_ns();
-	rbr = bench_rowbyrow(b->pg, &b->ds, b->cfg->rowbyrow, &b->wal[1]);
-	if (rbr < 0)
+/* Phase 2: the origin's row-by-row upsert. It runs first, on a table of
+ * its own; its figure joins the table after COPY's. */
+static bool
+run_rowbyrow_phase(bench *b)
+{
+	uint64_t t0 = now_ns();
+
+	b->rowbyrow = bench_rowbyrow(b->pg, &b->ds, b->cfg->rowbyrow, &b->wal[1]);
+	if (b->rowbyrow < 0)
 		return false;
 	phase_done("row-by-row", t0);
-	f = add_figure("rowbyrow_rows_per_s", "row-by-row autocommit upsert", "rows/s", rbr, 0);
-	set_baseline(f, "copy_rows_per_s", "COPY", copy);
 	return true;
+}
+
+/*
+ * Phases 1 and 3a: raw COPY and the fresh ingest, each into an emptied
+ * table, alternating for K rounds. One pair of timings of about a second
+ * each moves by 20-30% on a shared 2-core machine (a checkpoint, autovacuum
+ * or another process landing in one of them); alternating puts both under
+ * the same conditions and the medians are what the table reports. Every
+ * round is printed, the first (a new database's first import) included.
+ */
+static bool
+run_fresh_rounds(bench *b)
+{
+	size_t  k = b->cfg->fresh_rounds;
+	double *copy = xcalloc(k, sizeof *copy), *fresh = xcalloc(k, sizeof *fresh);
+	double  mc, mf;
+	bool    ok = true;
+	figure *f;
+
+	for (size_t i = 0; i < k && ok; i++) {
+		char      phase[32];
+		uint64_t  t0 = now_ns();
+		long long wal0;
+
+		copy[i] = bench_copy(b->pg, &b->ds, &b->wal[0]);
+		ok = copy[i] > 0 && fresh_table(b->pg);
+		if (!ok)
+			break;
+		phase_done("copy", t0);
+		snprintf(phase, sizeof phase, "fresh%zu", i + 1);
+		wal0 = pg_wal_pos(b->pg);
+		t0 = now_ns();
+		fresh[i] = bench_ingest(b, phase, 0, EXPECT_INSERTED);
+		ok = fresh[i] > 0 && expect_rows(b->pg, b->ds.n, "ingest fresh");
+		if (!ok)
+			break;
+		phase_done(phase, t0);
+		b->wal[2] = wal_per_row(b->pg, wal0, b->ds.n);
+		printf("  fresh round %zu of %zu: COPY %.0f rows/s, ingest %.0f rows/s, %.2fx\n",
+		       i + 1, k, copy[i], fresh[i], fresh[i] / copy[i]);
+		fflush(stdout);
+	}
+	if (ok) {
+		printf("figure fresh_round1_ratio=%.3f\n", fresh[0] / copy[0]);
+		mc = median(copy, k);
+		mf = median(fresh, k);
+		b->copy = mc;
+		add_figure("copy_rows_per_s", "COPY into fresh table (the limit)", "rows/s", mc, 0);
+		f = add_figure("ingest_fresh_rows_per_s", "ingest fresh (all inserted)", "rows/s",
+		               mf, 0);
+		set_baseline(f, "copy_rows_per_s", "COPY", mc);
+		if (b->rowbyrow > 0) {
+			f = add_figure("rowbyrow_rows_per_s", "row-by-row autocommit upsert",
+			               "rows/s", b->rowbyrow, 0);
+			set_baseline(f, "copy_rows_per_s", "COPY", mc);
+		}
+	}
+	free(copy);
+	free(fresh);
+	return ok;
 }
 
 /* WAL bytes per row of each writing phase, beside COPY's. */
@@ -1366,7 +1408,8 @@ add_wal_figures(bench *b)
 	}
 }
 
-/* Phase 3: fresh, unchanged, changed - each checked to the record. */
+/* Phase 3b: the fresh rows again (unchanged), then all changed - each
+ * checked to the record. The table holds the last fresh round's rows. */
 static bool
 run_ingest_phases(bench *b)
 {
@@ -1375,17 +1418,12 @@ run_ingest_phases(bench *b)
 		int         set;
 		expect      want;
 	} passes[] = {
-		{ "fresh", "ingest_fresh_rows_per_s", "ingest fresh (all inserted)", 0,
-		  EXPECT_INSERTED },
 		{ "same", "ingest_unchanged_rows_per_s", "ingest again (all unchanged)", 0,
 		  EXPECT_UNCHANGED },
 		{ "changed", "ingest_changed_rows_per_s", "ingest +0.01 (all updated)", 1,
 		  EXPECT_UPDATED },
 	};
-	double copy = figures[0].value;
 
-	if (!fresh_table(b->pg))
-		return false;
 	for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
 		long long wal0 = pg_wal_pos(b->pg);
 		uint64_t  t0 = now_ns();
@@ -1395,11 +1433,9 @@ run_ingest_phases(bench *b)
 		if (rate < 0)
 			return false;
 		phase_done(passes[i].phase, t0);
-		b->wal[2 + i] = wal_per_row(b->pg, wal0, b->ds.n);
+		b->wal[3 + i] = wal_per_row(b->pg, wal0, b->ds.n);
 		f = add_figure(passes[i].key, passes[i].label, "rows/s", rate, 0);
-		set_baseline(f, "copy_rows_per_s", "COPY", copy);
-		if (i == 0 && !expect_rows(b->pg, b->ds.n, "ingest fresh"))
-			return false;
+		set_baseline(f, "copy_rows_per_s", "COPY", b->copy);
 	}
 	add_wal_figures(b);
 	return true;
@@ -1623,13 +1659,6 @@ summary_once(bench *b, int g, int f, double *srv_ms, double *sql_ms)
 	return ok;
 }
 
-static double
-median(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* Phase 7: every group_by, with and without filters, on summary_rows rows. */
 static bool
 run_summary_phase(bench *b)
@@ -1679,7 +1708,15 @@ run(bench *b)
 	printf("heliox-bench: %zu records, batch %zu, inflight %zu, server %s\n", cfg->records,
 	       cfg->batch, cfg->inflight, cfg->url);
 	fflush(stdout);
-	if (!wait_for_server(b) || !run_db_phases(b) || !run_ingest_phases(b))
+	if (!wait_for_server(b))
+		return false;
+	if (!cfg->skip_rowbyrow && !cfg->fresh_only && !run_rowbyrow_phase(b))
+		return false;
+	if (!run_fresh_rounds(b))
+		return false;
+	if (cfg->fresh_only)
+		return true;
+	if (!run_ingest_phases(b))
 		return false;
 	if (!cfg->skip_latency && !run_latency_phase(b))
 		return false;
@@ -1695,14 +1732,15 @@ run(bench *b)
 static bool
 bench_open(bench *b)
 {
-	const char     *urls[1] = { b->cfg->url };
-	hx_client_opts  o = { .api_key = b->cfg->api_key, .timeout_ms = b->cfg->timeout_ms };
-	char            err[256] = "";
-	struct timespec ts;
+	const char    *urls[1] = { b->cfg->url };
+	hx_client_opts o = { .api_key = b->cfg->api_key, .timeout_ms = b->cfg->timeout_ms };
+	char           err[256] = "";
+	uint8_t        r[8];
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(b->nonce, sizeof b->nonce, "%lx%lx", (unsigned long) getpid(),
-	         (unsigned long) ts.tv_sec ^ (unsigned long) ts.tv_nsec);
+	/* Unique per run, so that a rerun's request ids are never replays. */
+	hx_random_bytes(r, sizeof r);
+	snprintf(b->nonce, sizeof b->nonce, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
+	         r[3], r[4], r[5], r[6], r[7]);
 	b->pg = PQconnectdb(b->cfg->db);
 	if (PQstatus(b->pg) != CONNECTION_OK) {
 		say("database: %s", PQerrorMessage(b->pg));
@@ -1743,6 +1781,7 @@ main(int argc, char **argv)
 		.timeout_ms = 120000,
 		.summary_rows = 1000000,
 		.summary_reps = 3,
+		.fresh_rounds = 3,
 	};
 	bench b;
 	bool  ok;

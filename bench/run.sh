@@ -2,7 +2,7 @@
 # run.sh - heliox-bench against a throwaway Postgres and the real server.
 #
 #   bench/run.sh [--records N] [--build DIR] [--workers W] [--outside-calls C]
-#                [--ops-overhead R] [-- BENCH-OPTIONS...]
+#                [--ops-overhead R] [--fresh-runs F] [-- BENCH-OPTIONS...]
 #
 # Starts a private PostgreSQL with fsync on (scripts/pgtmp.sh), starts
 # heliox-ingestd from DIR on a free local port with a random API key, runs
@@ -16,6 +16,10 @@
 # every second meanwhile) and --log-format json on the same database, and R
 # rounds alternating short runs against each; prints the medians of Health
 # calls/s and of the 28-record ingest p50 for both, and the overhead.
+#
+# --fresh-runs F: instead, F runs of the fresh-ingest figure alone, each on a
+# new cluster and a new server (the state of a new install), one line each:
+# COPY and fresh ingest alternate --fresh-rounds times (default 3) per run.
 #
 # HX_BENCH_WRAPPER, when set, runs heliox-bench under a tool, e.g.
 # HX_BENCH_WRAPPER="valgrind --leak-check=full --error-exitcode=9".
@@ -31,6 +35,7 @@ build=$root/build
 workers=4 # the server's default, which the figures support (README)
 outside_calls=500
 overhead=0
+fresh_runs=0
 extra=()
 
 usage() {
@@ -49,12 +54,13 @@ while [ $# -gt 0 ]; do
 	--workers) need "$@"; workers=$2; shift 2 ;;
 	--outside-calls) need "$@"; outside_calls=$2; shift 2 ;;
 	--ops-overhead) need "$@"; overhead=$2; shift 2 ;;
+	--fresh-runs) need "$@"; fresh_runs=$2; shift 2 ;;
 	--) shift; extra=("$@"); break ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
 	esac
 done
-for n in "$records" "$workers" "$outside_calls"; do
+for n in "$records" "$workers" "$outside_calls" "${fresh_runs/#0/1}"; do
 	case $n in
 	'' | *[!0-9]* | 0*) echo "run.sh: --records, --workers and --outside-calls take positive numbers" >&2; exit 2 ;;
 	esac
@@ -115,20 +121,53 @@ wait_listening() {
 	return 1
 }
 
-conn=$(PGTMP_FSYNC=on "$root/scripts/pgtmp.sh" start "$tmp/pg")
-port=$(free_port)
+# Starts a new cluster in $tmp/pg and the server on it: sets conn, port, spid.
+start_stack() {
+	conn=$(PGTMP_FSYNC=on "$root/scripts/pgtmp.sh" start "$tmp/pg")
+	port=$(free_port)
+	"$server" --db "$conn" --listen "tcp://127.0.0.1:$port" --workers "$workers" \
+		--data-dir "$root/data" 2>"$tmp/server.log" &
+	spid=$!
+	if ! wait_listening "$spid" "$port"; then
+		echo "run.sh: heliox-ingestd did not start; its log:" >&2
+		tail -n 30 "$tmp/server.log" >&2
+		exit 1
+	fi
+}
+
+# Stops what start_stack started and removes the cluster.
+stop_stack() {
+	kill -TERM "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+	spid=
+	"$root/scripts/pgtmp.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
+	rm -rf "$tmp/pg"
+}
+
 ADMIN_API_KEY=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 export ADMIN_API_KEY
 
-"$server" --db "$conn" --listen "tcp://127.0.0.1:$port" --workers "$workers" \
-	--data-dir "$root/data" 2>"$tmp/server.log" &
-spid=$!
-if ! wait_listening "$spid" "$port"; then
-	echo "run.sh: heliox-ingestd did not start; its log:" >&2
-	tail -n 30 "$tmp/server.log" >&2
-	exit 1
+if [ "$fresh_runs" != 0 ]; then
+	echo "run.sh: $fresh_runs fresh-ingest runs of $records records, each on a new cluster" \
+		"and server ($workers workers, $(nproc) CPUs, postgres fsync=on)"
+	for i in $(seq "$fresh_runs"); do
+		start_stack
+		"$bench" --url "tcp://127.0.0.1:$port" --db "$conn" --records "$records" \
+			--server-pid "$spid" --fresh-only ${extra[@]+"${extra[@]}"} >"$tmp/fresh.out" ||
+			{ cat "$tmp/fresh.out"; exit 1; }
+		grep "fresh round" "$tmp/fresh.out" || true
+		awk -v i="$i" '/^figure copy_rows_per_s=/ { sub(/^[^=]*=/, ""); c = $1 }
+			/^figure ingest_fresh_rows_per_s=/ { sub(/^[^=]*=/, ""); f = $1 }
+			/^figure fresh_round1_ratio=/ { sub(/^[^=]*=/, ""); r1 = $1 }
+			END { printf "fresh run %d: COPY %.0f rows/s, ingest fresh %.0f rows/s, %.2fx COPY" \
+				" (medians; first round %.2fx)\n", i, c, f, f / c, r1
+				printf "figure fresh_run%d_ratio=%.3f\n", i, f / c }' "$tmp/fresh.out"
+		stop_stack
+	done
+	exit 0
 fi
 
+start_stack
 echo "run.sh: postgres fsync=on, heliox-ingestd pid $spid on tcp://127.0.0.1:$port," \
 	"$workers workers, $(nproc) CPUs"
 rc=0

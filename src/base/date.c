@@ -1,5 +1,5 @@
 /*
- * date.c - the one calendar-date check.
+ * date.c - the one calendar-date check, and its inverse.
  */
 #include "base/date.h"
 
@@ -58,4 +58,37 @@ hx_date_parse(const char *s, size_t len, int32_t *days_1970)
 		*days_1970 = days_from_civil(y, (unsigned) m, (unsigned) d);
 	}
 	return (true);
+}
+
+/* Writes v as exactly `width` decimal digits, zero-padded. */
+static char *
+put_digits(char *p, unsigned v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		p[i] = (char) ('0' + v % 10);
+		v /= 10;
+	}
+	return (p + width);
+}
+
+/* Howard Hinnant's civil_from_days, the inverse of days_from_civil. */
+void
+hx_date_format(int32_t days_1970, char out[HX_DATE_TEXT])
+{
+	int32_t  z = days_1970 + 719468;
+	int32_t  era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned) (z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+	int32_t  y = (int32_t) yoe + era * 400 + (m <= 2);
+	char    *p = put_digits(out, (unsigned) y, 4);
+
+	*p++ = '-';
+	p = put_digits(p, m, 2);
+	*p++ = '-';
+	p = put_digits(p, d, 2);
+	*p = '\0';
 }

@@ -1,5 +1,5 @@
 /*
- * text.c - trim and ASCII lower-case.
+ * text.c - trim, ASCII lower-case, counts.
  */
 #include "base/text.h"
 
@@ -29,4 +29,29 @@ hx_text_lower(char *s, size_t len)
 			s[i] = (char) (s[i] - 'A' + 'a');
 		}
 	}
+}
+
+int
+hx_text_count(const char *s, unsigned long long min, unsigned long long max,
+              unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (s == NULL || *s == '\0') {
+		return (-1);
+	}
+	for (; *s != '\0'; s++) {
+		unsigned d = (unsigned) (*s - '0');
+
+		/* v * 10 + d <= max, asked without overflowing. */
+		if (*s < '0' || *s > '9' || d > max || v > (max - d) / 10) {
+			return (-1);
+		}
+		v = v * 10 + d;
+	}
+	if (v < min) {
+		return (-1);
+	}
+	*out = v;
+	return (0);
 }

@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/text.h"
 #include "heliox/export.h"
 
 /* A raw NUL byte: never valid JSON (control characters must be escaped). */
@@ -69,12 +70,6 @@ copy_without_nul_escapes(const char *s, size_t len)
 	return copy;
 }
 
-static bool
-is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* The document, or NULL. cJSON stops after the first value, so trailing
  * bytes other than white space ("{} junk") are checked for here. */
 static cJSON *
@@ -92,7 +87,7 @@ parse_document(const char *json, size_t len)
 	}
 	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
 	if (root != NULL) {
-		while (end < json + len && is_json_space(*end)) {
+		while (end < json + len && hx_text_is_space(*end)) {
 			end++;
 		}
 		if (end != json + len) {

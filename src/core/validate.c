@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/date.h"
+#include "base/errf.h"
+#include "base/hash.h"
+#include "base/text.h"
 #include "heliox/record.h"
 
 #define MSG_REQUIRED "is required"
@@ -91,30 +95,12 @@ hx_violations_add(hx_violations *v, const char *field, const char *fmt, ...)
 	it = &v->items[v->len++];
 	snprintf(it->field, sizeof(it->field), "%s", field);
 	va_start(ap, fmt);
-	vsnprintf(it->description, sizeof(it->description), fmt, ap);
+	hx_verrf(it->description, sizeof(it->description), fmt, ap);
 	va_end(ap);
 	return HX_OK;
 }
 
 /* ---- field checks ------------------------------------------------------- */
-
-static bool
-is_trim_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static void
-trim(const char **s, size_t *len)
-{
-	while (*len > 0 && is_trim_space((*s)[0])) {
-		(*s)++;
-		(*len)--;
-	}
-	while (*len > 0 && is_trim_space((*s)[*len - 1])) {
-		(*len)--;
-	}
-}
 
 /* The verdict on a field that must be text, or NULL when it is text. */
 static const char *
@@ -131,45 +117,6 @@ need_string(const hx_raw_value *v)
 	}
 }
 
-/* Value of n ASCII digits, or -1 if any is not a digit. */
-static int
-digits_value(const char *s, int n)
-{
-	int v = 0;
-
-	for (; n > 0; n--, s++) {
-		if (*s < '0' || *s > '9') {
-			return -1;
-		}
-		v = v * 10 + (*s - '0');
-	}
-	return v;
-}
-
-static bool
-is_leap(int y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static bool
-is_date(const char *s, size_t len)
-{
-	static const unsigned char mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int                        y, m, d;
-
-	if (len != HX_DATE_LEN || s[4] != '-' || s[7] != '-') {
-		return false;
-	}
-	y = digits_value(s, 4);
-	m = digits_value(s + 5, 2);
-	d = digits_value(s + 8, 2);
-	if (y < 1 || m < 1 || m > 12 || d < 1) {
-		return false;
-	}
-	return d <= mdays[m - 1] + (m == 2 && is_leap(y));
-}
-
 const char *
 hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1])
 {
@@ -180,8 +127,8 @@ hx_check_date(const hx_raw_value *v, char out[HX_DATE_LEN + 1])
 	if (why != NULL) {
 		return why;
 	}
-	trim(&s, &len);
-	if (!is_date(s, len)) {
+	hx_text_trim(&s, &len);
+	if (!hx_date_parse(s, len, NULL)) {
 		return MSG_DATE;
 	}
 	memcpy(out, s, HX_DATE_LEN);
@@ -237,12 +184,12 @@ hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1])
 {
 	const char *why = need_string(v);
 	const char *s = v->s;
-	size_t      len = v->len, i;
+	size_t      len = v->len;
 
 	if (why != NULL) {
 		return why;
 	}
-	trim(&s, &len);
+	hx_text_trim(&s, &len);
 	if (len == 0) {
 		return MSG_EMPTY;
 	}
@@ -254,13 +201,9 @@ hx_check_name(const hx_raw_value *v, char out[HX_NAME_MAX + 1])
 	}
 	/* ASCII only: Unicode case folding is locale business, and "AWS" vs
 	 * "aws" is the case that matters in practice. */
-	for (i = 0; i < len; i++) {
-		out[i] = s[i];
-		if (s[i] >= 'A' && s[i] <= 'Z') {
-			out[i] = (char) (s[i] - 'A' + 'a');
-		}
-	}
+	memcpy(out, s, len);
 	out[len] = '\0';
+	hx_text_lower(out, len);
 	return NULL;
 }
 
@@ -278,7 +221,7 @@ hx_check_cost(const hx_raw_value *v, hx_micros *out)
 	if (v->kind != HX_RAW_STRING && v->kind != HX_RAW_NUMBER) {
 		return MSG_COSTTYPE;
 	}
-	trim(&s, &len);
+	hx_text_trim(&s, &len);
 	err = hx_money_parse(s, len, &m);
 	if (err == HX_MONEY_EMPTY || err == HX_MONEY_SYNTAX) {
 		return hx_money_strerror(HX_MONEY_SYNTAX);
@@ -310,7 +253,7 @@ hx_check_gpu_hours(const hx_raw_value *v, hx_micros *out, bool *known)
 	if (v->kind != HX_RAW_STRING && v->kind != HX_RAW_NUMBER) {
 		return MSG_COSTTYPE;
 	}
-	trim(&s, &len);
+	hx_text_trim(&s, &len);
 	/* The wire's proto3 string cannot be absent, only empty: empty is
 	 * "unknown" there, and the same in JSON. */
 	if (len == 0) {
@@ -345,7 +288,7 @@ hx_check_prov_text(const hx_raw_value *v, size_t max, char *out)
 	if (v->kind != HX_RAW_STRING) {
 		return MSG_STRING;
 	}
-	trim(&s, &len);
+	hx_text_trim(&s, &len);
 	if (len > max) {
 		return max == HX_PROV_NAME_MAX ? "is longer than 255 bytes" : MSG_LONG;
 	}
@@ -357,16 +300,18 @@ hx_check_prov_text(const hx_raw_value *v, size_t max, char *out)
 	return NULL;
 }
 
-/* Days from 0001-01-01 (proleptic Gregorian): only differences matter. */
+/* Days from 0001-01-01 to 1970-01-01, where hx_date_parse counts from. */
+#define DAYS_0001_TO_1970 719162
+
+/* Days from 0001-01-01 (proleptic Gregorian): only differences matter. The
+ * caller passes a checked date (hx_check_date's output). */
 int64_t
 hx_date_days(const char *date)
 {
-	static const int before[12] = { 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334 };
-	int64_t          y = digits_value(date, 4) - 1;
-	int              m = digits_value(date + 5, 2), d = digits_value(date + 8, 2);
+	int32_t days = 0;
 
-	return y * 365 + y / 4 - y / 100 + y / 400 + before[m - 1] +
-	    (m > 2 && is_leap((int) y + 1)) + d - 1;
+	(void) hx_date_parse(date, HX_DATE_LEN, &days);
+	return (int64_t) days + DAYS_0001_TO_1970;
 }
 
 /* ---- the batch -------------------------------------------------------- */
@@ -400,30 +345,17 @@ hx_batch_reset(hx_batch *b)
 }
 
 /* FNV-1a over the three fields, each with its NUL as separator (names can
- * hold no NUL: it is a control character). */
-static uint64_t
-fnv1a(uint64_t h, const char *s)
-{
-	for (;; s++) {
-		h ^= (unsigned char) *s;
-		h *= 0x100000001b3ULL;
-		if (*s == '\0') {
-			return h;
-		}
-	}
-}
-
+ * hold no NUL: it is a control character), finalised because the table
+ * mask keeps only the low bits. */
 static uint64_t
 key_hash(const hx_record *r)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = HX_FNV1A_OFFSET;
 
-	h = fnv1a(h, r->date);
-	h = fnv1a(h, r->provider);
-	h = fnv1a(h, r->gpu_type);
-	/* FNV's low bits depend only on the low bits of each byte, and the
-	 * table mask keeps only low bits: fold the high half in. */
-	return h ^ (h >> 32);
+	h = hx_fnv1a(h, r->date, strlen(r->date) + 1);
+	h = hx_fnv1a(h, r->provider, strlen(r->provider) + 1);
+	h = hx_fnv1a(h, r->gpu_type, strlen(r->gpu_type) + 1);
+	return hx_mix64(h);
 }
 
 static bool

@@ -6,7 +6,6 @@
  * turns into exit status 2, before the server opens anything.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include <nng/nng.h>
 
+#include "base/text.h"
 #include "config.h"
 #include "datadir.h"
 #include "heliox/heliox.h"
@@ -126,33 +126,31 @@ static hx_config_result __attribute__((format(printf, 1, 2))) bad_usage(const ch
 }
 
 /*
- * Parses a decimal count in [min, max]. With `suffixes`, a trailing k/K
- * (KiB) or m/M (MiB) multiplies. strtoull alone would accept " 12", "-1"
- * (wrapped) and "12abc", hence the checks around it.
+ * A size in [min, max] bytes: a count, times 1024 with a trailing k/K or
+ * 1024 * 1024 with m/M. The digits are read by hx_text_count like every
+ * other count; only the suffix is this flag's own.
  */
 static int
-parse_count(const char *s, unsigned long long min, unsigned long long max, bool suffixes,
-            unsigned long long *out)
+parse_size(const char *s, unsigned long long min, unsigned long long max, unsigned long long *out)
 {
+	char               digits[32];
+	size_t             len = strlen(s);
 	unsigned long long v, mult = 1;
-	char              *end;
 
-	if (!isdigit((unsigned char) s[0])) {
-		return (-1);
-	}
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0) {
-		return (-1);
-	}
-	if (suffixes && (*end == 'k' || *end == 'K')) {
+	if (len > 0 && (s[len - 1] == 'k' || s[len - 1] == 'K')) {
 		mult = 1024;
-		end++;
-	} else if (suffixes && (*end == 'm' || *end == 'M')) {
+	} else if (len > 0 && (s[len - 1] == 'm' || s[len - 1] == 'M')) {
 		mult = 1024ULL * 1024;
-		end++;
 	}
-	if (*end != '\0' || v > max / mult || v * mult < min) {
+	if (mult != 1) {
+		len--;
+	}
+	if (len >= sizeof(digits)) {
+		return (-1); /* more digits than any size up to max has */
+	}
+	memcpy(digits, s, len);
+	digits[len] = '\0';
+	if (hx_text_count(digits, 0, max / mult, &v) != 0 || v * mult < min) {
 		return (-1);
 	}
 	*out = v * mult;
@@ -223,14 +221,14 @@ apply_number(hx_server_config *c, int opt, const char *arg)
 
 	switch (opt) {
 	case OPT_WORKERS:
-		if (parse_count(arg, 1, HX_MAX_WORKERS, false, &v) != 0) {
+		if (hx_text_count(arg, 1, HX_MAX_WORKERS, &v) != 0) {
 			return (bad_usage("--workers %s: expected a number from 1 to %u", arg,
 			                  HX_MAX_WORKERS));
 		}
 		c->workers = (unsigned) v;
 		break;
 	case OPT_MAX_MESSAGE:
-		if (parse_count(arg, 1, HX_MAX_MESSAGE_CAP, true, &v) != 0) {
+		if (parse_size(arg, 1, HX_MAX_MESSAGE_CAP, &v) != 0) {
 			return (bad_usage("--max-message-bytes %s: expected a size from 1 to %llu "
 			                  "(k and M suffixes allowed)",
 			                  arg, HX_MAX_MESSAGE_CAP));
@@ -238,7 +236,7 @@ apply_number(hx_server_config *c, int opt, const char *arg)
 		c->max_message_bytes = (size_t) v;
 		break;
 	default: /* OPT_DEFAULT_TIMEOUT */
-		if (parse_count(arg, 1, HX_MAX_TIMEOUT_MS, false, &v) != 0) {
+		if (hx_text_count(arg, 1, HX_MAX_TIMEOUT_MS, &v) != 0) {
 			return (bad_usage("--default-timeout-ms %s: expected a number from 1 to %u",
 			                  arg, HX_MAX_TIMEOUT_MS));
 		}

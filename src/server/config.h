@@ -4,8 +4,8 @@
  * Parsing only: nothing here opens a file, a socket or a database, so a bad
  * flag is reported before the server touches anything.
  */
-#ifndef HX_CONFIG_H
-#define HX_CONFIG_H
+#ifndef HELIOX_CONFIG_H
+#define HELIOX_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,4 +52,4 @@ void             hx_config_free(hx_server_config *c);
 /* True for tls+tcp://, tls+tcp4:// and tls+tcp6:// URLs. */
 bool hx_config_url_is_tls(const char *url);
 
-#endif /* HX_CONFIG_H */
+#endif /* HELIOX_CONFIG_H */

@@ -48,12 +48,14 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "auth.h"
+#include "base/clock.h"
 #include "config.h"
 #include "heliox/heliox.h"
 #include "log.h"
 #include "rpc.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "peerwatch.h"
 #include "store.h"
 
 #define MOCK_FILE       "mock_cost_export.json"
@@ -88,18 +90,26 @@ struct deferred {
 /*
  * Failed TLS handshakes, per tls+tcp:// listener. nng 1.5 completes (and
  * fails) a handshake inside its listener and tells the application only
- * through the listener's error counters: no callback, no peer address. The
- * main thread reads the counters once a second and logs a WARN line when
- * they grew, at most one per listener per TLS_WATCH_LOG_MS.
+ * through the listener's error counters: no callback, no peer address
+ * (peerwatch.c finds the addresses). The main thread reads the counters
+ * and sweeps the addresses once a second, and logs a WARN line when either
+ * grew, at most one per listener per TLS_WATCH_LOG_MS.
  */
 #define HX_MAX_LISTEN_WATCH 16
 #define TLS_WATCH_LOG_MS    10000
+#define TLS_WATCH_PEERS     8 /* addresses named in one line; the rest counted */
 
 struct tls_watch {
 	bool     on;
-	uint64_t seen;    /* the counters' sum when last read */
-	uint64_t pending; /* failures not logged yet */
-	uint64_t ours;    /* failures that were our own reload nudges */
+	uint16_t port;                    /* the listener's local port, for peerwatch */
+	uint64_t seen;                    /* the counters' sum when last read */
+	uint64_t pending;                 /* failures not logged yet */
+	uint64_t ours;                    /* failures that were our own reload nudges */
+	uint64_t closed;                  /* connections peerwatch saw close before a pipe */
+	unsigned waited;                  /* ticks the two have disagreed */
+	uint64_t late_count, late_closed; /* of a line already logged, still to come */
+	size_t   n_peers;
+	char     peers[TLS_WATCH_PEERS][HX_PEER_TEXT_MAX];
 	nng_time last_log;
 };
 
@@ -441,7 +451,7 @@ worker_defer(struct worker *w, nng_msg *msg, unsigned delay_ms, const char *peer
 static unsigned
 worker_throttle(struct worker *w, const hx_rpc_outcome *oc, const hx_peer_id *id, const char *peer)
 {
-	uint64_t now_ms = hx_now_us() / 1000u;
+	uint64_t now_ms = hx_clock_us() / 1000u;
 	unsigned delay = 0;
 	bool     began = false;
 
@@ -655,7 +665,7 @@ server_configure(struct server *srv)
 
 	srv->rpc.max_message_bytes = srv->conf.max_message_bytes;
 	srv->rpc.default_timeout_ms = srv->conf.default_timeout_ms;
-	srv->rpc.started_us = hx_now_us();
+	srv->rpc.started_us = hx_clock_us();
 	if ((rc = load_keys(srv)) != EXIT_CLEAN) {
 		return (rc);
 	}
@@ -746,7 +756,12 @@ setup_tls(struct server *srv)
 static void
 on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
+	nng_sockaddr sa;
+
 	hx_debug("-", "connection %d opened", nng_pipe_id(p));
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0) {
+		hx_peerwatch_piped(&sa);
+	}
 }
 
 static void
@@ -838,6 +853,26 @@ warn_plain(const char *url)
 	nng_url_free(u);
 }
 
+/* Has peerwatch note the peers of TLS listener i's connections. */
+static void
+watch_peers(struct server *srv, size_t i)
+{
+	nng_sockaddr sa;
+
+	if (i >= HX_MAX_LISTEN_WATCH || !hx_config_url_is_tls(srv->conf.listen[i]) ||
+	    nng_listener_get_addr(srv->listeners[i], NNG_OPT_LOCADDR, &sa) != 0) {
+		return;
+	}
+	if (sa.s_family == NNG_AF_INET) {
+		srv->tls_watch[i].port = ntohs(sa.s_in.sa_port);
+	} else if (sa.s_family == NNG_AF_INET6) {
+		srv->tls_watch[i].port = ntohs(sa.s_in6.sa_port);
+	}
+	if (srv->tls_watch[i].port != 0) {
+		hx_peerwatch_port(srv->tls_watch[i].port);
+	}
+}
+
 static int
 start_listener(struct server *srv, const char *url)
 {
@@ -861,6 +896,7 @@ start_listener(struct server *srv, const char *url)
 	}
 	log_listening(l, url);
 	warn_plain(url);
+	watch_peers(srv, srv->n_listeners - 1);
 	return (EXIT_CLEAN);
 }
 
@@ -1199,6 +1235,10 @@ tls_nudge(struct server *srv, size_t i)
 	}
 	if (connect(fd, (struct sockaddr *) &ss, len) == 0 && i < HX_MAX_LISTEN_WATCH) {
 		srv->tls_watch[i].ours++;
+		len = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
+			hx_peerwatch_ignore((struct sockaddr *) &ss, len);
+		}
 	}
 	close(fd);
 }
@@ -1270,6 +1310,66 @@ listener_errors(nng_stat *all, nng_listener l)
 	return (sum);
 }
 
+/* Adds the connections on w's listener that peerwatch saw close before
+ * they became pipes. */
+static void
+sweep_peers(struct tls_watch *w)
+{
+	char     peers[TLS_WATCH_PEERS][HX_PEER_TEXT_MAX];
+	uint64_t closed = 0;
+	size_t   n = hx_peerwatch_sweep(w->port, peers, TLS_WATCH_PEERS, &closed);
+
+	for (size_t k = 0; k < closed; k++) {
+		if (w->late_closed > 0) { /* counted in a line already logged */
+			w->late_closed--;
+			continue;
+		}
+		w->closed++;
+		if (k < n && w->n_peers < TLS_WATCH_PEERS) {
+			memcpy(w->peers[w->n_peers++], peers[k], HX_PEER_TEXT_MAX);
+		}
+	}
+}
+
+/* Adds d failures nng counted, less those a line already logged. */
+static void
+add_counted(struct tls_watch *w, uint64_t d)
+{
+	uint64_t late = d < w->late_count ? d : w->late_count;
+
+	w->late_count -= late;
+	w->pending += d - late;
+}
+
+/* The WARN line for w's failures, naming the peers peerwatch found. */
+static void
+log_failures(const char *url, struct tls_watch *w)
+{
+	char     from[TLS_WATCH_PEERS * (HX_PEER_TEXT_MAX + 2) + 32] = "";
+	size_t   used = 0;
+	uint64_t n = w->pending > w->closed ? w->pending : w->closed;
+
+	for (size_t k = 0; k < w->n_peers && used < sizeof(from); k++) {
+		used += (size_t) snprintf(from + used, sizeof(from) - used, "%s%s", k ? ", " : "",
+		                          w->peers[k]);
+	}
+	if (used < sizeof(from) && w->closed > w->n_peers) {
+		snprintf(from + used, sizeof(from) - used, " and %llu more",
+		         (unsigned long long) (w->closed - w->n_peers));
+	}
+	hx_warn("-",
+	        "%s: %llu TLS handshake(s) failed since the last report, from %s (a client "
+	        "that does not trust this certificate, expects another name, or does not "
+	        "speak TLS)",
+	        url, (unsigned long long) n, w->n_peers > 0 ? from : "an unknown address");
+	/* What one of the two has not seen yet belongs to this line. */
+	w->late_count += n - w->pending;
+	w->late_closed += n - w->closed;
+	w->pending = w->closed = 0;
+	w->n_peers = 0;
+	w->waited = 0;
+}
+
 static void
 watch_tls(struct server *srv)
 {
@@ -1291,17 +1391,20 @@ watch_tls(struct server *srv)
 			uint64_t ours = n - w->seen < w->ours ? n - w->seen : w->ours;
 
 			w->ours -= ours;
-			w->pending += n - w->seen - ours;
+			add_counted(w, n - w->seen - ours);
 		}
 		w->seen = n;
-		if (w->pending > 0 && (w->last_log == 0 || now - w->last_log >= TLS_WATCH_LOG_MS)) {
-			hx_warn(
-			    "-",
-			    "%s: %llu TLS handshake(s) failed since the last report (a client "
-			    "that does not trust this certificate, expects another name, or does "
-			    "not speak TLS; nng 1.5 does not report the peer's address)",
-			    srv->conf.listen[i], (unsigned long long) w->pending);
-			w->pending = 0;
+		sweep_peers(w);
+		if (w->pending == 0 && w->closed == 0) {
+			continue;
+		}
+		/* nng counts a failure and closes its socket on two threads: give
+		 * the one behind two ticks to catch up. */
+		if (w->closed != w->pending && w->waited++ < 2) {
+			continue;
+		}
+		if (w->last_log == 0 || now - w->last_log >= TLS_WATCH_LOG_MS) {
+			log_failures(srv->conf.listen[i], w);
 			w->last_log = now;
 		}
 	}

@@ -27,41 +27,35 @@
 #include <openssl/sha.h>
 
 #include "auth.h"
+#include "base/errf.h"
+#include "base/text.h"
 
 /* Rotation needs two or three; a long list is more likely a wrong file. */
 #define HX_AUTH_MAX_KEYS 64
 
-typedef struct hx_key {
+typedef struct key_slot {
 	unsigned char bytes[HX_AUTH_MAX_KEY_LEN]; /* zero padded */
 	size_t        len;
 	char          id[HX_AUTH_KEY_ID_MAX + 1]; /* its name, or sha256:<8 hex> */
-} hx_key;
+} key_slot;
 
 struct hx_auth {
-	hx_key *keys;
-	size_t  n;
+	key_slot *keys;
+	size_t    n;
 };
 
-static hx_status hx_auth_refuse(char *err, size_t errsz, const char *fmt, ...)
+static hx_status auth_refuse(char *err, size_t errsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static hx_status
-hx_auth_refuse(char *err, size_t errsz, const char *fmt, ...)
+auth_refuse(char *err, size_t errsz, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err != NULL && errsz > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	hx_verrf(err, errsz, fmt, ap);
+	va_end(ap);
 	return HX_INVALID_ARGUMENT;
-}
-
-static int
-hx_is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 /*
@@ -69,7 +63,7 @@ hx_is_space(char c)
  * '.', '_' or '-'. Returns the length of NAME, or 0 when `s` has no name.
  */
 static size_t
-hx_auth_name_len(const char *s, size_t len)
+auth_name_len(const char *s, size_t len)
 {
 	size_t i;
 
@@ -87,7 +81,7 @@ hx_auth_name_len(const char *s, size_t len)
 /* An unnamed key is known by the start of its SHA-256: enough to tell a
  * handful of keys apart in the audit, far too little to find the key. */
 static void
-hx_auth_hash_id(const char *key, size_t len, char *out, size_t outsz)
+auth_hash_id(const char *key, size_t len, char *out, size_t outsz)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
@@ -98,10 +92,10 @@ hx_auth_hash_id(const char *key, size_t len, char *out, size_t outsz)
 
 /* Checks and stores one key; `origin` and `pos` name it in a refusal. */
 static hx_status
-hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t pos, char *err,
-            size_t errsz)
+auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t pos, char *err,
+         size_t errsz)
 {
-	size_t      name_len = hx_auth_name_len(key, len);
+	size_t      name_len = auth_name_len(key, len);
 	const char *name = key;
 
 	if (name_len > 0) {
@@ -109,62 +103,54 @@ hx_auth_add(hx_auth *a, const char *key, size_t len, const char *origin, size_t 
 		len -= name_len + 1;
 	}
 	if (len < HX_AUTH_MIN_KEY_LEN)
-		return hx_auth_refuse(err, errsz,
-		                      "%s: key %zu is %zu bytes; keys must be at least %d", origin,
-		                      pos, len, HX_AUTH_MIN_KEY_LEN);
+		return auth_refuse(err, errsz, "%s: key %zu is %zu bytes; keys must be at least %d",
+		                   origin, pos, len, HX_AUTH_MIN_KEY_LEN);
 	if (len > HX_AUTH_MAX_KEY_LEN)
-		return hx_auth_refuse(err, errsz,
-		                      "%s: key %zu is %zu bytes; keys must be at most %d", origin,
-		                      pos, len, HX_AUTH_MAX_KEY_LEN);
+		return auth_refuse(err, errsz, "%s: key %zu is %zu bytes; keys must be at most %d",
+		                   origin, pos, len, HX_AUTH_MAX_KEY_LEN);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char) key[i];
 		if (ch < 0x20 || ch == 0x7f)
-			return hx_auth_refuse(
-			    err, errsz, "%s: key %zu contains a control character", origin, pos);
+			return auth_refuse(err, errsz, "%s: key %zu contains a control character",
+			                   origin, pos);
 	}
 	if (a->n == HX_AUTH_MAX_KEYS)
-		return hx_auth_refuse(err, errsz, "%s: more than %d keys", origin,
-		                      HX_AUTH_MAX_KEYS);
+		return auth_refuse(err, errsz, "%s: more than %d keys", origin, HX_AUTH_MAX_KEYS);
 
-	hx_key *k = &a->keys[a->n++];
+	key_slot *k = &a->keys[a->n++];
 	memset(k->bytes, 0, sizeof(k->bytes));
 	memcpy(k->bytes, key, len);
 	k->len = len;
 	if (name_len > 0)
 		snprintf(k->id, sizeof(k->id), "%.*s", (int) name_len, name);
 	else
-		hx_auth_hash_id(key, len, k->id, sizeof(k->id));
+		auth_hash_id(key, len, k->id, sizeof(k->id));
 	return HX_OK;
 }
 
 /* Adds `s` (len bytes) trimmed of surrounding white space, if anything is
  * left. *pos counts the keys seen, for refusals. */
 static hx_status
-hx_auth_add_trimmed(hx_auth *a, const char *s, size_t len, const char *origin, size_t *pos,
-                    char *err, size_t errsz)
+auth_add_trimmed(hx_auth *a, const char *s, size_t len, const char *origin, size_t *pos, char *err,
+                 size_t errsz)
 {
-	while (len > 0 && hx_is_space(s[0])) {
-		s++;
-		len--;
-	}
-	while (len > 0 && hx_is_space(s[len - 1]))
-		len--;
+	hx_text_trim(&s, &len);
 	if (len == 0)
 		return HX_OK;
-	return hx_auth_add(a, s, len, origin, ++*pos, err, errsz);
+	return auth_add(a, s, len, origin, ++*pos, err, errsz);
 }
 
 /* ADMIN_API_KEY: comma-separated, so a new key can be added before the old
  * one is retired. Empty entries ("a,,b", a trailing comma) are ignored. */
 static hx_status
-hx_auth_load_env(hx_auth *a, const char *env, char *err, size_t errsz)
+auth_load_env(hx_auth *a, const char *env, char *err, size_t errsz)
 {
 	size_t pos = 0;
 
 	while (env != NULL) {
 		const char *comma = strchr(env, ',');
 		size_t      len = comma != NULL ? (size_t) (comma - env) : strlen(env);
-		hx_status st = hx_auth_add_trimmed(a, env, len, "ADMIN_API_KEY", &pos, err, errsz);
+		hx_status   st = auth_add_trimmed(a, env, len, "ADMIN_API_KEY", &pos, err, errsz);
 		if (st != HX_OK)
 			return st;
 		env = comma != NULL ? comma + 1 : NULL;
@@ -175,26 +161,26 @@ hx_auth_load_env(hx_auth *a, const char *env, char *err, size_t errsz)
 /* A key file must be a regular file only its owner can read or write. The
  * check is on the open descriptor, so the file checked is the file read. */
 static hx_status
-hx_auth_check_file(int fd, const char *path, char *err, size_t errsz)
+auth_check_file(int fd, const char *path, char *err, size_t errsz)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) != 0)
-		return hx_auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
+		return auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return hx_auth_refuse(err, errsz, "api key file %s is not a regular file", path);
+		return auth_refuse(err, errsz, "api key file %s is not a regular file", path);
 	if (st.st_mode & 044)
-		return hx_auth_refuse(err, errsz,
-		                      "api key file %s is readable by others; chmod 600 it", path);
+		return auth_refuse(err, errsz,
+		                   "api key file %s is readable by others; chmod 600 it", path);
 	if (st.st_mode & 077)
-		return hx_auth_refuse(err, errsz,
-		                      "api key file %s is writable by others; chmod 600 it", path);
+		return auth_refuse(err, errsz,
+		                   "api key file %s is writable by others; chmod 600 it", path);
 	return HX_OK;
 }
 
 /* One key per line; blank lines and lines starting with '#' are skipped. */
 static hx_status
-hx_auth_load_lines(hx_auth *a, FILE *f, const char *path, char *err, size_t errsz)
+auth_load_lines(hx_auth *a, FILE *f, const char *path, char *err, size_t errsz)
 {
 	char      origin[256];
 	char     *line = NULL;
@@ -205,14 +191,14 @@ hx_auth_load_lines(hx_auth *a, FILE *f, const char *path, char *err, size_t errs
 	snprintf(origin, sizeof(origin), "api key file %s", path);
 	while (st == HX_OK && (n = getline(&line, &cap, f)) >= 0) {
 		size_t skip = 0;
-		while (skip < (size_t) n && hx_is_space(line[skip]))
+		while (skip < (size_t) n && hx_text_is_space(line[skip]))
 			skip++;
 		if (skip < (size_t) n && line[skip] == '#')
 			continue;
-		st = hx_auth_add_trimmed(a, line, (size_t) n, origin, &pos, err, errsz);
+		st = auth_add_trimmed(a, line, (size_t) n, origin, &pos, err, errsz);
 	}
 	if (st == HX_OK && ferror(f))
-		st = hx_auth_refuse(err, errsz, "%s: read error", origin);
+		st = auth_refuse(err, errsz, "%s: read error", origin);
 	if (line != NULL) {
 		OPENSSL_cleanse(line, cap);
 		free(line);
@@ -221,13 +207,13 @@ hx_auth_load_lines(hx_auth *a, FILE *f, const char *path, char *err, size_t errs
 }
 
 static hx_status
-hx_auth_load_file(hx_auth *a, const char *path, char *err, size_t errsz)
+auth_load_file(hx_auth *a, const char *path, char *err, size_t errsz)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return hx_auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
+		return auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
 
-	hx_status st = hx_auth_check_file(fd, path, err, errsz);
+	hx_status st = auth_check_file(fd, path, err, errsz);
 	if (st != HX_OK) {
 		close(fd);
 		return st;
@@ -235,9 +221,9 @@ hx_auth_load_file(hx_auth *a, const char *path, char *err, size_t errsz)
 	FILE *f = fdopen(fd, "r");
 	if (f == NULL) {
 		close(fd);
-		return hx_auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
+		return auth_refuse(err, errsz, "api key file %s: %s", path, strerror(errno));
 	}
-	st = hx_auth_load_lines(a, f, path, err, errsz);
+	st = auth_load_lines(a, f, path, err, errsz);
 	fclose(f);
 	return st;
 }
@@ -249,16 +235,16 @@ hx_auth_load(hx_auth **out, const char *env_keys, const char *key_file, char *er
 	hx_status st = HX_RESOURCE_EXHAUSTED;
 
 	*out = NULL;
-	if (a == NULL || (a->keys = calloc(HX_AUTH_MAX_KEYS, sizeof(hx_key))) == NULL) {
-		hx_auth_refuse(err, errsz, "out of memory");
+	if (a == NULL || (a->keys = calloc(HX_AUTH_MAX_KEYS, sizeof(key_slot))) == NULL) {
+		auth_refuse(err, errsz, "out of memory");
 		goto fail;
 	}
-	st = hx_auth_load_env(a, env_keys, err, errsz);
+	st = auth_load_env(a, env_keys, err, errsz);
 	if (st == HX_OK && key_file != NULL)
-		st = hx_auth_load_file(a, key_file, err, errsz);
+		st = auth_load_file(a, key_file, err, errsz);
 	if (st == HX_OK && a->n == 0)
-		st = hx_auth_refuse(err, errsz,
-		                    "no API key: set ADMIN_API_KEY or give --api-key-file");
+		st =
+		    auth_refuse(err, errsz, "no API key: set ADMIN_API_KEY or give --api-key-file");
 	if (st != HX_OK)
 		goto fail;
 	*out = a;
@@ -274,7 +260,7 @@ hx_auth_free(hx_auth *a)
 	if (a == NULL)
 		return;
 	if (a->keys != NULL) {
-		OPENSSL_cleanse(a->keys, HX_AUTH_MAX_KEYS * sizeof(hx_key));
+		OPENSSL_cleanse(a->keys, HX_AUTH_MAX_KEYS * sizeof(key_slot));
 		free(a->keys);
 	}
 	free(a);
@@ -288,7 +274,7 @@ hx_auth_count(const hx_auth *a)
 
 /* 1 when x != 0, else 0, without a branch. */
 static unsigned
-hx_nonzero(uint64_t x)
+nonzero(uint64_t x)
 {
 	return (unsigned) ((x | (0 - x)) >> 63);
 }
@@ -331,10 +317,10 @@ hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key
 	memcpy(pad, key, too_long ? HX_AUTH_MAX_KEY_LEN : len);
 
 	for (size_t i = 0; i < a->n; i++) {
-		const hx_key *k = &a->keys[i];
-		unsigned      differ =
-		    hx_nonzero((uint64_t) (unsigned) CRYPTO_memcmp(pad, k->bytes, sizeof(pad)));
-		differ |= hx_nonzero((uint64_t) (k->len ^ len));
+		const key_slot *k = &a->keys[i];
+		unsigned        differ =
+		    nonzero((uint64_t) (unsigned) CRYPTO_memcmp(pad, k->bytes, sizeof(pad)));
+		differ |= nonzero((uint64_t) (k->len ^ len));
 		size_t sel = (size_t) 0 - (size_t) (differ ^ 1u); /* all ones on a match */
 		which = (which & ~sel) | (i & sel);
 		match |= differ ^ 1u;
@@ -358,11 +344,11 @@ hx_auth_check_id(const hx_auth *a, const char *key, size_t len, const char **key
 #define HX_SCORE_MAX \
 	((uint32_t) (HX_SCORE_FREE + 2u * (HX_THROTTLE_CAP_MS / HX_THROTTLE_BASE_MS) * HX_MILLI))
 
-typedef struct hx_peer_score {
+typedef struct peer_score {
 	hx_peer_id id;
 	uint32_t   score;
 	uint64_t   at_ms; /* the time `score` is up to date with */
-} hx_peer_score;
+} peer_score;
 
 /*
  * A plain array scanned under one lock: HX_THROTTLE_PEERS small entries are
@@ -371,7 +357,7 @@ typedef struct hx_peer_score {
  */
 struct hx_throttle {
 	pthread_mutex_t lock;
-	hx_peer_score   peers[HX_THROTTLE_PEERS];
+	peer_score      peers[HX_THROTTLE_PEERS];
 };
 
 hx_throttle *
@@ -399,7 +385,7 @@ hx_throttle_free(hx_throttle *t)
  * the time actually turned into decay is consumed, so frequent updates
  * do not round the decay away. */
 static void
-hx_peer_decay(hx_peer_score *p, uint64_t now_ms)
+peer_decay(peer_score *p, uint64_t now_ms)
 {
 	uint64_t dt, gone;
 
@@ -418,11 +404,11 @@ hx_peer_decay(hx_peer_score *p, uint64_t now_ms)
 	p->at_ms += gone * HX_THROTTLE_WINDOW_MS / HX_SCORE_FREE;
 }
 
-static hx_peer_score *
-hx_throttle_find(hx_throttle *t, const hx_peer_id *id)
+static peer_score *
+throttle_find(hx_throttle *t, const hx_peer_id *id)
 {
 	for (size_t i = 0; i < HX_THROTTLE_PEERS; i++) {
-		hx_peer_score *p = &t->peers[i];
+		peer_score *p = &t->peers[i];
 		if (p->score != 0 && p->id.kind == id->kind &&
 		    memcmp(p->id.bytes, id->bytes, sizeof(id->bytes)) == 0)
 			return p;
@@ -432,14 +418,14 @@ hx_throttle_find(hx_throttle *t, const hx_peer_id *id)
 
 /* A slot for a new peer: a free one, else the one with the lowest score,
  * so that a flood of new addresses evicts the quiet, not the worst. */
-static hx_peer_score *
-hx_throttle_claim(hx_throttle *t, const hx_peer_id *id, uint64_t now_ms)
+static peer_score *
+throttle_claim(hx_throttle *t, const hx_peer_id *id, uint64_t now_ms)
 {
-	hx_peer_score *best = &t->peers[0];
+	peer_score *best = &t->peers[0];
 
 	for (size_t i = 0; i < HX_THROTTLE_PEERS && best->score != 0; i++) {
-		hx_peer_score *p = &t->peers[i];
-		hx_peer_decay(p, now_ms);
+		peer_score *p = &t->peers[i];
+		peer_decay(p, now_ms);
 		if (p->score < best->score)
 			best = p;
 	}
@@ -457,11 +443,11 @@ hx_throttle_failure(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms, boo
 
 	if (t != NULL && peer != NULL && peer->kind != HX_PEER_NONE) {
 		pthread_mutex_lock(&t->lock);
-		hx_peer_score *p = hx_throttle_find(t, peer);
+		peer_score *p = throttle_find(t, peer);
 		if (p != NULL)
-			hx_peer_decay(p, now_ms);
+			peer_decay(p, now_ms);
 		else
-			p = hx_throttle_claim(t, peer, now_ms);
+			p = throttle_claim(t, peer, now_ms);
 		uint32_t before = p->score;
 		p->score = before + HX_MILLI < HX_SCORE_MAX ? before + HX_MILLI : HX_SCORE_MAX;
 		if (p->score > HX_SCORE_FREE) {
@@ -484,9 +470,9 @@ hx_throttle_success(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms)
 	if (t == NULL || peer == NULL || peer->kind == HX_PEER_NONE)
 		return;
 	pthread_mutex_lock(&t->lock);
-	hx_peer_score *p = hx_throttle_find(t, peer);
+	peer_score *p = throttle_find(t, peer);
 	if (p != NULL) {
-		hx_peer_decay(p, now_ms);
+		peer_decay(p, now_ms);
 		p->score = p->score > HX_MILLI ? p->score - HX_MILLI : 0;
 	}
 	pthread_mutex_unlock(&t->lock);

@@ -18,7 +18,7 @@
 
 #include "heliox/export.h"
 #include "log.h"
-#include "rpc_internal.h"
+#include "method.h"
 
 typedef Heliox__Ingest__V1__IngestRequest IngestRequest;
 
@@ -27,21 +27,20 @@ typedef Heliox__Ingest__V1__IngestRequest IngestRequest;
 /*
  * A ProtobufCBuffer that hashes what is packed into it: the request is
  * fingerprinted without a second copy of a possibly large export. Packing
- * hands over each tag, length and value separately, a few bytes at a time;
- * a digest update per piece made the fingerprint a third of the server's
- * CPU for a 28-record ingest. So small pieces are gathered here first and
- * the digest sees 4 KiB at a time.
+ * hands over each tag, length and value separately, a few bytes at a time,
+ * and a digest update costs far more than copying a few bytes; so small
+ * pieces are gathered here first and the digest sees 4 KiB at a time.
  */
-typedef struct hx_digest_buffer {
+typedef struct digest_buffer {
 	ProtobufCBuffer base;
 	EVP_MD_CTX     *md;
 	int             ok;
 	size_t          n;
 	uint8_t         buf[4096];
-} hx_digest_buffer;
+} digest_buffer;
 
 static void
-hx_digest_flush(hx_digest_buffer *d)
+digest_flush(digest_buffer *d)
 {
 	if (d->n > 0)
 		d->ok &= EVP_DigestUpdate(d->md, d->buf, d->n);
@@ -49,15 +48,15 @@ hx_digest_flush(hx_digest_buffer *d)
 }
 
 static void
-hx_digest_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
+digest_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
 {
-	hx_digest_buffer *d = (hx_digest_buffer *) buf;
+	digest_buffer *d = (digest_buffer *) buf;
 
 	if (len == 0) {
 		return; /* an empty bytes field comes as (0, NULL): nothing to copy */
 	}
 	if (d->n + len > sizeof(d->buf))
-		hx_digest_flush(d);
+		digest_flush(d);
 	if (len >= sizeof(d->buf)) {
 		d->ok &= EVP_DigestUpdate(d->md, data, len);
 		return;
@@ -69,33 +68,33 @@ hx_digest_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
 /* OpenSSL 3 looks an algorithm up (locks, a property query) every time
  * EVP_sha256() is initialised; fetched once, it is not. Never freed: one
  * per process, like OpenSSL's own. */
-static EVP_MD *hx_sha256;
+static EVP_MD *sha256;
 
 static void
-hx_sha256_fetch(void)
+sha256_fetch(void)
 {
-	hx_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 /* SHA-256 of the packed IngestRequest: a replay with the same request_id
  * must be the same request, byte for byte as the store sees it. */
 static bool
-hx_ingest_fingerprint(const IngestRequest *rq, uint8_t out[32])
+ingest_fingerprint(const IngestRequest *rq, uint8_t out[32])
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	hx_digest_buffer      d = { .base = { hx_digest_append } };
+	digest_buffer         d = { .base = { digest_append } };
 	unsigned int          n = 0;
 	bool                  ok;
 
 	memset(out, 0, 32);
-	pthread_once(&once, hx_sha256_fetch);
-	if (hx_sha256 == NULL)
+	pthread_once(&once, sha256_fetch);
+	if (sha256 == NULL)
 		return false;
 	d.md = EVP_MD_CTX_new();
-	d.ok = d.md != NULL && EVP_DigestInit_ex(d.md, hx_sha256, NULL);
+	d.ok = d.md != NULL && EVP_DigestInit_ex(d.md, sha256, NULL);
 	if (d.ok)
 		protobuf_c_message_pack_to_buffer(&rq->base, &d.base);
-	hx_digest_flush(&d);
+	digest_flush(&d);
 	ok = d.ok == 1 && EVP_DigestFinal_ex(d.md, out, &n) == 1 && n == 32;
 	EVP_MD_CTX_free(d.md);
 	return ok;
@@ -104,7 +103,7 @@ hx_ingest_fingerprint(const IngestRequest *rq, uint8_t out[32])
 /* ---- sources --------------------------------------------------------------- */
 
 static const char *
-hx_ingest_source(const IngestRequest *rq)
+ingest_source(const IngestRequest *rq)
 {
 	switch (rq->source_case) {
 	case HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_MOCK:
@@ -119,17 +118,17 @@ hx_ingest_source(const IngestRequest *rq)
 }
 
 static hx_raw_value
-hx_raw_string(const char *s)
+raw_string(const char *s)
 {
 	hx_raw_value v = { HX_RAW_STRING, s, strlen(s) };
 	return v;
 }
 
 /* A RecordBatch, record by record, through the same validation as JSON.
- * The wire walk (rpc.c) has already refused NUL bytes, so strlen() sees
+ * The wire walk (wire.c) has already refused NUL bytes, so strlen() sees
  * each whole field. */
 static hx_status
-hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batch *b)
+ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batch *b)
 {
 	hx_status worst = HX_OK;
 
@@ -141,9 +140,8 @@ hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batc
 	for (size_t i = 0; rb != NULL && i < rb->n_records; i++) {
 		const Heliox__Ingest__V1__CostRecord *r = rb->records[i];
 		hx_raw_record                         raw = {
-			                        hx_raw_string(r->date),      hx_raw_string(r->provider),
-			                        hx_raw_string(r->gpu_type),  hx_raw_string(r->cost_usd),
-			                        hx_raw_string(r->gpu_hours),
+			                        raw_string(r->date),     raw_string(r->provider),  raw_string(r->gpu_type),
+			                        raw_string(r->cost_usd), raw_string(r->gpu_hours),
 		};
 		hx_status st = hx_batch_add(b, &raw, "records", i, &c->viol);
 		if (st == HX_RESOURCE_EXHAUSTED)
@@ -158,7 +156,7 @@ hx_ingest_records(hx_call *c, const Heliox__Ingest__V1__RecordBatch *rb, hx_batc
 /* ---- request-level fields (v2) ---------------------------------------------- */
 
 static hx_raw_value
-hx_raw_opt(const char *s)
+raw_opt(const char *s)
 {
 	hx_raw_value v = { HX_RAW_STRING, s != NULL ? s : "", s != NULL ? strlen(s) : 0 };
 	return v;
@@ -168,14 +166,14 @@ hx_raw_opt(const char *s)
  * records are judged against them (and an export document that brings its
  * own is refused, export.c). */
 static hx_status
-hx_ingest_windows(hx_call *c, const IngestRequest *rq, hx_batch *b)
+ingest_windows(hx_call *c, const IngestRequest *rq, hx_batch *b)
 {
 	hx_status worst = HX_OK;
 
 	for (size_t i = 0; i < rq->n_replace; i++) {
 		const Heliox__Ingest__V1__ReplaceWindow *w = rq->replace[i];
-		hx_raw_value p = hx_raw_opt(w->provider), f = hx_raw_opt(w->from_date),
-		             t = hx_raw_opt(w->to_date);
+		hx_raw_value p = raw_opt(w->provider), f = raw_opt(w->from_date),
+		             t = raw_opt(w->to_date);
 		hx_status st = hx_batch_add_window(b, &p, &f, &t, i, &c->viol);
 		if (st == HX_RESOURCE_EXHAUSTED)
 			return st;
@@ -188,7 +186,7 @@ hx_ingest_windows(hx_call *c, const IngestRequest *rq, hx_batch *b)
 /* The request's provenance; its fields, when given, win over an export
  * document's. */
 static hx_status
-hx_ingest_provenance(hx_call *c, const IngestRequest *rq, hx_batch *b)
+ingest_provenance(hx_call *c, const IngestRequest *rq, hx_batch *b)
 {
 	const Heliox__Ingest__V1__Provenance *p = rq->provenance;
 	const struct {
@@ -205,7 +203,7 @@ hx_ingest_provenance(hx_call *c, const IngestRequest *rq, hx_batch *b)
 
 	for (size_t k = 0; p != NULL && k < sizeof(f) / sizeof(f[0]); k++) {
 		char         buf[HX_PROV_NAME_MAX + 1];
-		hx_raw_value v = hx_raw_opt(f[k].val);
+		hx_raw_value v = raw_opt(f[k].val);
 		const char  *why = hx_check_prov_text(&v, f[k].max, buf);
 		if (why != NULL) {
 			if (hx_violations_add(&c->viol, f[k].name, "%s", why) != HX_OK)
@@ -222,9 +220,9 @@ hx_ingest_provenance(hx_call *c, const IngestRequest *rq, hx_batch *b)
  * HX_INVALID_ARGUMENT with violations, or another status with the reply
  * already set. */
 static hx_status
-hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
+ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 {
-	hx_status st = hx_ingest_windows(c, rq, b), st2;
+	hx_status st = ingest_windows(c, rq, b), st2;
 
 	if (st == HX_RESOURCE_EXHAUSTED) {
 		hx_call_fail(c, HX_RESOURCE_EXHAUSTED, "out of memory");
@@ -249,7 +247,7 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 		    rq->records->n_records == 0)
 			st2 = HX_OK;
 		else
-			st2 = hx_ingest_records(c, rq->records, b);
+			st2 = ingest_records(c, rq->records, b);
 		break;
 	default:
 		hx_violations_add(&c->viol, "source",
@@ -259,7 +257,7 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 	if (st2 != HX_OK && st != HX_RESOURCE_EXHAUSTED)
 		st = st2;
 	if (st != HX_RESOURCE_EXHAUSTED) {
-		st2 = hx_ingest_provenance(c, rq, b);
+		st2 = ingest_provenance(c, rq, b);
 		if (st2 != HX_OK)
 			st = st2;
 	}
@@ -282,7 +280,7 @@ hx_ingest_load(hx_call *c, const IngestRequest *rq, hx_batch *b)
 /* The first violation about the request as a whole ("$", "cost_data",
  * "currency", "records", "source") rather than one record, or NULL. */
 static const hx_violation *
-hx_ingest_doc_violation(const hx_call *c, const char *array)
+ingest_doc_violation(const hx_call *c, const char *array)
 {
 	size_t alen = strlen(array);
 
@@ -298,12 +296,12 @@ hx_ingest_doc_violation(const hx_call *c, const char *array)
  * were valid, or skip_invalid and only records were at fault); otherwise
  * answers INVALID_ARGUMENT. */
 static bool
-hx_ingest_accept(hx_call *c, const IngestRequest *rq, const hx_batch *b)
+ingest_accept(hx_call *c, const IngestRequest *rq, const hx_batch *b)
 {
 	const char *array = rq->source_case == HELIOX__INGEST__V1__INGEST_REQUEST__SOURCE_RECORDS
 	    ? "records"
 	    : "cost_data";
-	const hx_violation *doc = hx_ingest_doc_violation(c, array);
+	const hx_violation *doc = ingest_doc_violation(c, array);
 	size_t              bad = b->received - b->len;
 	char                capped[48] = "";
 
@@ -329,7 +327,7 @@ hx_ingest_accept(hx_call *c, const IngestRequest *rq, const hx_batch *b)
 /* ---- the store ------------------------------------------------------------------- */
 
 static void
-hx_ingest_log_records(const hx_call *c, const hx_batch *b)
+ingest_log_records(const hx_call *c, const hx_batch *b)
 {
 	char cost[HX_MONEY_TEXT_MAX];
 
@@ -345,7 +343,7 @@ hx_ingest_log_records(const hx_call *c, const hx_batch *b)
 
 /* Writes (or, dry run, counts) the valid records in one transaction. */
 static void
-hx_ingest_run(hx_call *c, hx_ingest_job *job)
+ingest_run(hx_call *c, hx_ingest_job *job)
 {
 	hx_ingest_counts n = { 0 };
 	char             err[512] = "";
@@ -381,7 +379,7 @@ hx_ingest_run(hx_call *c, hx_ingest_job *job)
 /* Best effort: the request already failed, and the caller is told why
  * whether or not the audit row could be written. */
 static void
-hx_ingest_audit(hx_call *c, const hx_ingest_job *job)
+ingest_audit(hx_call *c, const hx_ingest_job *job)
 {
 	char err[512] = "";
 
@@ -393,7 +391,7 @@ hx_ingest_audit(hx_call *c, const hx_ingest_job *job)
 }
 
 static uint32_t
-hx_u32(size_t n)
+u32(size_t n)
 {
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t) n;
 }
@@ -404,7 +402,7 @@ hx_u32(size_t n)
  * the client's user was told.
  */
 static bool
-hx_ingest_client_failed(hx_call *c, const IngestRequest *rq, hx_ingest_job *job)
+ingest_client_failed(hx_call *c, const IngestRequest *rq, hx_ingest_job *job)
 {
 	if (rq->client_failed == 0)
 		return true;
@@ -427,7 +425,7 @@ hx_ingest_client_failed(hx_call *c, const IngestRequest *rq, hx_ingest_job *job)
  * contract's inserted + updated + unchanged + failed == received holds for
  * failures too. How many were invalid is in the message and violations. */
 static void
-hx_ingest_failed_counts(hx_call *c, hx_ingest_job *job)
+ingest_failed_counts(hx_call *c, hx_ingest_job *job)
 {
 	job->failed = job->received;
 	heliox__ingest__v1__ingest_result__init(&c->ingest);
@@ -436,11 +434,11 @@ hx_ingest_failed_counts(hx_call *c, hx_ingest_job *job)
 }
 
 static hx_ingest_job
-hx_ingest_job_for(const hx_call *c, const IngestRequest *rq)
+ingest_job_for(const hx_call *c, const IngestRequest *rq)
 {
 	hx_ingest_job job = {
 		.request_id = c->rid,
-		.source = hx_ingest_source(rq),
+		.source = ingest_source(rq),
 		.dry_run = rq->dry_run,
 		.started_us = c->started_us,
 		.base_request_id = c->base_rid[0] != '\0' ? c->base_rid : c->rid,
@@ -453,53 +451,53 @@ hx_ingest_job_for(const hx_call *c, const IngestRequest *rq)
 /* The contract's audit rule is for every authenticated ingest, so one
  * refused before it ran leaves its row too (nothing was received). */
 void
-hx_rpc_ingest_refused(hx_call *c, const IngestRequest *rq)
+hx_method_ingest_refused(hx_call *c, const IngestRequest *rq)
 {
-	hx_ingest_job job = hx_ingest_job_for(c, rq);
+	hx_ingest_job job = ingest_job_for(c, rq);
 
-	hx_ingest_fingerprint(rq, job.fingerprint);
-	hx_ingest_failed_counts(c, &job);
+	ingest_fingerprint(rq, job.fingerprint);
+	ingest_failed_counts(c, &job);
 	c->ingest.dry_run = rq->dry_run;
 	/* One duration for the reply and the row. */
-	c->ingest.duration_us = job.duration_us = hx_now_us() - c->started_us;
+	c->ingest.duration_us = job.duration_us = hx_call_elapsed_us(c);
 	c->result_case = HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST;
-	hx_ingest_audit(c, &job);
+	ingest_audit(c, &job);
 }
 
 void
-hx_rpc_ingest(hx_call *c, const IngestRequest *rq)
+hx_method_ingest(hx_call *c, const IngestRequest *rq)
 {
-	hx_ingest_job job = hx_ingest_job_for(c, rq);
+	hx_ingest_job job = ingest_job_for(c, rq);
 	hx_batch      b;
 
 	hx_batch_init(&b);
 	heliox__ingest__v1__ingest_result__init(&c->ingest);
 	c->result_case = HELIOX__INGEST__V1__RPC_RESPONSE__RESULT_INGEST;
-	if (!hx_ingest_fingerprint(rq, job.fingerprint)) {
+	if (!ingest_fingerprint(rq, job.fingerprint)) {
 		hx_error(c->rid, "ingest failed: SHA-256 of the request could not be computed");
 		hx_call_fail(c, HX_INTERNAL, "internal error");
 	} else {
-		hx_status st = hx_ingest_load(c, rq, &b);
+		hx_status st = ingest_load(c, rq, &b);
 		job.recs = b.recs;
 		job.n = b.len;
-		job.received = hx_u32(b.received);
-		job.failed = hx_u32(b.received - b.len);
+		job.received = u32(b.received);
+		job.failed = u32(b.received - b.len);
 		job.windows = b.windows;
 		job.n_windows = b.n_windows;
 		job.prov = &b.prov;
-		hx_ingest_log_records(c, &b);
+		ingest_log_records(c, &b);
 		if ((st == HX_OK || st == HX_INVALID_ARGUMENT) &&
-		    hx_ingest_client_failed(c, rq, &job) && hx_ingest_accept(c, rq, &b))
-			hx_ingest_run(c, &job);
+		    ingest_client_failed(c, rq, &job) && ingest_accept(c, rq, &b))
+			ingest_run(c, &job);
 	}
 	if (c->code != HX_OK) {
-		hx_ingest_failed_counts(c, &job);
+		ingest_failed_counts(c, &job);
 		/* One duration for the reply and the row (a run's own comes
 		 * from the store, measured in the write statement). */
-		c->ingest.duration_us = job.duration_us = hx_now_us() - c->started_us;
+		c->ingest.duration_us = job.duration_us = hx_call_elapsed_us(c);
 	}
 	c->ingest.dry_run = rq->dry_run;
-	hx_ingest_audit(c, &job);
+	ingest_audit(c, &job);
 	snprintf(c->detail, sizeof(c->detail),
 	         "source=%s received=%" PRIu32 " inserted=%" PRIu32 " updated=%" PRIu32
 	         " unchanged=%" PRIu32 " failed=%" PRIu32 " deleted=%" PRIu32 " dry_run=%s%s",

@@ -8,7 +8,7 @@
  * pipe atomically, so workers logging at the same time never interleave, and
  * a line that would be longer is cut (and marked with "...") rather than
  * split. With --log-format json the same events are JSON objects, one a
- * line (hx_log_json), under the same one-write rule. Control characters in the message (a libpq error ends with "\n",
+ * line (log_json), under the same one-write rule. Control characters in the message (a libpq error ends with "\n",
  * for instance) become spaces, so one event is always one line.
  */
 #include <errno.h>
@@ -25,10 +25,10 @@
 /* PIPE_BUF on Linux: the most a single write to a pipe keeps atomic. */
 #define HX_LOG_LINE_MAX 4096
 
-static atomic_int hx_log_min = HX_LOG_INFO;
-static atomic_int hx_log_fmt = HX_LOG_TEXT;
+static atomic_int log_min = HX_LOG_INFO;
+static atomic_int log_fmt = HX_LOG_TEXT;
 
-static const char *const hx_level_names[] = {
+static const char *const level_names[] = {
 	[HX_LOG_DEBUG] = "DEBUG",
 	[HX_LOG_INFO] = "INFO ",
 	[HX_LOG_WARN] = "WARN ",
@@ -38,13 +38,13 @@ static const char *const hx_level_names[] = {
 void
 hx_log_set_level(hx_log_level level)
 {
-	atomic_store_explicit(&hx_log_min, (int) level, memory_order_relaxed);
+	atomic_store_explicit(&log_min, (int) level, memory_order_relaxed);
 }
 
 void
 hx_log_set_format(hx_log_format format)
 {
-	atomic_store_explicit(&hx_log_fmt, (int) format, memory_order_relaxed);
+	atomic_store_explicit(&log_fmt, (int) format, memory_order_relaxed);
 }
 
 int
@@ -80,12 +80,12 @@ hx_log_level_parse(const char *name, hx_log_level *out)
 bool
 hx_log_enabled(hx_log_level level)
 {
-	return (int) level >= atomic_load_explicit(&hx_log_min, memory_order_relaxed);
+	return (int) level >= atomic_load_explicit(&log_min, memory_order_relaxed);
 }
 
 /* "2026-11-28T13:45:00.123Z", UTC with milliseconds. Returns its length. */
 static size_t
-hx_log_timestamp(char *buf, size_t size)
+log_timestamp(char *buf, size_t size)
 {
 	struct timespec ts;
 	struct tm       tm;
@@ -100,7 +100,7 @@ hx_log_timestamp(char *buf, size_t size)
 /* Replaces control characters with spaces: one event, one line, whatever
  * text a caller (or a libpq error) hands over. */
 static void
-hx_log_sanitize(char *s, size_t len)
+log_sanitize(char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char) s[i];
@@ -110,7 +110,7 @@ hx_log_sanitize(char *s, size_t len)
 }
 
 static void
-hx_log_write(const char *line, size_t len)
+log_write(const char *line, size_t len)
 {
 	ssize_t n;
 
@@ -122,14 +122,13 @@ hx_log_write(const char *line, size_t len)
 }
 
 static void __attribute__((format(printf, 3, 0)))
-hx_log_text(hx_log_level level, const char *request_id, const char *fmt, va_list ap)
+log_text(hx_log_level level, const char *request_id, const char *fmt, va_list ap)
 {
 	char         line[HX_LOG_LINE_MAX];
 	const size_t room = sizeof(line) - 1; /* the last byte is for '\n' */
 
-	size_t len = hx_log_timestamp(line, room);
-	int    n =
-	    snprintf(line + len, room - len, " %s req=%.128s ", hx_level_names[level], request_id);
+	size_t len = log_timestamp(line, room);
+	int n = snprintf(line + len, room - len, " %s req=%.128s ", level_names[level], request_id);
 	size_t head = len + (n < 0 ? 0 : (size_t) n);
 	if (head > room)
 		head = room;
@@ -142,21 +141,21 @@ hx_log_text(hx_log_level level, const char *request_id, const char *fmt, va_list
 		len = room;
 		memset(line + len - 3, '.', 3);
 	}
-	hx_log_sanitize(line, len);
+	log_sanitize(line, len);
 	line[len++] = '\n';
-	hx_log_write(line, len);
+	log_write(line, len);
 }
 
 /* ---- JSON ---------------------------------------------------------------------- */
 
-typedef struct hx_jbuf {
+typedef struct jbuf {
 	char  *p;
 	size_t len, cap; /* cap leaves room for the closing "}\n" */
 	bool   full;
-} hx_jbuf;
+} jbuf;
 
 static void
-hx_jraw(hx_jbuf *b, const char *s, size_t n)
+jraw(jbuf *b, const char *s, size_t n)
 {
 	if (b->full || n > b->cap - b->len) {
 		b->full = true;
@@ -168,7 +167,7 @@ hx_jraw(hx_jbuf *b, const char *s, size_t n)
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
 static size_t
-hx_utf8_len(const unsigned char *s, size_t n)
+utf8_len(const unsigned char *s, size_t n)
 {
 	size_t   want;
 	unsigned cp;
@@ -200,117 +199,117 @@ hx_utf8_len(const unsigned char *s, size_t n)
  * bytes that are not UTF-8 replaced (a parser must accept every line).
  * Cut at a character boundary, with "...", when the line is full. */
 static void
-hx_jstr(hx_jbuf *b, const char *s)
+jstr(jbuf *b, const char *s)
 {
 	const unsigned char *u = (const unsigned char *) s;
 	size_t               n = strlen(s);
 	char                 esc[8];
 
-	hx_jraw(b, "\"", 1);
+	jraw(b, "\"", 1);
 	for (size_t i = 0; i < n && !b->full;) {
-		size_t k = hx_utf8_len(u + i, n - i);
+		size_t k = utf8_len(u + i, n - i);
 
 		/* 16: the longest escape, "..." and the closing quote. */
 		if (b->cap - b->len < 16) {
-			hx_jraw(b, "...", 3);
+			jraw(b, "...", 3);
 			break;
 		}
 		if (k == 0) {
-			hx_jraw(b, "\\ufffd", 6);
+			jraw(b, "\\ufffd", 6);
 			k = 1;
 		} else if (k > 1) {
-			hx_jraw(b, s + i, k);
+			jraw(b, s + i, k);
 		} else if (u[i] == '"' || u[i] == '\\') {
 			esc[0] = '\\', esc[1] = (char) u[i];
-			hx_jraw(b, esc, 2);
+			jraw(b, esc, 2);
 		} else if (u[i] < 0x20 || u[i] == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\u%04x", u[i]);
-			hx_jraw(b, esc, 6);
+			jraw(b, esc, 6);
 		} else {
-			hx_jraw(b, s + i, 1);
+			jraw(b, s + i, 1);
 		}
 		i += k;
 	}
-	hx_jraw(b, "\"", 1);
+	jraw(b, "\"", 1);
 }
 
 static void
-hx_jkey_str(hx_jbuf *b, const char *key, const char *val)
+jkey_str(jbuf *b, const char *key, const char *val)
 {
 	if (val == NULL || b->full)
 		return;
-	hx_jraw(b, ",\"", 2);
-	hx_jraw(b, key, strlen(key));
-	hx_jraw(b, "\":", 2);
-	hx_jstr(b, val);
+	jraw(b, ",\"", 2);
+	jraw(b, key, strlen(key));
+	jraw(b, "\":", 2);
+	jstr(b, val);
 }
 
 static void
-hx_jkey_num(hx_jbuf *b, const char *key, unsigned long long v)
+jkey_num(jbuf *b, const char *key, unsigned long long v)
 {
 	char num[48];
 	int  n = snprintf(num, sizeof(num), ",\"%s\":%llu", key, v);
 
 	if (n > 0)
-		hx_jraw(b, num, (size_t) n);
+		jraw(b, num, (size_t) n);
 }
 
 static void __attribute__((format(printf, 4, 0)))
-hx_log_json(hx_log_level level, const char *request_id, const hx_log_fields *f, const char *fmt,
-            va_list ap)
+log_json(hx_log_level level, const char *request_id, const hx_log_fields *f, const char *fmt,
+         va_list ap)
 {
 	static const char *const names[] = { "debug", "info", "warn", "error" };
 	char                     msg[HX_LOG_LINE_MAX], ts[40], line[HX_LOG_LINE_MAX];
 	char                     fields[1024];
-	hx_jbuf fb = { .p = fields, .cap = sizeof(fields) }; /* bounded, never cut */
-	hx_jbuf b;
+	jbuf fb = { .p = fields, .cap = sizeof(fields) }; /* bounded, never cut */
+	jbuf b;
 
-	hx_log_timestamp(ts, sizeof(ts));
+	log_timestamp(ts, sizeof(ts));
 	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): started by hx_log*
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/* The fields are built first, so that a long msg is what gets cut. */
 	if (request_id[0] != '-' || request_id[1] != '\0')
-		hx_jkey_str(&fb, "request_id", request_id);
+		jkey_str(&fb, "request_id", request_id);
 	if (f != NULL) {
-		hx_jkey_str(&fb, "method", f->method);
-		hx_jkey_str(&fb, "peer", f->peer);
-		hx_jkey_str(&fb, "code", f->code);
+		jkey_str(&fb, "method", f->method);
+		jkey_str(&fb, "peer", f->peer);
+		jkey_str(&fb, "code", f->code);
 		if (f->base_request_id != NULL)
-			hx_jkey_str(&fb, "base_request_id", f->base_request_id);
+			jkey_str(&fb, "base_request_id", f->base_request_id);
 		if (f->key_id != NULL)
-			hx_jkey_str(&fb, "key_id", f->key_id);
+			jkey_str(&fb, "key_id", f->key_id);
 		if (f->has_counts) {
-			hx_jkey_num(&fb, "received", f->received);
-			hx_jkey_num(&fb, "inserted", f->inserted);
-			hx_jkey_num(&fb, "updated", f->updated);
-			hx_jkey_num(&fb, "unchanged", f->unchanged);
-			hx_jkey_num(&fb, "failed", f->failed);
-			hx_jkey_num(&fb, "deleted", f->deleted);
+			jkey_num(&fb, "received", f->received);
+			jkey_num(&fb, "inserted", f->inserted);
+			jkey_num(&fb, "updated", f->updated);
+			jkey_num(&fb, "unchanged", f->unchanged);
+			jkey_num(&fb, "failed", f->failed);
+			jkey_num(&fb, "deleted", f->deleted);
 		}
 		if (f->has_duration)
-			hx_jkey_num(&fb, "duration_us", f->duration_us);
+			jkey_num(&fb, "duration_us", f->duration_us);
 	}
 	if (fb.full)
 		fb.len = 0; /* cannot happen with bounded fields; never emit half */
-	b = (hx_jbuf){ .p = line, .cap = sizeof(line) - 2 - fb.len };
-	hx_jraw(&b, "{\"ts\":", 6);
-	hx_jstr(&b, ts);
-	hx_jraw(&b, ",\"level\":", 9);
-	hx_jstr(&b, names[level]);
-	hx_jraw(&b, ",\"msg\":", 7);
-	hx_jstr(&b, msg);
+	b = (jbuf){ .p = line, .cap = sizeof(line) - 2 - fb.len };
+	jraw(&b, "{\"ts\":", 6);
+	jstr(&b, ts);
+	jraw(&b, ",\"level\":", 9);
+	jstr(&b, names[level]);
+	jraw(&b, ",\"msg\":", 7);
+	jstr(&b, msg);
 	b.full = false;
 	b.cap = sizeof(line) - 2;
-	hx_jraw(&b, fields, fb.len);
+	jraw(&b, fields, fb.len);
 	b.full = false;
 	b.cap = sizeof(line);
-	hx_jraw(&b, "}\n", 2);
-	hx_log_write(line, b.len);
+	jraw(&b, "}\n", 2);
+	log_write(line, b.len);
 }
 
 static void __attribute__((format(printf, 4, 0)))
-hx_logv(hx_log_level level, const char *request_id, const hx_log_fields *f, const char *fmt,
-        va_list ap)
+logv(hx_log_level level, const char *request_id, const hx_log_fields *f, const char *fmt,
+     va_list ap)
 {
 	int saved_errno = errno;
 
@@ -318,10 +317,10 @@ hx_logv(hx_log_level level, const char *request_id, const hx_log_fields *f, cons
 		return;
 	if (request_id == NULL || request_id[0] == '\0')
 		request_id = "-";
-	if (atomic_load_explicit(&hx_log_fmt, memory_order_relaxed) == HX_LOG_JSON)
-		hx_log_json(level, request_id, f, fmt, ap);
+	if (atomic_load_explicit(&log_fmt, memory_order_relaxed) == HX_LOG_JSON)
+		log_json(level, request_id, f, fmt, ap);
 	else
-		hx_log_text(level, request_id, fmt, ap);
+		log_text(level, request_id, fmt, ap);
 	errno = saved_errno;
 }
 
@@ -331,7 +330,7 @@ hx_log(hx_log_level level, const char *request_id, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	hx_logv(level, request_id, NULL, fmt, ap);
+	logv(level, request_id, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -342,6 +341,6 @@ hx_log_fields_line(hx_log_level level, const char *request_id, const hx_log_fiel
 	va_list ap;
 
 	va_start(ap, fmt);
-	hx_logv(level, request_id, f, fmt, ap);
+	logv(level, request_id, f, fmt, ap);
 	va_end(ap);
 }

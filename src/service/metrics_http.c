@@ -13,6 +13,8 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "base/clock.h"
+#include "base/errf.h"
 #include "log.h"
 #include "rpc.h"
 
@@ -25,7 +27,7 @@ watch_once(hx_dbwatch *w)
 	bool up = hx_store_check(w->store, err, sizeof(err)) == HX_OK;
 
 	if (up) {
-		atomic_store(&w->last_ok_us, hx_now_us());
+		atomic_store(&w->last_ok_us, hx_clock_us());
 	}
 	if (w->metrics != NULL) {
 		atomic_store(&w->metrics->db_up, up ? 1 : 0);
@@ -96,7 +98,7 @@ hx_dbwatch_up(hx_dbwatch *w)
 {
 	uint64_t ok = atomic_load(&w->last_ok_us);
 
-	return ok != 0 && hx_now_us() - ok < (uint64_t) HX_DBWATCH_FRESH_MS * 1000u;
+	return ok != 0 && hx_clock_us() - ok < (uint64_t) HX_DBWATCH_FRESH_MS * 1000u;
 }
 
 /* ---- HTTP -------------------------------------------------------------------------- */
@@ -193,12 +195,12 @@ hx_http_start(hx_http **out, const char *hostport, hx_metrics *m, hx_dbwatch *w,
 	*out = NULL;
 	if ((size_t) snprintf(text, sizeof(text), "http://%s", hostport) >= sizeof(text) ||
 	    nng_url_parse(&url, text) != 0) {
-		snprintf(err, errsz, "--metrics-listen %s: expected HOST:PORT", hostport);
+		hx_errf(err, errsz, "--metrics-listen %s: expected HOST:PORT", hostport);
 		return HX_INVALID_ARGUMENT;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		nng_url_free(url);
-		snprintf(err, errsz, "out of memory");
+		hx_errf(err, errsz, "out of memory");
 		return HX_RESOURCE_EXHAUSTED;
 	}
 	h->metrics = m;
@@ -211,7 +213,7 @@ hx_http_start(hx_http **out, const char *hostport, hx_metrics *m, hx_dbwatch *w,
 		rv = nng_http_server_start(h->server);
 	}
 	if (rv != 0) {
-		snprintf(err, errsz, "--metrics-listen %s: %s", hostport, nng_strerror(rv));
+		hx_errf(err, errsz, "--metrics-listen %s: %s", hostport, nng_strerror(rv));
 		hx_http_stop(h);
 		return HX_UNAVAILABLE;
 	}

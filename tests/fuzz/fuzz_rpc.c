@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "base/clock.h"
 #include "fuzz.h"
 #include "heliox/ingest/v1/ingest.pb-c.h"
 #include "log.h"
@@ -56,7 +57,7 @@ setup(void)
 	cfg.mock_len = sizeof mock_json - 1;
 	cfg.max_message_bytes = 1u << 20;
 	cfg.default_timeout_ms = HX_RPC_DEFAULT_TIMEOUT_MS;
-	cfg.started_us = hx_now_us();
+	cfg.started_us = hx_clock_us();
 }
 
 /* What the reply says, against what was asked (q is NULL for garbage). */

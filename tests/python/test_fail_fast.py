@@ -10,6 +10,8 @@ message, and an elapsed time far below the timeout.
 import json
 import os
 import re
+import signal
+import socket
 import time
 
 import pytest
@@ -113,10 +115,58 @@ def test_server_logs_failed_tls_handshakes(tls_server, certs):
     log = hx.wait_until(lambda: "TLS handshake" in tls_server.log() and tls_server.log(), 15,
                         what="a failed-handshake line in the server log")
     line = [ln for ln in log.splitlines() if "TLS handshake" in ln][0]
-    # nng 1.5 gives no peer address for a failed handshake (see server.c):
-    # the line names the listener and counts the failures.
     assert "WARN" in line.upper() and f"tls+tcp://127.0.0.1:{tls_server.tls_port}" in line, line
-    assert re.search(r": [1-9][0-9]* TLS handshake", line), line
+    assert re.search(r": [1-9][0-9]* TLS handshake\(s\) failed .*, from 127\.0\.0\.1:[0-9]+",
+                     line), line
+
+
+def not_tls_from(port):
+    """A connection to the TLS port that sends plain bytes, from a local
+    port the kernel picks: returns that port once the server hung up."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n" * 8)
+        try:
+            while s.recv(4096):
+                pass
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def test_server_names_the_peer_of_a_failed_handshake_and_nobody_else(pg, api_key, certs):
+    """The failed handshake's own address and count, and neither the good
+    client before it nor the server's own reload nudge (SIGHUP)."""
+    port = hx.free_port()
+    # The harness's readiness probe speaks plain nng: it gets a listener of its own.
+    srv = hx.Server(pg.conninfo, keys=[api_key],
+                    listen=[f"tcp://127.0.0.1:{hx.free_port()}", f"tls+tcp://127.0.0.1:{port}"],
+                    extra=["--tls-cert", certs["server.pem"], "--tls-key", certs["server.key"]])
+    try:
+        srv.start()
+        rc, doc, _ = cli([f"tls+tcp4://localhost:{port}"], "--tls-ca", certs["ca.pem"],
+                         key=api_key)
+        assert rc == 0 and doc["code"] == "OK", doc
+        srv.send_signal(signal.SIGHUP)
+        hx.wait_until(lambda: "TLS certificate and key reloaded" in srv.log(), 10,
+                      what="the SIGHUP reload")
+        time.sleep(2.5)  # two sweeps: the nudge would have been named by now
+        assert "TLS handshake" not in srv.log(), srv.log()
+        bad = not_tls_from(port)
+        log = hx.wait_until(lambda: f"127.0.0.1:{bad}" in srv.log() and srv.log(), 15,
+                            what="the failed handshake's peer in the server log")
+        lines = [ln for ln in log.splitlines() if "TLS handshake" in ln]
+        assert len(lines) == 1, lines
+        assert re.search(rf": 1 TLS handshake\(s\) failed .*, from 127\.0\.0\.1:{bad} \(",
+                         lines[0]), lines[0]
+    finally:
+        srv.stop()
+        srv.cleanup()
 
 
 def test_plain_listener_on_all_interfaces_warns(pg, api_key):

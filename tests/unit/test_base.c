@@ -1,7 +1,7 @@
 /*
  * test_base.c - the primitives of src/base: clock, calendar dates (checked
  * against timegm over every day of 1600-2400), UUIDs, trim and lower-case,
- * err formatting, FNV-1a and fmix64 (published test vectors).
+ * counts, err formatting, FNV-1a and fmix64 (published test vectors).
  */
 #define _GNU_SOURCE /* timegm */
 #include <setjmp.h>
@@ -76,6 +76,15 @@ test_date_cases(void **state)
 	assert_false(hx_date_parse("2026-03-011", 11, NULL));
 	assert_true(hx_date_parse("2026-03-011", 10, NULL));
 	assert_false(hx_date_parse(NULL, 10, NULL));
+
+	/* The ends of the range and the epochs, formatted back. */
+	char out[HX_DATE_TEXT];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].ok) {
+			hx_date_format(cases[i].days, out);
+			assert_string_equal(out, cases[i].s);
+		}
+	}
 }
 
 /* Every day of 1600-2400 (leap rules at 1700, 1800, 2000, 2100...): the
@@ -96,6 +105,10 @@ test_date_against_timegm(void **state)
 		         tm.tm_mday);
 		assert_true(hx_date_parse(buf, 10, &days));
 		assert_int_equal(days, (int32_t) ((t - 43200) / 86400));
+		/* and back: hx_date_format is its inverse */
+		char back[HX_DATE_TEXT];
+		hx_date_format(days, back);
+		assert_string_equal(back, buf);
 		if (tm.tm_mday >= 28) {
 			snprintf(buf, sizeof(buf), "%04d-%02d-%02d", tm.tm_year + 1900,
 			         tm.tm_mon + 1, tm.tm_mday + 1);
@@ -152,6 +165,36 @@ test_text(void **state)
 }
 
 static void
+test_text_count(void **state)
+{
+	static const char *const bad[] = {
+		"", " 12", "12 ", "+12", "-1", "12abc", "0x10", "0", "50001", "18446744073709551616"
+	};
+	unsigned long long v = 7;
+
+	assert_int_equal(hx_text_count("1", 1, 50000, &v), 0);
+	assert_true(v == 1);
+	assert_int_equal(hx_text_count("50000", 1, 50000, &v), 0);
+	assert_true(v == 50000);
+	assert_int_equal(hx_text_count("007", 1, 50000, &v), 0); /* as strtoul reads it */
+	assert_true(v == 7);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 99;
+		if (hx_text_count(bad[i], 1, 50000, &v) != -1 || v != 99) {
+			fail_msg("'%s' was taken as %llu", bad[i], v);
+		}
+	}
+	/* The whole range of the type, and a zero minimum. */
+	assert_int_equal(hx_text_count("18446744073709551615", 0, ~0ULL, &v), 0);
+	assert_true(v == ~0ULL);
+	assert_int_equal(hx_text_count("18446744073709551616", 0, ~0ULL, &v), -1);
+	assert_int_equal(hx_text_count("0", 0, 0, &v), 0);
+	assert_true(v == 0);
+	assert_int_equal(hx_text_count("1", 0, 0, &v), -1);
+	assert_int_equal(hx_text_count(NULL, 0, 10, &v), -1);
+}
+
+static void
 test_errf(void **state)
 {
 	char err[8];
@@ -194,6 +237,7 @@ main(void)
 		cmocka_unit_test(test_date_against_timegm),
 		cmocka_unit_test(test_uuid4),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_text_count),
 		cmocka_unit_test(test_errf),
 		cmocka_unit_test(test_hash_vectors),
 	};

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "auth.h"
+#include "base/clock.h"
 #include "heliox/ingest/v1/ingest.pb-c.h"
 #include "log.h"
 #include "rpc.h"
@@ -845,7 +846,7 @@ setup(void **state)
 	cfg.auth = auth;
 	cfg.max_message_bytes = HX_RPC_DEFAULT_MAX_MESSAGE;
 	cfg.default_timeout_ms = HX_RPC_DEFAULT_TIMEOUT_MS;
-	cfg.started_us = hx_now_us();
+	cfg.started_us = hx_clock_us();
 	hx_log_set_level(HX_LOG_WARN); /* the path logs; keep test output short */
 	return 0;
 }

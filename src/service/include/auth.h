@@ -8,8 +8,8 @@
  * key against every configured key without an early exit, so timing says
  * nothing about which key or how many bytes matched.
  */
-#ifndef HX_AUTH_H
-#define HX_AUTH_H
+#ifndef HELIOX_AUTH_H
+#define HELIOX_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -89,4 +89,4 @@ unsigned hx_throttle_failure(hx_throttle *t, const hx_peer_id *peer, uint64_t no
 /* Counts a success: one failure of `peer` forgiven. */
 void hx_throttle_success(hx_throttle *t, const hx_peer_id *peer, uint64_t now_ms);
 
-#endif /* HX_AUTH_H */
+#endif /* HELIOX_AUTH_H */

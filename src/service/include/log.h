@@ -7,8 +7,8 @@
  * with a single write(2) so concurrent workers never interleave. Never pass an
  * API key to these functions.
  */
-#ifndef HX_LOG_H
-#define HX_LOG_H
+#ifndef HELIOX_LOG_H
+#define HELIOX_LOG_H
 
 #include <stdbool.h>
 
@@ -60,4 +60,4 @@ void hx_log_fields_line(hx_log_level level, const char *request_id, const hx_log
 #define hx_warn(rid, ...)  hx_log(HX_LOG_WARN, rid, __VA_ARGS__)
 #define hx_error(rid, ...) hx_log(HX_LOG_ERROR, rid, __VA_ARGS__)
 
-#endif /* HX_LOG_H */
+#endif /* HELIOX_LOG_H */

@@ -10,8 +10,8 @@
  * Rendering needs no nng and no database (testable alone); the HTTP side
  * is metrics_http.c.
  */
-#ifndef HX_METRICS_H
-#define HX_METRICS_H
+#ifndef HELIOX_METRICS_H
+#define HELIOX_METRICS_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -83,4 +83,4 @@ void hx_metrics_record(hx_metrics_slot *s, const hx_metric_event *ev);
 /* Renders the exposition text (format 0.0.4) into a malloc'd buffer. */
 hx_status hx_metrics_render(const hx_metrics *m, char **out, size_t *len);
 
-#endif /* HX_METRICS_H */
+#endif /* HELIOX_METRICS_H */

@@ -9,8 +9,8 @@
  * turns 503 HX_DBWATCH_FRESH_MS after its last answer. The watch is also
  * what logs the database going away and coming back, once each.
  */
-#ifndef HX_METRICS_HTTP_H
-#define HX_METRICS_HTTP_H
+#ifndef HELIOX_METRICS_HTTP_H
+#define HELIOX_METRICS_HTTP_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,4 +49,4 @@ hx_status hx_http_start(hx_http **out, const char *hostport, hx_metrics *m, hx_d
                         const atomic_bool *stopping, int *port, char *err, size_t errsz);
 void      hx_http_stop(hx_http *h);
 
-#endif /* HX_METRICS_HTTP_H */
+#endif /* HELIOX_METRICS_HTTP_H */

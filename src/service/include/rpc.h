@@ -8,8 +8,8 @@
  * be fuzzed and tested without nng; with store == NULL it runs without a
  * database (methods that need one answer UNAVAILABLE).
  */
-#ifndef HX_RPC_H
-#define HX_RPC_H
+#ifndef HELIOX_RPC_H
+#define HELIOX_RPC_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,7 +30,7 @@ typedef struct hx_rpc_config {
 	size_t                   mock_len;
 	size_t                   max_message_bytes;  /* larger requests: RESOURCE_EXHAUSTED */
 	uint32_t                 default_timeout_ms; /* used when the request's timeout_ms is 0 */
-	uint64_t                 started_us; /* monotonic time the server started, for uptime */
+	uint64_t                 started_us; /* hx_clock_us() when the server started, for uptime */
 } hx_rpc_config;
 
 /* How far a request got with auth: the server throttles peers on it. */
@@ -60,7 +60,4 @@ typedef struct hx_rpc_outcome {
 hx_status hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req, size_t len,
                         const char *peer, hx_rpc_outcome *outcome, uint8_t **out, size_t *out_len);
 
-/* Monotonic clock in microseconds. */
-uint64_t hx_now_us(void);
-
-#endif /* HX_RPC_H */
+#endif /* HELIOX_RPC_H */

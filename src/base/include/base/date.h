@@ -21,4 +21,13 @@
  */
 bool hx_date_parse(const char *s, size_t len, int32_t *days_1970);
 
+#define HX_DATE_TEXT 11 /* "YYYY-MM-DD" and the NUL */
+
+/*
+ * The inverse of hx_date_parse: day `days_1970` (counted from 1970-01-01,
+ * negative before it) as "YYYY-MM-DD". days_1970 must name a day of years
+ * 0001 to 9999, the range hx_date_parse accepts.
+ */
+void hx_date_format(int32_t days_1970, char out[HX_DATE_TEXT]);
+
 #endif /* HELIOX_BASE_DATE_H */

@@ -1,16 +1,21 @@
 /*
- * rpc_internal.h - what rpc.c (the request path) and ingest.c (the Ingest
- * method) share. Private to hx_service.
+ * call.h - one request in flight, shared by the dispatcher (rpc.c) and the
+ * method files (health.c, summary.c, ingest.c). Private to hx_service.
  *
- * An hx_call is one request in flight: who sent it, its id, and the reply
- * being built (code, message, violations, result). Each step of the path
- * either leaves c->code at HX_OK and lets the next step run, or sets the
- * answer with hx_call_fail() and the path stops there.
+ * It sits below both on purpose: a method needs the call's state and the
+ * helpers that answer it, never the dispatcher that chose the method, so
+ * calls go dispatcher -> method -> call and never back up.
+ *
+ * An hx_call is who sent the request, its id, and the reply being built
+ * (code, message, violations, result). Each step of the path either leaves
+ * c->code at HX_OK and lets the next step run, or sets the answer with
+ * hx_call_fail() and the path stops there.
  */
-#ifndef HX_RPC_INTERNAL_H
-#define HX_RPC_INTERNAL_H
+#ifndef HELIOX_CALL_H
+#define HELIOX_CALL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "heliox/ingest/v1/ingest.pb-c.h"
@@ -45,9 +50,17 @@ typedef struct hx_call {
 	hx_summary_row                             *rows; /* owned, backs summary's strings */
 } hx_call;
 
+/* A fresh call (code HX_OK, no id yet), started now. */
+void hx_call_init(hx_call *c, const hx_rpc_config *cfg, hx_store *store, const char *peer);
+/* Frees what the call owns (violations, summary rows); not c itself. */
+void hx_call_free(hx_call *c);
+
 /* Sets the reply's code and message (printf-style). */
 void hx_call_fail(hx_call *c, hx_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Microseconds since the call started. */
+uint64_t hx_call_elapsed_us(const hx_call *c);
 
 /* Milliseconds left of the request's deadline for a database call: 0 when
  * there is no deadline. When it has already passed, answers
@@ -58,10 +71,20 @@ bool hx_call_remaining_ms(hx_call *c, uint32_t *out);
  * logging `err` (which never goes to the caller). */
 void hx_call_store_failed(hx_call *c, const char *what, hx_status st, const char *err);
 
-/* The Ingest method (ingest.c). */
-void hx_rpc_ingest(hx_call *c, const Heliox__Ingest__V1__IngestRequest *rq);
-/* An authenticated ingest refused before the method ran (bad request_id, a
- * NUL byte): still an ingest result and an audit row. */
-void hx_rpc_ingest_refused(hx_call *c, const Heliox__Ingest__V1__IngestRequest *rq);
+/* ---- the end of a call: the dispatcher's, once the method is done ---- */
 
-#endif /* HX_RPC_INTERNAL_H */
+/* The duration the log, the metrics and the reply agree on: an ingest's
+ * own (measured where it was written), else the time since the start. */
+uint64_t hx_call_duration(const hx_call *c);
+
+/* The one log line of the request, with `us` from hx_call_duration(). */
+void hx_call_log(const hx_call *c, uint64_t us);
+
+/* What the server counts in its metrics (metrics.h). */
+void hx_call_outcome(const hx_call *c, uint64_t us, hx_rpc_outcome *o);
+
+/* Packs the reply into *out (malloc'd, caller frees). HX_RESOURCE_EXHAUSTED
+ * when not even that could be allocated. */
+hx_status hx_call_reply(hx_call *c, uint8_t **out, size_t *out_len);
+
+#endif /* HELIOX_CALL_H */
