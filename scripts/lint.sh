@@ -91,7 +91,7 @@ fi
 echo "==> calls" >&2
 cmake --build "$build" -j"$jobs" >/dev/null
 if ! /usr/bin/python3 "$root/scripts/calls.py" "$build" \
-	--known src/store --known clients/cli >&2; then
+	--known clients/cli >&2; then
 	failed+=(calls)
 fi
 
