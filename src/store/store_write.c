@@ -1,5 +1,7 @@
 /*
- * store_write.c - the ingest write path: one request, one transaction.
+ * store_write.c - the ingest write path: one request, one transaction; and
+ * the audit row of a request that failed. On the base layer (store_conn.c)
+ * only.
  *
  * The request goes out as one pipeline - BEGIN, statement_timeout, the
  * advisory lock on its request_id, one statement that looks up an earlier
@@ -46,22 +48,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+#include "base/date.h"
+#include "base/errf.h"
 #include "heliox/money.h"
 
 /* Built-in type OIDs, fixed in Postgres's catalog (pg_type.dat). */
 #define OID_DATE    1082u
 #define OID_TEXT    25u
 #define OID_NUMERIC 1700u
-
-/* Days from 1970-01-01 to 2000-01-01, Postgres's date epoch. */
-#define PG_EPOCH_DAYS 10957
-
-/* Scratch buffers above this size are freed after the request: one huge
- * batch must not pin its memory in every worker for good. */
-#define KEEP_BYTES ((size_t) 1 << 20)
-
-/* COPY data goes out in messages of this size. */
-#define COPY_CHUNK ((size_t) 64 << 10)
 
 /* ---- statements ------------------------------------------------------------ */
 
@@ -262,10 +257,7 @@ enum wstmt {
 };
 enum { WS_REPLACE = WS_R_ARRAYS - WS_ARRAYS };
 
-static const struct {
-	const char *name;
-	const char *sql;
-} wstmts[WS_COUNT] = {
+static const hx_store_stmt wstmts[WS_COUNT] = {
 	[WS_TIMEOUT] = { "hx_w_timeout", "SELECT set_config('statement_timeout', $1, true)" },
 	/* A second copy of a request (an nng resend, a client retry) waits here
 	 * for the first to finish, then finds its result and replays it. Every
@@ -300,113 +292,36 @@ static const struct {
 	                     PRIOR_CTE INPUT_TABLE DELETE_DRY_CTE DRY_CTE RESULT_CTE("true") },
 };
 
-/* The COPY target, once per connection. ON COMMIT DELETE ROWS empties it
- * at every commit; rows of a request that failed are dead with their
- * transaction, so the next request never sees them either. A temporary
- * table writes no WAL. */
-#define CREATE_INPUT                                                               \
-	"CREATE TEMP TABLE hx_input (date date NOT NULL, provider text NOT NULL, " \
-	"gpu_type text NOT NULL, cost_usd numeric NOT NULL, gpu_hours numeric) "   \
-	"ON COMMIT DELETE ROWS"
-
+/* The COPY target, made with each connection (store_conn.c). */
 #define COPY_INPUT "COPY pg_temp.hx_input FROM STDIN (FORMAT binary)"
-
-/*
- * A database that refuses the temporary table (a role without TEMPORARY, a
- * read-only standby) still gets a working store: every batch then goes as
- * arrays, and reads and Health work as before. Only a lost connection
- * fails the setup.
- */
-static bool
-create_input(hx_store *s)
-{
-	PGresult *r = PQexec(s->conn, CREATE_INPUT);
-	bool      ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-
-	PQclear(r);
-	return ok;
-}
-
-hx_status
-hx_store_write_setup(hx_store *s, char *err, size_t errsz)
-{
-	s->has_input = create_input(s);
-	if (PQstatus(s->conn) != CONNECTION_OK) {
-		return hx_store_fail(s, NULL, "create hx_input", err, errsz);
-	}
-	hx_store_alive(s);
-	return HX_OK;
-}
 
 /* ---- scratch buffers ----------------------------------------------------------- */
 
-static void
-buf_free(hx_store_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-/* Empties b with room for `need` bytes (libpq takes lengths as int). */
-static bool
-buf_reset(hx_store_buf *b, size_t need)
-{
-	uint8_t *p;
-
-	b->len = 0;
-	if (need > INT32_MAX) {
-		return false;
-	}
-	if (b->cap >= need) {
-		return true;
-	}
-	p = realloc(b->p, need);
-	if (p == NULL) {
-		return false;
-	}
-	b->p = p;
-	b->cap = need;
-	return true;
-}
+/* Scratch buffers above this size are freed after the request: one huge
+ * batch must not pin its memory in every worker for good. */
+#define KEEP_BYTES ((size_t) 1 << 20)
 
 static void
 buf_trim(hx_store_buf *b)
 {
 	if (b->cap > KEEP_BYTES) {
-		buf_free(b);
+		hx_store_buf_free(b);
 	}
-}
-
-void
-hx_store_write_free(hx_store *s)
-{
-	int k;
-
-	for (k = 0; k < HX_STORE_NCOL; k++) {
-		buf_free(&s->col[k]);
-	}
-	for (k = 0; k < HX_STORE_NWCOL; k++) {
-		buf_free(&s->wcol[k]);
-	}
-	buf_free(&s->copy);
-	free(s->order);
-	s->order = NULL;
-	s->order_cap = 0;
 }
 
 static void
-scratch_trim(hx_store *s)
+scratch_trim(hx_store_scratch *w)
 {
 	int k;
 
 	for (k = 0; k < HX_STORE_NCOL; k++) {
-		buf_trim(&s->col[k]);
+		buf_trim(&w->col[k]);
 	}
-	buf_trim(&s->copy);
-	if (s->order_cap * sizeof(hx_store_rec) > KEEP_BYTES) {
-		free(s->order);
-		s->order = NULL;
-		s->order_cap = 0;
+	buf_trim(&w->copy);
+	if (w->order_cap * sizeof(hx_store_rec) > KEEP_BYTES) {
+		free(w->order);
+		w->order = NULL;
+		w->order_cap = 0;
 	}
 }
 
@@ -426,7 +341,7 @@ key_cmp(const void *a, const void *b)
 }
 
 /*
- * Sorts the batch by key (bytewise) into s->order. Sorting here rather than
+ * Sorts the batch by key (bytewise) into s->scratch.order. Sorting here rather than
  * with ORDER BY keeps the work off the database, which is the bottleneck;
  * any fixed order serves to take row locks in one order. A repeated key
  * (validation rejects them upstream) would make ON CONFLICT fail, so it is
@@ -437,27 +352,27 @@ order_batch(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 {
 	size_t i;
 
-	if (job->n > s->order_cap) {
-		hx_store_rec *p = realloc(s->order, job->n * sizeof(hx_store_rec));
+	if (job->n > s->scratch.order_cap) {
+		hx_store_rec *p = realloc(s->scratch.order, job->n * sizeof(hx_store_rec));
 
 		if (p == NULL) {
-			hx_store_err(err, errsz, "ingest: out of memory");
+			hx_errf_line(err, errsz, "ingest: out of memory");
 			return HX_RESOURCE_EXHAUSTED;
 		}
-		s->order = p;
-		s->order_cap = job->n;
+		s->scratch.order = p;
+		s->scratch.order_cap = job->n;
 	}
 	for (i = 0; i < job->n; i++) {
-		s->order[i] = &job->recs[i];
+		s->scratch.order[i] = &job->recs[i];
 	}
 	if (job->n > 1) { /* qsort() of an empty (NULL) array is undefined */
-		qsort(s->order, job->n, sizeof(hx_store_rec), key_cmp);
+		qsort(s->scratch.order, job->n, sizeof(hx_store_rec), key_cmp);
 	}
 	for (i = 1; i < job->n; i++) {
-		if (key_cmp(&s->order[i - 1], &s->order[i]) == 0) {
-			hx_store_err(err, errsz, "ingest: key %s|%s|%s twice in one batch",
-			             s->order[i]->date, s->order[i]->provider,
-			             s->order[i]->gpu_type);
+		if (key_cmp(&s->scratch.order[i - 1], &s->scratch.order[i]) == 0) {
+			hx_errf_line(err, errsz, "ingest: key %s|%s|%s twice in one batch",
+			             s->scratch.order[i]->date, s->scratch.order[i]->provider,
+			             s->scratch.order[i]->gpu_type);
 			return HX_INTERNAL;
 		}
 	}
@@ -493,46 +408,19 @@ put32(uint8_t *p, uint32_t v)
 #define TUPLE_BYTES   (2 + DATE_BYTES + 2 * NAME_BYTES + 2 * NUMERIC_BYTES)
 #define HEAD_BYTES    32 /* an array's or a COPY stream's header, and more */
 
-static int
-digits(const char *s, int n)
-{
-	int v = 0;
-
-	while (n-- > 0) {
-		v = v * 10 + (*s++ - '0');
-	}
-	return v;
-}
-
-/* "YYYY-MM-DD" as days since 2000-01-01 (Howard Hinnant's days_from_civil);
- * false when it is not a calendar date (binary input, unlike text, would
- * take 2026-02-30 as March 2nd without a word). */
+/* "YYYY-MM-DD" as days since 2000-01-01, Postgres's date epoch; false when
+ * it is not a calendar date, by the check validation makes (base/date.h):
+ * binary input, unlike text, would take 2026-02-30 as March 2nd without a
+ * word. */
 static bool
 pg_date(const char *t, int32_t *out)
 {
-	static const unsigned char mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int                        i, y, era;
-	unsigned                   m, d, yoe, doy, doe;
-	bool                       leap;
+	int32_t days;
 
-	for (i = 0; i < HX_DATE_LEN; i++) {
-		if ((i == 4 || i == 7) ? t[i] != '-' : (t[i] < '0' || t[i] > '9')) {
-			return false;
-		}
-	}
-	y = digits(t, 4);
-	m = (unsigned) digits(t + 5, 2);
-	d = (unsigned) digits(t + 8, 2);
-	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (unsigned) (m == 2 && leap)) {
+	if (!hx_date_parse(t, strnlen(t, HX_DATE_LEN + 1), &days)) {
 		return false;
 	}
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned) (y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	*out = era * 146097 + (int32_t) doe - 719468 - PG_EPOCH_DAYS;
+	*out = days - HX_DATE_PG_EPOCH_DAYS;
 	return true;
 }
 
@@ -594,7 +482,7 @@ rec_check(const hx_record *r, int32_t *days, char *err, size_t errsz)
 	if (!pg_date(r->date, days) || r->cost <= -HX_MONEY_LIMIT_MICROS ||
 	    r->cost >= HX_MONEY_LIMIT_MICROS ||
 	    (r->has_gpu_hours && (r->gpu_hours < 0 || r->gpu_hours >= HX_MONEY_LIMIT_MICROS))) {
-		hx_store_err(err, errsz, "ingest: record %s|%s|%s cannot be stored", r->date,
+		hx_errf_line(err, errsz, "ingest: record %s|%s|%s cannot be stored", r->date,
 		             r->provider, r->gpu_type);
 		return HX_INTERNAL;
 	}
@@ -655,14 +543,14 @@ encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 	size[3] = HEAD_BYTES + job->n * NUMERIC_BYTES;
 	size[4] = HEAD_BYTES + job->n * NUMERIC_BYTES;
 	for (k = 0; k < HX_STORE_NCOL; k++) {
-		if (!buf_reset(&s->col[k], size[k])) {
-			hx_store_err(err, errsz, "ingest: out of memory");
+		if (!hx_store_buf_reset(&s->scratch.col[k], size[k])) {
+			hx_errf_line(err, errsz, "ingest: out of memory");
 			return HX_RESOURCE_EXHAUSTED;
 		}
-		p[k] = put_array_head(s->col[k].p, oids[k], job->n, k == 4);
+		p[k] = put_array_head(s->scratch.col[k].p, oids[k], job->n, k == 4);
 	}
 	for (i = 0; i < job->n; i++) {
-		const hx_record *r = s->order[i];
+		const hx_record *r = s->scratch.order[i];
 
 		if ((st = rec_check(r, &days, err, errsz)) != HX_OK) {
 			break;
@@ -674,7 +562,7 @@ encode_arrays(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 		p[4] = put_gpu_hours(p[4], r);
 	}
 	for (k = 0; k < HX_STORE_NCOL; k++) {
-		s->col[k].len = (size_t) (p[k] - s->col[k].p);
+		s->scratch.col[k].len = (size_t) (p[k] - s->scratch.col[k].p);
 	}
 	return st;
 }
@@ -694,19 +582,19 @@ encode_windows(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 		prov += strlen(job->windows[i].provider);
 	}
 	for (k = 0; k < HX_STORE_NWCOL; k++) {
-		if (!buf_reset(&s->wcol[k],
-		               HEAD_BYTES + job->n_windows * (DATE_BYTES + NAME_BYTES) +
-		                   (k == 0 ? prov : 0))) {
-			hx_store_err(err, errsz, "ingest: out of memory");
+		if (!hx_store_buf_reset(&s->scratch.wcol[k],
+		                        HEAD_BYTES + job->n_windows * (DATE_BYTES + NAME_BYTES) +
+		                            (k == 0 ? prov : 0))) {
+			hx_errf_line(err, errsz, "ingest: out of memory");
 			return HX_RESOURCE_EXHAUSTED;
 		}
-		p[k] = put_array_head(s->wcol[k].p, oids[k], job->n_windows, false);
+		p[k] = put_array_head(s->scratch.wcol[k].p, oids[k], job->n_windows, false);
 	}
 	for (i = 0; i < job->n_windows; i++) {
 		const hx_replace_window *w = &job->windows[i];
 
 		if (!pg_date(w->from_date, &from) || !pg_date(w->to_date, &to) || from > to) {
-			hx_store_err(err, errsz, "ingest: replace window %s %s..%s cannot be used",
+			hx_errf_line(err, errsz, "ingest: replace window %s %s..%s cannot be used",
 			             w->provider, w->from_date, w->to_date);
 			return HX_INTERNAL;
 		}
@@ -715,7 +603,7 @@ encode_windows(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 		p[2] = put_date(p[2], to);
 	}
 	for (k = 0; k < HX_STORE_NWCOL; k++) {
-		s->wcol[k].len = (size_t) (p[k] - s->wcol[k].p);
+		s->scratch.wcol[k].len = (size_t) (p[k] - s->scratch.wcol[k].p);
 	}
 	return HX_OK;
 }
@@ -732,15 +620,15 @@ encode_copy(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 	hx_status            st = HX_OK;
 
 	names_bytes(job, &prov, &gpu);
-	if (!buf_reset(&s->copy, HEAD_BYTES + job->n * TUPLE_BYTES + prov + gpu)) {
-		hx_store_err(err, errsz, "ingest: out of memory");
+	if (!hx_store_buf_reset(&s->scratch.copy, HEAD_BYTES + job->n * TUPLE_BYTES + prov + gpu)) {
+		hx_errf_line(err, errsz, "ingest: out of memory");
 		return HX_RESOURCE_EXHAUSTED;
 	}
-	p = s->copy.p;
+	p = s->scratch.copy.p;
 	memcpy(p, sig, sizeof(sig));
 	p = put32(put32(p + sizeof(sig), 0), 0); /* flags, header extension */
 	for (i = 0; i < job->n; i++) {
-		const hx_record *r = s->order[i];
+		const hx_record *r = s->scratch.order[i];
 
 		if ((st = rec_check(r, &days, err, errsz)) != HX_OK) {
 			break;
@@ -753,194 +641,45 @@ encode_copy(hx_store *s, const hx_ingest_job *job, char *err, size_t errsz)
 		p = put_gpu_hours(p, r);
 	}
 	p = put16(p, 0xffff); /* trailer */
-	s->copy.len = (size_t) (p - s->copy.p);
+	s->scratch.copy.len = (size_t) (p - s->scratch.copy.p);
 	return st;
 }
 
 /* ---- pipelines ------------------------------------------------------------------ */
 
-/* One message of a pipeline: fixed SQL (ws < 0), the execution of a write
- * statement, or (parse) its preparation. */
-typedef struct pl_query {
-	int                ws;
-	bool               parse;
-	const char        *sql;
-	int                nparams;
-	const char *const *vals;
-	const int         *lens, *fmts;
-} pl_query;
-
-enum { PL_MAX = 10 };
-
-typedef struct pipeline {
-	pl_query  q[PL_MAX];
-	int       n;
-	int       keep_at; /* the statement whose result the caller wants, or -1 */
-	PGresult *keep;
-	PGresult *bad; /* the first failure */
-	int       bad_at;
-} pipeline;
-
-static void
-pl_init(pipeline *pl)
-{
-	memset(pl, 0, sizeof(*pl));
-	pl->keep_at = pl->bad_at = -1;
-}
-
-static void
-pl_sql(pipeline *pl, const char *sql)
-{
-	pl->q[pl->n++] = (pl_query){ .ws = -1, .sql = sql };
-}
-
-/*
- * Appends the execution of write statement ws, preceded by its preparation
- * when this connection has not got it yet. Statements are prepared on first
- * use inside the request's transaction, after its statement_timeout: parsing
- * takes the tables' locks, and a reconnect that prepared everything up
- * front waited behind a LOCK TABLE with no deadline at all. Returns the
- * index of the execution.
- */
-static int
-pl_stmt(pipeline *pl, const hx_store *s, enum wstmt ws, int nparams, const char *const *vals,
-        const int *lens, const int *fmts)
-{
-	if ((s->wprepared & (1u << ws)) == 0) {
-		pl->q[pl->n++] = (pl_query){ .ws = (int) ws, .parse = true };
-	}
-	pl->q[pl->n] = (pl_query){
-		.ws = (int) ws, .nparams = nparams, .vals = vals, .lens = lens, .fmts = fmts
-	};
-	return pl->n++;
-}
-
-static const char *
-sqlstate(const PGresult *r)
-{
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-	return state != NULL ? state : "";
-}
-
-static const char *
-pl_name(const pl_query *q)
-{
-	return q->ws >= 0 ? wstmts[q->ws].name : q->sql;
-}
-
-static bool
-pl_send(PGconn *c, const pl_query *q)
-{
-	if (q->ws < 0) {
-		return PQsendQueryParams(c, q->sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
-	}
-	if (q->parse) {
-		return PQsendPrepare(c, wstmts[q->ws].name, wstmts[q->ws].sql, 0, NULL) == 1;
-	}
-	return PQsendQueryPrepared(c, wstmts[q->ws].name, q->nparams, q->vals, q->lens, q->fmts,
-	                           0) == 1;
-}
-
-/* Reads the results of message i: notes a preparation that took, keeps the
- * wanted result and the first failure, clears the rest. False when the
- * connection broke or the pipeline went out of step. */
-static bool
-pl_read_one(hx_store *s, pipeline *pl, int i)
-{
-	PGresult      *r = PQgetResult(s->conn);
-	ExecStatusType rs;
-
-	if (r == NULL) {
-		return false;
-	}
-	rs = PQresultStatus(r);
-	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
-		if (pl->q[i].parse) {
-			s->wprepared |= 1u << pl->q[i].ws;
-		}
-		if (i == pl->keep_at) {
-			pl->keep = r;
-			r = NULL;
-		}
-	} else if (pl->bad == NULL) {
-		pl->bad = r;
-		pl->bad_at = i;
-		r = NULL;
-	}
-	PQclear(r); /* after the first error: PIPELINE_ABORTED, skipped */
-	while ((r = PQgetResult(s->conn)) != NULL) { /* NULL ends each message's */
-		PQclear(r);
-	}
-	return PQstatus(s->conn) == CONNECTION_OK;
-}
-
-/* Sends every message and one Sync; false when the connection broke.
- * *sent counts what went. */
-static bool
-pl_send_all(PGconn *c, const pipeline *pl, int *sent)
-{
-	bool ok = c != NULL && PQenterPipelineMode(c) == 1;
-
-	for (*sent = 0; ok && *sent < pl->n; ++*sent) {
-		ok = pl_send(c, &pl->q[*sent]);
-	}
-	return ok && PQpipelineSync(c) == 1;
-}
-
-/* Reads every result, then the Sync's, and leaves pipeline mode. *read
- * counts the messages whose results came. */
-static bool
-pl_read_all(hx_store *s, pipeline *pl, int *read)
-{
-	PGresult *r;
-	bool      ok = true;
-
-	for (*read = 0; ok && *read < pl->n; ++*read) {
-		ok = pl_read_one(s, pl, *read);
-	}
-	if (ok) {
-		r = PQgetResult(s->conn);
-		ok = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-		PQclear(r);
-	}
-	return ok && PQexitPipelineMode(s->conn) == 1;
-}
-
-/*
- * Sends the messages and one Sync in a single write, then reads all the
- * results: one round trip for all of them. After the first error the server
- * skips the rest up to the Sync. Returns HX_OK or the first failure's
- * status (HX_ALREADY_EXISTS for a unique violation: a key inserted
- * meanwhile by another transaction). *failed_at is the index of the message
- * that failed, could not be sent or whose result never came; -1 when none.
- * On HX_OK, pl->keep holds the result of message pl->keep_at (the caller
- * clears it).
- */
+/* hx_store_pl_run, with a unique violation told apart: a key inserted
+ * meanwhile by another transaction (HX_ALREADY_EXISTS, see FAST_CTE). */
 static hx_status
-pl_run(hx_store *s, pipeline *pl, int *failed_at, char *err, size_t errsz)
+pl_run(hx_store *s, hx_store_pl *pl, int *failed_at, char *err, size_t errsz)
 {
-	int       sent = 0, read = 0;
-	bool      ok = pl_send_all(s->conn, pl, &sent) && pl_read_all(s, pl, &read), raced;
-	hx_status st;
+	hx_status st = hx_store_pl_run(s, pl, failed_at, err, errsz);
 
-	*failed_at = pl->bad != NULL ? pl->bad_at : !ok ? (sent < pl->n ? sent : read) : -1;
-	if (*failed_at < 0) {
-		hx_store_alive(s);
-		return HX_OK;
+	return st != HX_OK && strcmp(pl->state, "23505") == 0 ? HX_ALREADY_EXISTS : st;
+}
+
+/* ---- the request ------------------------------------------------------------------ */
+
+/* The job's base_request_id, or its request_id when it has none. */
+static const char *
+base_id(const hx_ingest_job *job)
+{
+	return job->base_request_id != NULL && job->base_request_id[0] != '\0'
+	    ? job->base_request_id
+	    : job->request_id;
+}
+
+/* An all-zero fingerprint means none was computed (stored as NULL). */
+static bool
+fingerprint_set(const hx_ingest_job *job)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(job->fingerprint); i++) {
+		if (job->fingerprint[i] != 0) {
+			return true;
+		}
 	}
-	PQclear(pl->keep);
-	pl->keep = NULL;
-	if (!ok && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
-		/* Out of step with the server: only a new connection is safe. */
-		PQfinish(s->conn);
-		s->conn = NULL;
-	}
-	raced = pl->bad != NULL && strcmp(sqlstate(pl->bad), "23505") == 0;
-	st = hx_store_fail(s, pl->bad, pl_name(&pl->q[*failed_at < pl->n ? *failed_at : pl->n - 1]),
-	                   err, errsz);
-	pl->bad = NULL;
-	return raced ? HX_ALREADY_EXISTS : st;
+	return false;
 }
 
 /* ---- the transaction ------------------------------------------------------------- */
@@ -961,7 +700,7 @@ typedef struct job_params {
 static void
 params_spent(job_params *jp, const hx_ingest_job *job)
 {
-	uint64_t now = hx_store_now_us();
+	uint64_t now = hx_clock_us();
 
 	snprintf(jp->spent, sizeof(jp->spent), "%" PRIu64,
 	         now > job->started_us ? now - job->started_us : 0);
@@ -980,7 +719,7 @@ params_init(job_params *jp, hx_store *s, const hx_ingest_job *job, bool arrays)
 	snprintf(jp->n, sizeof(jp->n), "%zu", job->n);
 	params_spent(jp, job);
 	jp->vals[0] = job->request_id;
-	jp->vals[1] = hx_store_fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
+	jp->vals[1] = fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
 	jp->lens[1] = (int) sizeof(job->fingerprint);
 	jp->fmts[1] = 1; /* the raw 32 bytes */
 	jp->vals[2] = job->source;
@@ -989,19 +728,19 @@ params_init(job_params *jp, hx_store *s, const hx_ingest_job *job, bool arrays)
 	jp->vals[5] = jp->n;
 	jp->vals[6] = jp->spent;
 	for (k = 0; k < HX_STORE_NWCOL; k++) {
-		jp->vals[7 + k] = (const char *) s->wcol[k].p;
-		jp->lens[7 + k] = (int) s->wcol[k].len;
+		jp->vals[7 + k] = (const char *) s->scratch.wcol[k].p;
+		jp->lens[7 + k] = (int) s->scratch.wcol[k].len;
 		jp->fmts[7 + k] = 1;
 	}
 	jp->vals[10] = job->prov != NULL ? job->prov->format : "";
 	jp->vals[11] = job->prov != NULL ? job->prov->name : "";
 	jp->vals[12] = job->prov != NULL ? job->prov->mapping_version : "";
-	jp->vals[13] = hx_store_base_id(job);
+	jp->vals[13] = base_id(job);
 	jp->vals[14] = job->key_id;
 	jp->vals[15] = job->peer;
 	for (k = 0; arrays && k < HX_STORE_NCOL; k++) {
-		jp->vals[NPARAM_TABLE + k] = (const char *) s->col[k].p;
-		jp->lens[NPARAM_TABLE + k] = (int) s->col[k].len;
+		jp->vals[NPARAM_TABLE + k] = (const char *) s->scratch.col[k].p;
+		jp->lens[NPARAM_TABLE + k] = (int) s->scratch.col[k].len;
 		jp->fmts[NPARAM_TABLE + k] = 1;
 	}
 }
@@ -1012,13 +751,13 @@ params_init(job_params *jp, hx_store *s, const hx_ingest_job *job, bool arrays)
  * waited for committed, which a snapshot taken before the wait (REPEATABLE
  * READ as a database default) would not. */
 static void
-pl_head(pipeline *pl, const hx_store *s, const hx_ingest_job *job, const job_params *jp)
+pl_head(hx_store_pl *pl, const hx_store *s, const hx_ingest_job *job, const job_params *jp)
 {
-	pl_sql(pl, "BEGIN ISOLATION LEVEL READ COMMITTED");
+	hx_store_pl_sql(pl, "BEGIN ISOLATION LEVEL READ COMMITTED");
 	if (job->timeout_ms != 0) {
-		pl_stmt(pl, s, WS_TIMEOUT, 1, jp->tvals, NULL, NULL);
+		hx_store_pl_stmt(pl, s, &wstmts[WS_TIMEOUT], 1, jp->tvals, NULL, NULL);
 	}
-	pl_stmt(pl, s, WS_LOCK, 1, jp->vals, NULL, NULL);
+	hx_store_pl_stmt(pl, s, &wstmts[WS_LOCK], 1, jp->vals, NULL, NULL);
 }
 
 /* Reads the one row of the write statement into out. */
@@ -1027,11 +766,11 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
             size_t errsz)
 {
 	if (PQntuples(r) != 1 || PQnfields(r) != 9) {
-		hx_store_err(err, errsz, "write: unexpected result shape");
+		hx_errf_line(err, errsz, "write: unexpected result shape");
 		return HX_INTERNAL;
 	}
 	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-		hx_store_err(err, errsz, "request_id %s was used by another request",
+		hx_errf_line(err, errsz, "request_id %s was used by another request",
 		             job->request_id);
 		return HX_INVALID_ARGUMENT;
 	}
@@ -1044,7 +783,7 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
 	    !hx_store_cell_u32(r, 0, 7, &out->deleted) ||
 	    !hx_store_cell_u64(r, 0, 8, &out->duration_us) ||
 	    (!out->replayed && (uint64_t) out->inserted + out->updated > job->n)) {
-		hx_store_err(err, errsz, "write: unexpected counts");
+		hx_errf_line(err, errsz, "write: unexpected counts");
 		return HX_INTERNAL;
 	}
 	return HX_OK;
@@ -1052,7 +791,7 @@ read_counts(const PGresult *r, const hx_ingest_job *job, hx_ingest_counts *out, 
 
 /* Runs the pipeline and reads its kept result, the write's, into out. */
 static hx_status
-pl_finish(hx_store *s, pipeline *pl, const hx_ingest_job *job, hx_ingest_counts *out,
+pl_finish(hx_store *s, hx_store_pl *pl, const hx_ingest_job *job, hx_ingest_counts *out,
           int *failed_at, char *err, size_t errsz)
 {
 	hx_status st = pl_run(s, pl, failed_at, err, errsz);
@@ -1078,51 +817,16 @@ static hx_status
 tx_arrays(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts *out,
           int *failed_at, char *err, size_t errsz)
 {
-	job_params jp;
-	pipeline   pl;
+	job_params  jp;
+	hx_store_pl pl;
 
 	params_init(&jp, s, job, true);
-	pl_init(&pl);
+	hx_store_pl_init(&pl);
 	pl_head(&pl, s, job, &jp);
-	pl.keep_at = pl_stmt(&pl, s, write_stmt(WS_ARRAYS, form, job), NPARAM_ARRAYS, jp.vals,
-	                     jp.lens, jp.fmts);
-	pl_sql(&pl, "COMMIT");
+	pl.keep_at = hx_store_pl_stmt(&pl, s, &wstmts[write_stmt(WS_ARRAYS, form, job)],
+	                              NPARAM_ARRAYS, jp.vals, jp.lens, jp.fmts);
+	hx_store_pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, failed_at, err, errsz);
-}
-
-/* Streams s->copy into hx_input. */
-static hx_status
-copy_in(hx_store *s, char *err, size_t errsz)
-{
-	PGresult *r = PQexec(s->conn, COPY_INPUT);
-	size_t    off, len;
-	bool      ok;
-
-	if (PQresultStatus(r) != PGRES_COPY_IN) {
-		return hx_store_fail(s, r, "copy", err, errsz);
-	}
-	PQclear(r);
-	for (ok = true, off = 0; ok && off < s->copy.len; off += len) {
-		len = s->copy.len - off < COPY_CHUNK ? s->copy.len - off : COPY_CHUNK;
-		ok = PQputCopyData(s->conn, (const char *) s->copy.p + off, (int) len) == 1;
-	}
-	if (PQputCopyEnd(s->conn, ok ? NULL : "send failed") != 1) {
-		return hx_store_fail(s, NULL, "copy", err, errsz);
-	}
-	r = PQgetResult(s->conn);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		hx_status st = hx_store_fail(s, r, "copy", err, errsz);
-
-		while (s->conn != NULL && (r = PQgetResult(s->conn)) != NULL) {
-			PQclear(r);
-		}
-		return st;
-	}
-	PQclear(r);
-	while ((r = PQgetResult(s->conn)) != NULL) {
-		PQclear(r);
-	}
-	return HX_OK;
 }
 
 /* The batch through COPY: BEGIN + lock, COPY, then the write and COMMIT. */
@@ -1130,26 +834,27 @@ static hx_status
 tx_copy(hx_store *s, const hx_ingest_job *job, enum form form, hx_ingest_counts *out,
         int *failed_at, char *err, size_t errsz)
 {
-	job_params jp;
-	pipeline   pl;
-	hx_status  st;
-	int        later;
+	job_params  jp;
+	hx_store_pl pl;
+	hx_status   st;
+	int         later;
 
 	params_init(&jp, s, job, false);
-	pl_init(&pl);
+	hx_store_pl_init(&pl);
 	pl_head(&pl, s, job, &jp);
 	st = pl_run(s, &pl, failed_at, err, errsz);
 	if (st == HX_OK) {
-		st = copy_in(s, err, errsz);
+		st = hx_store_copy_in(s, COPY_INPUT, s->scratch.copy.p, s->scratch.copy.len, err,
+		                      errsz);
 	}
 	if (st != HX_OK) {
 		return st;
 	}
 	params_spent(&jp, job);
-	pl_init(&pl);
-	pl.keep_at = pl_stmt(&pl, s, write_stmt(WS_TABLE, form, job), NPARAM_TABLE, jp.vals,
-	                     jp.lens, jp.fmts);
-	pl_sql(&pl, "COMMIT");
+	hx_store_pl_init(&pl);
+	pl.keep_at = hx_store_pl_stmt(&pl, s, &wstmts[write_stmt(WS_TABLE, form, job)],
+	                              NPARAM_TABLE, jp.vals, jp.lens, jp.fmts);
+	hx_store_pl_sql(&pl, "COMMIT");
 	return pl_finish(s, &pl, job, out, &later, err, errsz);
 }
 
@@ -1204,13 +909,13 @@ job_check(const hx_ingest_job *job, char *err, size_t errsz)
 {
 	if (job->request_id == NULL || job->request_id[0] == '\0' || job->source == NULL ||
 	    (job->n > 0 && job->recs == NULL) || (job->n_windows > 0 && job->windows == NULL)) {
-		hx_store_err(err, errsz, "ingest: incomplete job");
+		hx_errf_line(err, errsz, "ingest: incomplete job");
 		return HX_INVALID_ARGUMENT;
 	}
 	/* The contract's invariant inserted+updated+unchanged+failed == received
 	 * only holds if the caller's counts add up. */
 	if (job->n > UINT32_MAX || (uint64_t) job->n + job->failed != job->received) {
-		hx_store_err(err, errsz,
+		hx_errf_line(err, errsz,
 		             "ingest: received %" PRIu32 " != %zu valid + %" PRIu32 " failed",
 		             job->received, job->n, job->failed);
 		return HX_INTERNAL;
@@ -1286,7 +991,7 @@ hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out, ch
 	bool      copy;
 
 	if (s == NULL || job == NULL || out == NULL) {
-		hx_store_err(err, errsz, "ingest: missing argument");
+		hx_errf_line(err, errsz, "ingest: missing argument");
 		return HX_INVALID_ARGUMENT;
 	}
 	memset(out, 0, sizeof(*out));
@@ -1298,6 +1003,84 @@ hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_counts *out, ch
 	if (st != HX_OK) {
 		memset(out, 0, sizeof(*out));
 	}
-	scratch_trim(s);
+	scratch_trim(&s->scratch);
+	return st;
+}
+
+/* ---- the audit row of a failed ingest ---------------------------------------- */
+
+static const hx_store_stmt run_stmt = {
+	"hx_run",
+	"INSERT INTO ingestion_runs (request_id, source, fingerprint, dry_run, replayed, code, "
+	"code_name, received, inserted, updated, unchanged, failed, duration_us, source_format, "
+	"source_name, mapping_version, base_request_id, key_id, peer) VALUES ($1, $2, $3::bytea, "
+	"$4::bool, $5::bool, $6::int, $7, $8::int, $9::int, $10::int, $11::int, $12::int, "
+	"$13::bigint, nullif($14, ''), nullif($15, ''), nullif($16, ''), $17, $18, $19)"
+};
+
+static hx_status
+write_run(hx_store *s, const hx_ingest_job *job, hx_status code, const hx_ingest_counts *c,
+          char *err, size_t errsz)
+{
+	char        num[6][24], dur[24];
+	const char *vals[19];
+	int         lens[19] = { 0 }, fmts[19] = { 0 };
+	uint64_t    now = hx_clock_us();
+	hx_status   st;
+
+	snprintf(num[0], sizeof(num[0]), "%d", (int) code);
+	snprintf(num[1], sizeof(num[1]), "%" PRIu32, c->received);
+	snprintf(num[2], sizeof(num[2]), "%" PRIu32, c->inserted);
+	snprintf(num[3], sizeof(num[3]), "%" PRIu32, c->updated);
+	snprintf(num[4], sizeof(num[4]), "%" PRIu32, c->unchanged);
+	snprintf(num[5], sizeof(num[5]), "%" PRIu32, c->failed);
+	snprintf(dur, sizeof(dur), "%" PRIu64,
+	         job->duration_us != 0 ? job->duration_us
+	                               : (now > job->started_us ? now - job->started_us : 0));
+	vals[0] = job->request_id != NULL ? job->request_id : "";
+	vals[1] = job->source != NULL ? job->source : "";
+	vals[2] = fingerprint_set(job) ? (const char *) job->fingerprint : NULL;
+	lens[2] = (int) sizeof(job->fingerprint);
+	fmts[2] = 1; /* binary: the raw 32 bytes */
+	vals[3] = job->dry_run ? "t" : "f";
+	vals[4] = c->replayed ? "t" : "f";
+	vals[5] = num[0];
+	vals[6] = hx_status_name(code);
+	vals[7] = num[1];
+	vals[8] = num[2];
+	vals[9] = num[3];
+	vals[10] = num[4];
+	vals[11] = num[5];
+	vals[12] = dur;
+	vals[13] = job->prov != NULL ? job->prov->format : "";
+	vals[14] = job->prov != NULL ? job->prov->name : "";
+	vals[15] = job->prov != NULL ? job->prov->mapping_version : "";
+	vals[16] = base_id(job);
+	vals[17] = job->key_id;
+	vals[18] = job->peer;
+	PQclear(hx_store_exec(s, &run_stmt, 19, vals, lens, fmts, &st, err, errsz));
+	return st;
+}
+
+hx_status
+hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code, char *err,
+                       size_t errsz)
+{
+	hx_ingest_counts c = { 0 };
+	hx_status        st;
+	bool             fresh;
+
+	if (s == NULL || job == NULL || code == HX_OK) {
+		/* A code-0 row would count as a successful run for replays. */
+		hx_errf_line(err, errsz, "audit: bad arguments");
+		return HX_INVALID_ARGUMENT;
+	}
+	c.received = job->received;
+	c.failed = job->failed;
+	st = hx_store_ensure(s, &fresh, err, errsz);
+	if (st == HX_OK) {
+		/* A single INSERT is its own transaction. */
+		st = write_run(s, job, code, &c, err, errsz);
+	}
 	return st;
 }

@@ -1553,6 +1553,84 @@ test_summary_plans_per_call(void **state)
 	free(r);
 }
 
+/* The store's one backend: its state and its last statement's first words. */
+#define STORE_LAST_QUERY                                                \
+	"SELECT state || '|' || left(query, 10) FROM pg_stat_activity " \
+	"WHERE application_name = 'heliox-ingestd' AND datname = current_database()"
+
+/*
+ * Issue 7: a summary is one round trip - its settings and its query (and,
+ * on a connection's first use, their preparations) in one pipeline with
+ * one Sync: no BEGIN, no COMMIT. Before, it took four (BEGIN, settings,
+ * query, COMMIT), and the backend's last statement was the COMMIT. The
+ * settings still hold for the query: a summary that waits for a lock ends
+ * at its own statement_timeout.
+ */
+static void
+test_summary_one_round_trip(void **state)
+{
+	fx              *f = *state;
+	hx_summary_query q = { .group_by = HX_GROUP_NONE };
+	hx_summary_row  *rows = NULL;
+	size_t           n = 0;
+	uint64_t         t0, rt;
+	char             err[512] = "";
+	int              g;
+
+	seed_summary(f);
+	hx_store_close(f->s); /* a new connection: nothing prepared on it */
+	assert_int_equal(hx_store_open(&f->s, f->conninfo), HX_OK);
+	for (g = 0; g <= (int) HX_GROUP_PROVIDER_GPU_TYPE; g++) {
+		for (int filtered = 0; filtered < 2; filtered++) {
+			q.group_by = (hx_group_by) g;
+			q.from_date = filtered ? "2026-01-02" : NULL;
+			q.provider = filtered ? "gcp" : NULL;
+			rt = hx_store_round_trips(f->s);
+			assert_int_equal(
+			    hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+			assert_int_equal(hx_store_round_trips(f->s) - rt, 1);
+			assert_true(n >= 1);
+			free(rows);
+		}
+	}
+	/* The backend's last statement is the summary, not a COMMIT. */
+	assert_q(f->q, "idle|SELECT '',", STORE_LAST_QUERY);
+
+	/* A refused filter: still one round trip, and the store goes on. */
+	q.from_date = "2026-02-30";
+	rt = hx_store_round_trips(f->s);
+	assert_int_equal(hx_store_summary(f->s, &q, 0, &rows, &n, err, sizeof(err)),
+	                 HX_INVALID_ARGUMENT);
+	assert_int_equal(hx_store_round_trips(f->s) - rt, 1);
+	q.from_date = NULL;
+	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL,
+	               "|||6|8001.105001|1333.52|0.50|2500.000001");
+
+	/* A backend killed while idle: the retry on a new connection. */
+	terminate_store_backends(f, 1);
+	assert_summary(f, HX_GROUP_NONE, NULL, NULL, "aws", NULL,
+	               "|||3|4000.60|1333.53|1000.10|2000.20");
+
+	/* statement_timeout holds for the query after it in the pipeline. */
+	exec_ok(f->q, "BEGIN");
+	exec_ok(f->q, "LOCK TABLE cost_snapshots IN ACCESS EXCLUSIVE MODE");
+	t0 = now_us();
+	assert_int_equal(hx_store_summary(f->s, &q, 300, &rows, &n, err, sizeof(err)),
+	                 HX_DEADLINE_EXCEEDED);
+	assert_true(now_us() - t0 < 3000000);
+	exec_ok(f->q, "COMMIT");
+	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL,
+	               "|||6|8001.105001|1333.52|0.50|2500.000001");
+	/* Read-only and the timeout ended with the summary's Sync: the same
+	 * connection writes, unhurried, right after. */
+	{
+		hx_record     r = rec("2026-01-04", "aws", "a100", MICROS(1));
+		hx_ingest_job j = job_for("after-summary", &r, 1, false, 2);
+
+		assert_counts(ingest_ok(f->s, &j), 1, 0, 0, false);
+	}
+}
+
 /* ---- v2: gpu_hours, replace windows, summary per GPU-hour -------------------------- */
 
 static hx_replace_window
@@ -1854,6 +1932,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_never_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_plans_per_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_one_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_hours_unchanged_semantics, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_replace_windows, setup, teardown),

@@ -13,8 +13,8 @@
  *  - a lost connection is answered HX_UNAVAILABLE and re-established on the
  *    next call.
  */
-#ifndef HX_STORE_H
-#define HX_STORE_H
+#ifndef HELIOX_STORE_H
+#define HELIOX_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -133,4 +133,9 @@ hx_status hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_statu
 hx_status hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms,
                            hx_summary_row **rows, size_t *n, char *err, size_t errsz);
 
-#endif /* HX_STORE_H */
+/* How many times this store has waited for the database (a statement run
+ * alone, a pipeline, a preparation; a COPY counts two; connecting does
+ * not): for tests that pin a call's round trips. */
+uint64_t hx_store_round_trips(const hx_store *s);
+
+#endif /* HELIOX_STORE_H */
