@@ -96,20 +96,21 @@ typedef struct url_link {
  * several threads share nothing else.
  */
 struct hx_client {
-	nng_socket sock;
-	char      *api_key;
-	uint32_t   timeout_ms;
-	uint32_t   retry_window_ms;
-	size_t     maxsz;        /* the reply size limit every dialer gets */
-	char      *tls_ca;       /* the CA file a TLS link verifies against */
-	char      *tls_ca_given; /* the caller's tls_ca_file, NULL = the default */
-	char      *tls_name;     /* the name it verifies, NULL = the URL's host */
-	nng_mtx   *mtx;
-	nng_cv    *cv;
-	unsigned   pipes; /* connections up, from nng's pipe notifications */
-	bool       closing;
-	url_link  *links;
-	size_t     n_links;
+	nng_socket       sock;
+	char            *api_key;
+	uint32_t         timeout_ms;
+	uint32_t         retry_window_ms;
+	size_t           maxsz;        /* the reply size limit every dialer gets */
+	char            *tls_ca;       /* the CA file a TLS link verifies against */
+	char            *tls_ca_given; /* the caller's tls_ca_file, NULL = the default */
+	char            *tls_name;     /* the name it verifies, NULL = the URL's host */
+	nng_mtx         *mtx;
+	nng_cv          *cv;
+	unsigned         pipes; /* connections up, from nng's pipe notifications */
+	bool             closing;
+	url_link        *links;
+	size_t           n_links;
+	struct exchange *inflight; /* the calls waiting for an answer */
 };
 
 /*
@@ -573,6 +574,30 @@ link_of_pipe(hx_client *c, nng_pipe p)
 	return (NULL);
 }
 
+/* One call in flight (roundtrip), listed in c->inflight. */
+typedef struct exchange {
+	hx_client       *c;
+	nng_aio         *aio;
+	bool             lost; /* every connection went meanwhile; under c->mtx */
+	struct exchange *prev, *next;
+} exchange;
+
+/* Whether every connection is gone and no link is up: a request in flight
+ * has nowhere to go until a link is renewed. */
+static bool
+all_lost(const hx_client *c)
+{
+	if (c->pipes > 0) {
+		return false;
+	}
+	for (size_t i = 0; i < c->n_links; i++) {
+		if (c->links[i].state == LINK_UP) {
+			return false;
+		}
+	}
+	return true;
+}
+
 /*
  * Counts connections, per link and in all. A link whose last connection
  * went is LOST: nng redials it in the background but would not say why it
@@ -597,6 +622,17 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		}
 		if (l != NULL && l->live > 0 && --l->live == 0 && l->state == LINK_UP) {
 			l->state = LINK_LOST;
+		}
+	}
+	/* A call in flight when the last connection went would wait for nng to
+	 * redial, which fails without a word (the server went away): abort
+	 * it, so that it renews the links and learns the cause at once. No
+	 * nng lock is held in a pipe callback, and aborting does not call
+	 * back here. */
+	if (ev == NNG_PIPE_EV_REM_POST && all_lost(c)) {
+		for (exchange *x = c->inflight; x != NULL; x = x->next) {
+			x->lost = true;
+			nng_aio_abort(x->aio, NNG_ECONNSHUT);
 		}
 	}
 	nng_cv_wake(c->cv);
@@ -886,61 +922,23 @@ hx_client_close(hx_client *c)
 
 /* ---- one round trip ----------------------------------------------------- */
 
-/* One call's aio, whose completion wakes the calls waiting on c->cv. */
-typedef struct exchange {
-	hx_client *c;
-	nng_aio   *aio;
-	bool       done; /* under c->mtx */
-} exchange;
-
-static void
-exchange_done(void *arg)
-{
-	exchange *x = arg;
-
-	nng_mtx_lock(x->c->mtx);
-	x->done = true;
-	nng_cv_wake(x->c->cv);
-	nng_mtx_unlock(x->c->mtx);
-}
-
-/* Whether every connection is gone and no link is up: the request in
- * flight has nowhere to go until a link is renewed. */
-static bool
-all_lost(const hx_client *c)
-{
-	if (c->pipes > 0) {
-		return false;
-	}
-	for (size_t i = 0; i < c->n_links; i++) {
-		if (c->links[i].state == LINK_UP) {
-			return false;
-		}
-	}
-	return true;
-}
-
 /*
- * Waits for x's operation. When every connection goes meanwhile (the
- * server went away: nng would hold the request until a redial works, and
- * never says why it does not), it aborts the operation with NNG_ECONNSHUT,
- * so that the caller renews the links and learns the cause at once.
+ * Starts op (nng_ctx_send or nng_ctx_recv) on x's aio unless every
+ * connection went since x began; under c->mtx, so that pipe_event either
+ * sees the operation running (and aborts it) or has already marked x.
  */
-static void
-exchange_wait(exchange *x)
+static bool
+exchange_start(exchange *x, nng_ctx ctx, void (*op)(nng_ctx, nng_aio *))
 {
-	bool lost = false;
+	bool go;
 
 	nng_mtx_lock(x->c->mtx);
-	while (!x->done && !(lost = all_lost(x->c))) {
-		nng_cv_wait(x->c->cv);
+	go = !x->lost;
+	if (go) {
+		op(ctx, x->aio);
 	}
 	nng_mtx_unlock(x->c->mtx);
-	if (lost) {
-		nng_aio_abort(x->aio, NNG_ECONNSHUT);
-	}
-	nng_aio_wait(x->aio);
-	x->done = false;
+	return go;
 }
 
 static void
@@ -952,8 +950,11 @@ ctx_exchange(nng_ctx ctx, exchange *x, nng_msg *req, uint32_t timeout_ms, nng_ms
 
 	nng_aio_set_timeout(aio, (nng_duration) timeout_ms);
 	nng_aio_set_msg(aio, req);
-	nng_ctx_send(ctx, aio);
-	exchange_wait(x);
+	if (!exchange_start(x, ctx, nng_ctx_send)) {
+		nng_msg_free(req);
+		return;
+	}
+	nng_aio_wait(aio);
 	if (nng_aio_result(aio) != 0) {
 		nng_msg_free(nng_aio_get_msg(aio)); /* a failed send leaves it to us */
 		return;
@@ -963,17 +964,59 @@ ctx_exchange(nng_ctx ctx, exchange *x, nng_msg *req, uint32_t timeout_ms, nng_ms
 		return;
 	}
 	nng_aio_set_timeout(aio, (nng_duration) (deadline - now));
-	nng_ctx_recv(ctx, aio);
-	exchange_wait(x);
+	if (!exchange_start(x, ctx, nng_ctx_recv)) {
+		return;
+	}
+	nng_aio_wait(aio);
 	if (nng_aio_result(aio) == 0) {
 		*rep = nng_aio_get_msg(aio);
 	}
 }
 
+/* Enters x in the calls in flight; false (not entered) when every
+ * connection is already gone. */
+static bool
+exchange_enter(exchange *x)
+{
+	hx_client *c = x->c;
+	bool       ok;
+
+	nng_mtx_lock(c->mtx);
+	ok = !all_lost(c);
+	if (ok) {
+		x->next = c->inflight;
+		x->prev = NULL;
+		if (c->inflight != NULL) {
+			c->inflight->prev = x;
+		}
+		c->inflight = x;
+	}
+	nng_mtx_unlock(c->mtx);
+	return ok;
+}
+
+static void
+exchange_leave(exchange *x)
+{
+	hx_client *c = x->c;
+
+	nng_mtx_lock(c->mtx);
+	if (x->prev != NULL) {
+		x->prev->next = x->next;
+	} else {
+		c->inflight = x->next;
+	}
+	if (x->next != NULL) {
+		x->next->prev = x->prev;
+	}
+	nng_mtx_unlock(c->mtx);
+}
+
 /*
  * Sends `req` (always consumed) and waits for the reply within timeout_ms.
  * Returns 0 with *rep set, or an nng error (NNG_ETIMEDOUT for no answer,
- * NNG_ECONNSHUT when every connection went while it waited).
+ * NNG_ECONNSHUT when every connection went while it waited: see
+ * pipe_event).
  */
 static int
 roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
@@ -987,7 +1030,7 @@ roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 		nng_msg_free(req);
 		return (rv);
 	}
-	if ((rv = nng_aio_alloc(&x.aio, exchange_done, &x)) != 0) {
+	if ((rv = nng_aio_alloc(&x.aio, NULL, NULL)) != 0) {
 		nng_msg_free(req);
 		nng_ctx_close(ctx);
 		return (rv);
@@ -996,9 +1039,13 @@ roundtrip(hx_client *c, nng_msg *req, uint32_t timeout_ms, nng_msg **rep)
 	                    (nng_duration) (timeout_ms + HX_RESEND_MARGIN_MS));
 	if (rv != 0) {
 		nng_msg_free(req);
+	} else if (!exchange_enter(&x)) {
+		nng_msg_free(req);
+		rv = NNG_ECONNSHUT;
 	} else {
 		ctx_exchange(ctx, &x, req, timeout_ms, rep);
-		rv = *rep != NULL ? 0 : nng_aio_result(x.aio);
+		exchange_leave(&x);
+		rv = *rep != NULL ? 0 : x.lost ? NNG_ECONNSHUT : nng_aio_result(x.aio);
 		/* Out of time between send and receive: no answer in time. */
 		if (*rep == NULL && rv == 0) {
 			rv = NNG_ETIMEDOUT;
