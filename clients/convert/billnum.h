@@ -7,8 +7,8 @@
  * exact to 36 fractional digits with magnitudes up to ~10^20; a value beyond
  * that is refused with a violation rather than silently rounded.
  */
-#ifndef HX_BILLNUM_H
-#define HX_BILLNUM_H
+#ifndef HELIOX_BILLNUM_H
+#define HELIOX_BILLNUM_H
 
 #include <stdbool.h>
 #include <stddef.h>

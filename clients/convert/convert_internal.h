@@ -1,8 +1,8 @@
 /*
  * convert_internal.h - the GPU map as the converter sees it.
  */
-#ifndef HX_CONVERT_INTERNAL_H
-#define HX_CONVERT_INTERNAL_H
+#ifndef HELIOX_CONVERT_INTERNAL_H
+#define HELIOX_CONVERT_INTERNAL_H
 
 #include <regex.h>
 #include <stdbool.h>
