@@ -1553,10 +1553,13 @@ test_summary_plans_per_call(void **state)
 	free(r);
 }
 
-/* The store's one backend: its state and its last statement's first words. */
-#define STORE_LAST_QUERY                                                \
-	"SELECT state || '|' || left(query, 10) FROM pg_stat_activity " \
-	"WHERE application_name = 'heliox-ingestd' AND datname = current_database()"
+/* The store's backend: its state and its last statement's first words. The
+ * newest one: a backend closed just before may still be listed for a moment
+ * after its client went (its last statement a COMMIT). */
+#define STORE_LAST_QUERY                                                              \
+	"SELECT state || '|' || left(query, 10) FROM pg_stat_activity "               \
+	"WHERE application_name = 'heliox-ingestd' AND datname = current_database() " \
+	"ORDER BY backend_start DESC LIMIT 1"
 
 /*
  * Issue 7: a summary is one round trip - its settings and its query (and,
