@@ -22,6 +22,21 @@ cli_output_json(bool on)
 	json_out = on;
 }
 
+cJSON *
+cli_json_reply(hx_status code, const char *message, const char *request_id)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL) {
+		fputs(CLI_NAME ": out of memory\n", stderr);
+		return NULL;
+	}
+	cJSON_AddStringToObject(o, "code", hx_status_name(code));
+	cJSON_AddStringToObject(o, "message", message);
+	cJSON_AddStringToObject(o, "request_id", request_id);
+	return o;
+}
+
 void
 cli_json_emit(cJSON *o)
 {
@@ -75,15 +90,11 @@ cli_text_violations(FILE *f, const hx_violation *items, size_t n, size_t total)
 static void
 json_local_error(hx_status code, const char *message, bool usage)
 {
-	cJSON *o = cJSON_CreateObject();
+	cJSON *o = cli_json_reply(code, message, "");
 
 	if (o == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
 		return;
 	}
-	cJSON_AddStringToObject(o, "code", hx_status_name(code));
-	cJSON_AddStringToObject(o, "message", message);
-	cJSON_AddStringToObject(o, "request_id", "");
 	if (usage) {
 		cJSON_AddStringToObject(o, "error", "usage");
 	}

@@ -39,6 +39,10 @@ void cli_text_violations(FILE *f, const hx_violation *items, size_t n, size_t to
 /* Adds "violations": [{field, description}, ...] to the JSON object o. */
 void cli_json_violations(struct cJSON *o, const hx_violation *items, size_t n);
 
+/* A new reply object with "code", "message" and "request_id", the fields
+ * every --json answer starts with; NULL (said on stderr) when out of memory. */
+struct cJSON *cli_json_reply(hx_status code, const char *message, const char *request_id);
+
 /* Prints o as one line of JSON on stdout and frees it. */
 void cli_json_emit(struct cJSON *o);
 

@@ -251,15 +251,11 @@ json_rows(cJSON *o, const hx_reply *r)
 static void
 print_json(const cli_args *a, const hx_reply *r)
 {
-	cJSON *o = cJSON_CreateObject();
+	cJSON *o = cli_json_reply(r->code, r->message, r->request_id);
 
 	if (o == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
 		return;
 	}
-	cJSON_AddStringToObject(o, "code", hx_status_name(r->code));
-	cJSON_AddStringToObject(o, "message", r->message);
-	cJSON_AddStringToObject(o, "request_id", r->request_id);
 	if (r->kind == HX_RESULT_INGEST) {
 		json_ingest(o, &r->ingest);
 	} else if (r->kind == HX_RESULT_HEALTH) {

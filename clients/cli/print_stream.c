@@ -159,15 +159,11 @@ json_violations(cJSON *o, const hx_violations *v)
 static void
 print_json(const stream_report *r)
 {
-	cJSON *o = cJSON_CreateObject();
+	cJSON *o = cli_json_reply(r->code, r->message, r->base_id);
 
 	if (o == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
 		return;
 	}
-	cJSON_AddStringToObject(o, "code", hx_status_name(r->code));
-	cJSON_AddStringToObject(o, "message", r->message);
-	cJSON_AddStringToObject(o, "request_id", r->base_id);
 	cJSON_AddNumberToObject(o, "received", (double) r->received);
 	cJSON_AddNumberToObject(o, "inserted", (double) r->inserted);
 	cJSON_AddNumberToObject(o, "updated", (double) r->updated);
