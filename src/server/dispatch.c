@@ -2,13 +2,15 @@
  * dispatch.c - hands each request to the worker that went idle last
  * (dispatch.h says why).
  *
- * A slot is one receiving context with its aio. It is either in nng's
- * hands (a receive, or a pause after a failed one) or a worker's (between
- * hx_dispatch_wait and hx_dispatch_done). The lock guards the idle stack,
- * each worker's handed-over job and the stop flag.
+ * A slot is one receiving context with its aio. It is in nng's hands
+ * (receiving, sending a reply, or pausing after a failed receive) or a
+ * worker's (between hx_dispatch_wait and hx_dispatch_reply). The lock
+ * guards the idle stack, each worker's handed-over job, the stop flag and
+ * the count of replies being sent.
  */
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,13 +18,17 @@
 #include "log.h"
 
 #define PAUSE_MS 200 /* after a failed receive (e.g. NNG_ENOMEM), before the next */
+#define PEER_MAX 160
+
+enum slot_state { SLOT_RECEIVING, SLOT_SENDING, SLOT_PAUSING, SLOT_WORKER };
 
 struct slot {
-	hx_dispatch *d;
-	nng_ctx      ctx;
-	bool         ctx_open;
-	nng_aio     *aio;
-	bool         pausing; /* the aio sleeps: receive again when it ends */
+	hx_dispatch    *d;
+	nng_ctx         ctx;
+	bool            ctx_open;
+	nng_aio        *aio;
+	enum slot_state state; /* changed only by whoever holds the slot */
+	char            peer[PEER_MAX]; /* the reply's, for a failed send's log line */
 };
 
 struct dworker {
@@ -41,7 +47,50 @@ struct hx_dispatch {
 	struct slot    *slots;
 	unsigned       *idle; /* a stack of worker ids: the top went idle last */
 	unsigned        n_idle;
+	unsigned        n_sending;
+	pthread_cond_t  sent; /* n_sending fell to 0 */
+	bool            sent_ok;
 };
+
+/* A slot goes back to receiving, unless the server stops: then it stays
+ * idle, and what arrives waits in its connection. */
+static void
+slot_receive(hx_dispatch *d, struct slot *s)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&d->lk);
+	stopping = d->stopping;
+	pthread_mutex_unlock(&d->lk);
+	if (!stopping) {
+		s->state = SLOT_RECEIVING;
+		nng_aio_set_timeout(s->aio, NNG_DURATION_INFINITE);
+		nng_ctx_recv(s->ctx, s->aio);
+	}
+}
+
+/* A reply went out (rv 0) or not: either way the slot is free again. */
+static void
+slot_sent(hx_dispatch *d, struct slot *s, int rv)
+{
+	nng_msg *msg;
+
+	if (rv != 0) {
+		/* A failed send leaves the message with us. */
+		if ((msg = nng_aio_get_msg(s->aio)) != NULL) {
+			nng_msg_free(msg);
+		}
+		nng_aio_set_msg(s->aio, NULL);
+		hx_warn("-", "reply to %s not sent: %s", s->peer, nng_strerror(rv));
+	}
+	s->state = SLOT_WORKER; /* nobody's, for a moment */
+	slot_receive(d, s);
+	pthread_mutex_lock(&d->lk);
+	if (--d->n_sending == 0) {
+		pthread_cond_broadcast(&d->sent);
+	}
+	pthread_mutex_unlock(&d->lk);
+}
 
 /* Gives msg, received on s, to the worker that went idle last. */
 static void
@@ -71,18 +120,26 @@ slot_cb(void *arg)
 {
 	struct slot *s = arg;
 	int          rv = nng_aio_result(s->aio);
+	nng_msg     *msg;
 
-	if (s->pausing) {
-		s->pausing = false;
+	if (s->state == SLOT_SENDING) {
+		slot_sent(s->d, s, rv);
+		return;
+	}
+	if (s->state == SLOT_PAUSING) {
 		if (rv == 0) {
-			nng_ctx_recv(s->ctx, s->aio);
+			slot_receive(s->d, s);
 		}
 		return;
 	}
 	switch (rv) {
 	case 0:
-		hand_over(s->d, s, nng_aio_get_msg(s->aio));
+		/* The last this callback does with the slot: the worker may
+		 * send on its aio before hand_over even returns. */
+		msg = nng_aio_get_msg(s->aio);
 		nng_aio_set_msg(s->aio, NULL);
+		s->state = SLOT_WORKER;
+		hand_over(s->d, s, msg);
 		return;
 	case NNG_ECLOSED:
 	case NNG_ECANCELED:
@@ -91,7 +148,7 @@ slot_cb(void *arg)
 		/* Say so, and pause, so that a persistent error cannot turn
 		 * receiving into a busy spin. */
 		hx_warn("-", "receive failed: %s", nng_strerror(rv));
-		s->pausing = true;
+		s->state = SLOT_PAUSING;
 		nng_sleep_aio(PAUSE_MS, s->aio);
 		return;
 	}
@@ -116,6 +173,11 @@ hx_dispatch_new(hx_dispatch **out, nng_socket sock, unsigned n_workers)
 		return HX_RESOURCE_EXHAUSTED;
 	}
 	d->lk_ok = true;
+	if (pthread_cond_init(&d->sent, NULL) != 0) {
+		hx_dispatch_free(d);
+		return HX_RESOURCE_EXHAUSTED;
+	}
+	d->sent_ok = true;
 	for (unsigned i = 0; i < n_workers; i++) {
 		struct slot *s = &d->slots[i];
 
@@ -141,7 +203,7 @@ void
 hx_dispatch_start(hx_dispatch *d)
 {
 	for (unsigned i = 0; i < d->n; i++) {
-		nng_ctx_recv(d->slots[i].ctx, d->slots[i].aio);
+		slot_receive(d, &d->slots[i]);
 	}
 }
 
@@ -179,22 +241,31 @@ hx_dispatch_wait(hx_dispatch *d, unsigned id, hx_dispatch_job *job)
 }
 
 void
-hx_dispatch_done(hx_dispatch *d, unsigned id, hx_dispatch_job *job)
+hx_dispatch_reply(hx_dispatch *d, unsigned id, hx_dispatch_job *job, nng_msg *reply,
+                  nng_duration send_timeout_ms, const char *peer)
 {
 	struct slot *s = job->slot;
-	bool         receive;
 
 	pthread_mutex_lock(&d->lk);
-	/* Idle first, then receive: a request this receive brings must find
-	 * an idle worker (dispatch.h). */
-	if ((receive = !d->stopping)) {
+	/* Idle first (dispatch.h says why): should the next request arrive
+	 * before this function returns, it waits in w->job for this worker. */
+	if (!d->stopping) {
 		d->idle[d->n_idle++] = id;
 	}
-	pthread_mutex_unlock(&d->lk);
-	if (receive) {
-		nng_ctx_recv(s->ctx, s->aio);
+	if (reply != NULL) {
+		d->n_sending++;
 	}
+	pthread_mutex_unlock(&d->lk);
 	memset(job, 0, sizeof(*job));
+	if (reply == NULL) {
+		slot_receive(d, s);
+		return;
+	}
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	s->state = SLOT_SENDING;
+	nng_aio_set_msg(s->aio, reply);
+	nng_aio_set_timeout(s->aio, send_timeout_ms);
+	nng_ctx_send(s->ctx, s->aio);
 }
 
 void
@@ -216,6 +287,15 @@ hx_dispatch_free(hx_dispatch *d)
 {
 	if (d == NULL) {
 		return;
+	}
+	/* The replies of the last requests first: each ends within its send
+	 * timeout, and stopping the aio now would drop it. */
+	if (d->sent_ok) {
+		pthread_mutex_lock(&d->lk);
+		while (d->n_sending > 0) {
+			pthread_cond_wait(&d->sent, &d->lk);
+		}
+		pthread_mutex_unlock(&d->lk);
 	}
 	for (unsigned i = 0; d->slots != NULL && i < d->n; i++) {
 		struct slot *s = &d->slots[i];
@@ -241,6 +321,9 @@ hx_dispatch_free(hx_dispatch *d)
 		if (s->aio != NULL) {
 			nng_aio_free(s->aio);
 		}
+	}
+	if (d->sent_ok) {
+		pthread_cond_destroy(&d->sent);
 	}
 	if (d->lk_ok) {
 		pthread_mutex_destroy(&d->lk);

@@ -14,10 +14,14 @@
  * last. Sequential calls then all run on one warm worker, and concurrent
  * calls still spread over all of them.
  *
- * There are as many contexts as workers, and a worker puts itself back on
- * the idle stack before it re-posts its context's receive, so a completed
- * receive always finds an idle worker (until shutdown, when the request is
- * left to the client's resend, as before).
+ * A worker goes back on the idle stack before its reply is even sent: a
+ * client that sends its next call the moment the reply lands must find
+ * that same worker on top. The reply goes out on the request's context
+ * without the worker waiting for it, and only then does the context
+ * receive again. There are as many contexts as workers, and a worker is
+ * idle before its context receives, so a completed receive always finds
+ * an idle worker (until shutdown, when the request is left to the
+ * client's resend).
  *
  * Thread-safe: hx_dispatch_wait/done run on the workers' threads, the
  * receive callbacks on nng's, hx_dispatch_stop on the main thread.
@@ -50,16 +54,20 @@ void hx_dispatch_start(hx_dispatch *d);
  * stop is still returned: every request received is answered. */
 hx_status hx_dispatch_wait(hx_dispatch *d, unsigned id, hx_dispatch_job *job);
 
-/* Worker `id` is done with job (its reply sent or dropped): it goes back on
- * top of the idle stack and the job's context receives again. */
-void hx_dispatch_done(hx_dispatch *d, unsigned id, hx_dispatch_job *job);
+/* Worker `id` is done with job: it goes back on top of the idle stack,
+ * reply (taken; NULL: none) is sent on the job's context, and the context
+ * then receives again. A reply not sent within send_timeout_ms (a peer
+ * that stopped reading) is dropped with a log line naming peer. */
+void hx_dispatch_reply(hx_dispatch *d, unsigned id, hx_dispatch_job *job, nng_msg *reply,
+                       nng_duration send_timeout_ms, const char *peer);
 
 /* Wakes every idle worker to return HX_UNAVAILABLE; busy ones do after
  * their request. Call before joining the workers. */
 void hx_dispatch_stop(hx_dispatch *d);
 
-/* Cancels the pending receives (requests stay queued in their connections)
- * and closes the contexts. Call with the workers joined. NULL is a no-op. */
+/* Waits for the replies still being sent, cancels the pending receives
+ * (requests stay queued in their connections) and closes the contexts.
+ * Call with the workers joined. NULL is a no-op. */
 void hx_dispatch_free(hx_dispatch *d);
 
 #endif /* HELIOX_DISPATCH_H */

@@ -121,7 +121,6 @@ struct worker {
 	unsigned         id;
 	pthread_t        thread;
 	bool             started;
-	nng_aio         *aio; /* for sending replies */
 	hx_store        *store;
 	hx_metrics_slot *slot; /* this worker's counters: it is their only writer */
 };
@@ -396,24 +395,6 @@ defer_free_all(struct server *srv)
 
 /* ---- the worker loop -------------------------------------------------------- */
 
-/* Sends the reply in msg (ours until nng accepts it) on ctx. */
-static void
-worker_reply(struct worker *w, nng_ctx ctx, nng_msg *msg, const char *peer)
-{
-	int rv;
-
-	nng_aio_set_msg(w->aio, msg);
-	nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
-	nng_ctx_send(ctx, w->aio);
-	nng_aio_wait(w->aio);
-	if ((rv = nng_aio_result(w->aio)) != 0) {
-		/* A failed send leaves the message with us. */
-		hx_warn("-", "worker %u: reply to %s not sent: %s", w->id, peer, nng_strerror(rv));
-		nng_msg_free(nng_aio_get_msg(w->aio));
-		nng_aio_set_msg(w->aio, NULL);
-	}
-}
-
 /*
  * Sends the reply in msg after delay_ms, without waiting: the context
  * holding the request goes with the reply to a deferred slot, and the
@@ -496,13 +477,13 @@ worker_count(struct worker *w, const hx_rpc_outcome *oc, bool answered)
 	atomic_store(&w->slot->inflight, 0u);
 }
 
-/* Answers one request. Never fails the loop: a request we cannot answer is
- * dropped with a log line, and the client's REQ resends or times out. */
-static void
-worker_serve(struct worker *w, hx_dispatch_job *job)
+/* Answers one request: returns its reply to send now, or NULL (sent later
+ * or dropped). Never fails the loop: a request we cannot answer is dropped
+ * with a log line, and the client's REQ resends or times out. */
+static nng_msg *
+worker_serve(struct worker *w, hx_dispatch_job *job, char *peer, size_t peer_sz)
 {
 	nng_msg       *msg = job->msg;
-	char           peer[PEER_MAX];
 	hx_peer_id     id;
 	hx_rpc_outcome oc;
 	uint8_t       *out = NULL;
@@ -511,7 +492,7 @@ worker_serve(struct worker *w, hx_dispatch_job *job)
 	hx_status      st;
 	int            rv;
 
-	peer_of(msg, peer, sizeof(peer), &id);
+	peer_of(msg, peer, peer_sz, &id);
 	/* Seq-cst, before the request reads the key set: reload() relies on
 	 * it (see reload_wait). */
 	atomic_store(&w->slot->inflight, 1u);
@@ -522,7 +503,7 @@ worker_serve(struct worker *w, hx_dispatch_job *job)
 		hx_error("-", "worker %u: out of memory answering %s; request dropped", w->id,
 		         peer);
 		nng_msg_free(msg);
-		return;
+		return (NULL);
 	}
 	/* Reuse the request's message: its header (the REQ routing backtrace)
 	 * must go back with the reply; only the body changes. */
@@ -532,13 +513,13 @@ worker_serve(struct worker *w, hx_dispatch_job *job)
 	if (rv != 0) {
 		hx_error("-", "worker %u: reply to %s dropped: %s", w->id, peer, nng_strerror(rv));
 		nng_msg_free(msg);
-		return;
+		return (NULL);
 	}
 	if ((delay = worker_throttle(w, &oc, &id, peer)) > 0) {
 		worker_defer(w, job, msg, delay, peer);
-		return;
+		return (NULL);
 	}
-	worker_reply(w, *job->ctx, msg, peer);
+	return (msg);
 }
 
 static void *
@@ -546,12 +527,14 @@ worker_main(void *arg)
 {
 	struct worker  *w = arg;
 	hx_dispatch_job job;
+	char            peer[PEER_MAX];
+	nng_msg        *reply;
 
 	/* hx_dispatch_wait fails only once the server stops, and never while
 	 * a request is handed to this worker: each one received is answered. */
 	while (hx_dispatch_wait(w->srv->dispatch, w->id, &job) == HX_OK) {
-		worker_serve(w, &job);
-		hx_dispatch_done(w->srv->dispatch, w->id, &job);
+		reply = worker_serve(w, &job, peer, sizeof(peer));
+		hx_dispatch_reply(w->srv->dispatch, w->id, &job, reply, SEND_TIMEOUT_MS, peer);
 	}
 	hx_debug("-", "worker %u: stopped", w->id);
 	return (NULL);
@@ -898,10 +881,6 @@ start_worker(struct server *srv, struct worker *w)
 {
 	int rv;
 
-	if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0) {
-		hx_error("-", "worker %u: %s", w->id, nng_strerror(rv));
-		return (EXIT_RUNTIME);
-	}
 	/* Does not fail because the database is down: the store reconnects
 	 * on each call, and requests answer UNAVAILABLE meanwhile. */
 	if (hx_store_open(&w->store, srv->conf.conninfo) != HX_OK) {
@@ -1015,9 +994,6 @@ free_workers(struct server *srv)
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		struct worker *w = &srv->workers[i];
 
-		if (w->aio != NULL) {
-			nng_aio_free(w->aio);
-		}
 		if (w->store != NULL) {
 			hx_store_close(w->store);
 		}
