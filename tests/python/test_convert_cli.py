@@ -212,6 +212,10 @@ def test_ingest_json_of_a_bill_that_fails_is_one_object(clean, server, tmp_path)
     assert one_json(so) == (["code", "message"], {"code": "INTERNAL", "message": "no answer was printed"})
     assert clean.count() == 0
 
+    # --help beside a bill: the help of ingest, as without one; nothing converted or sent
+    rc, so, se = cli("--url", server.url, "--json", "ingest", "--help", SPECIAL, key=server.key)
+    assert rc == 0 and so.startswith("usage: heliox-ingest [options] ingest") and se == "", (so, se)
+
 
 def test_restated_export_replaces_its_window(clean, server):
     """The special rows, then head200 as a later delivery of AWS's September: head200's window
