@@ -16,7 +16,8 @@
  *   main.c         the order of it all
  *
  * cmd_convert.c (the billing commands) sits in front of main.c's own
- * commands and uses only what is declared here.
+ * commands and uses only what is declared here and in output.h (its --json
+ * answer adds to the object the JSON ingest emits).
  */
 #ifndef HELIOX_CLI_H
 #define HELIOX_CLI_H

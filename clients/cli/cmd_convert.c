@@ -31,6 +31,7 @@
 
 #include "cli.h"
 #include "cmd_convert.h"
+#include "output.h"
 #include "stream_ingest.h"
 
 #define MAP_FILE  "gpu_map_v1.csv"
@@ -59,6 +60,19 @@ in_list(const char *arg, const char *const *list)
 	for (; *list != NULL; list++) {
 		if (strlen(*list) == n && strncmp(*list, arg, n) == 0) {
 			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+any_arg(int argc, char **argv, const char *const *list)
+{
+	for (int i = 1; i < argc; i++) {
+		for (const char *const *l = list; *l != NULL; l++) {
+			if (strcmp(argv[i], *l) == 0) {
+				return true;
+			}
 		}
 	}
 	return false;
@@ -287,10 +301,12 @@ base_name(const char *p)
 	return s != NULL ? s + 1 : p;
 }
 
-/* Converts files[] to a document. Returns the exit status; *doc_out set on OK. */
+/* Converts files[] to a document. Returns the exit status; *doc_out set on OK.
+ * With --json and json_out, the report object goes to *json_out (the caller
+ * owns it) instead of being printed. */
 static int
 convert_export(const bill_args *a, const char *const *files, size_t n, const char *name,
-               char **doc_out, bool quiet_ok, size_t *nrec_out)
+               char **doc_out, bool quiet_ok, size_t *nrec_out, cJSON **json_out)
 {
 	hx_violations  v;
 	hx_gpu_map    *map;
@@ -361,11 +377,15 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 			cJSON_AddStringToObject(x, "description", v.items[i].description);
 			cJSON_AddItemToArray(arr, x);
 		}
-		s = cJSON_PrintUnformatted(o);
-		/* stdout carries the document unless -o took it. */
-		fprintf(a->out != NULL || a->bill ? stdout : stderr, "%s\n", s);
-		free(s);
-		cJSON_Delete(o);
+		if (json_out != NULL) {
+			*json_out = o;
+		} else {
+			s = cJSON_PrintUnformatted(o);
+			/* stdout carries the document unless -o took it. */
+			fprintf(a->out != NULL ? stdout : stderr, "%s\n", s);
+			free(s);
+			cJSON_Delete(o);
+		}
 	} else if (st != HX_OK || !quiet_ok) {
 		report_text(stderr, name, c, nrec);
 		if (st != HX_OK) {
@@ -599,7 +619,7 @@ run_convert(int argc, char **argv, bill_args *a)
 		    NULL);
 	}
 	export_name(a->files, a->n_files, name, sizeof(name));
-	rv = convert_export(a, a->files, a->n_files, name, &doc, false, NULL);
+	rv = convert_export(a, a->files, a->n_files, name, &doc, false, NULL, NULL);
 	if (rv == CLI_EXIT_OK) {
 		rv = write_file(a->out != NULL ? a->out : "-", doc);
 	}
@@ -609,7 +629,7 @@ run_convert(int argc, char **argv, bill_args *a)
 
 static int
 run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *request_id,
-                const char *name_override, cli_main_fn cli_main)
+                const char *name_override, cli_main_fn cli_main, cJSON **conv)
 {
 	char   name[256], *doc = NULL, tmp[PATH_MAX], batch[32];
 	int    rv;
@@ -621,7 +641,7 @@ run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *req
 	} else {
 		export_name(a->files, a->n_files, name, sizeof(name));
 	}
-	rv = convert_export(a, a->files, a->n_files, name, &doc, a->json, &nrec);
+	rv = convert_export(a, a->files, a->n_files, name, &doc, a->json, &nrec, conv);
 	if (rv != CLI_EXIT_OK) {
 		return rv;
 	}
@@ -655,57 +675,16 @@ run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *req
 /* ---- --json: one object per export ------------------------------------------------------------ */
 
 /*
- * A billing ingest prints two JSON lines on stdout: the conversion's (code,
- * format, mapping_version, records, report, violations) and, when it got that
- * far, the ingest result that cli_main prints (code, message, request_id, the
- * counts, violations). With --json, stdout carries one object per export
- * instead (SERVICE.md section 7: "--json prints one JSON object"): the ingest
- * result's fields, else the conversion's code, message and violations, then
- * format, mapping_version, records and report, and for sync the export's name
- * first. sync prints one such line per export: JSON Lines.
+ * A billing ingest has two answers: the conversion's (code, format,
+ * mapping_version, records, report, violations) and, when it got that far,
+ * the ingest result of the JSON path (code, message, request_id, the counts,
+ * violations). With --json, stdout carries one object per export (SERVICE.md
+ * section 7: "--json prints one JSON object"): the ingest result's object,
+ * held back from printing (cli_json_hold), else the conversion's code,
+ * message and violations; then format, mapping_version, records and report,
+ * and for sync the export's name first. sync prints one such line per
+ * export: JSON Lines.
  */
-struct capture {
-	FILE *tmp;
-	int   saved_fd;
-};
-
-static bool
-capture_begin(struct capture *k)
-{
-	fflush(stdout);
-	k->tmp = tmpfile();
-	k->saved_fd = k->tmp != NULL ? dup(STDOUT_FILENO) : -1;
-	if (k->saved_fd < 0 || dup2(fileno(k->tmp), STDOUT_FILENO) < 0) {
-		if (k->saved_fd >= 0) {
-			close(k->saved_fd);
-		}
-		if (k->tmp != NULL) {
-			fclose(k->tmp);
-		}
-		return false;
-	}
-	return true;
-}
-
-/* Puts stdout back; returns what was written to it (NUL-terminated), or NULL. */
-static char *
-capture_end(struct capture *k)
-{
-	char  *text = NULL;
-	long   size;
-	size_t got;
-
-	fflush(stdout);
-	dup2(k->saved_fd, STDOUT_FILENO);
-	close(k->saved_fd);
-	if (fseek(k->tmp, 0, SEEK_END) == 0 && (size = ftell(k->tmp)) >= 0 &&
-	    fseek(k->tmp, 0, SEEK_SET) == 0 && (text = malloc((size_t) size + 1)) != NULL) {
-		got = fread(text, 1, (size_t) size, k->tmp);
-		text[got] = '\0';
-	}
-	fclose(k->tmp);
-	return text;
-}
 
 static void
 move_item(cJSON *to, cJSON *from, const char *key)
@@ -717,83 +696,78 @@ move_item(cJSON *to, cJSON *from, const char *key)
 	}
 }
 
-/* Prints the one object for what `text` holds (see above); export may be NULL. */
-static void
-emit_merged(const char *export, const char *text)
+static cJSON *
+status_json(hx_status code, const char *message)
 {
-	cJSON      *out = cJSON_CreateObject(), *conv = NULL, *result = NULL;
-	const char *line = text != NULL ? text : "";
-	char       *s;
+	cJSON *o = cJSON_CreateObject();
 
-	if (out == NULL) {
-		fputs(CLI_NAME ": out of memory\n", stderr);
-		return;
-	}
-	if (export != NULL) {
-		cJSON_AddStringToObject(out, "export", export);
-	}
-	while (*line != '\0') {
-		size_t len = strcspn(line, "\n");
-		cJSON *o = cJSON_ParseWithLength(line, len);
-		if (o != NULL && cJSON_IsObject(o) && cJSON_GetObjectItem(o, "report") != NULL &&
-		    conv == NULL) {
-			conv = o;
-		} else if (o != NULL && cJSON_IsObject(o) && result == NULL) {
-			result = o;
-		} else {
-			/* not ours to drop: anything else goes on to stderr */
-			fprintf(stderr, "%.*s\n", (int) len, line);
-			cJSON_Delete(o);
-		}
-		line += len + (line[len] == '\n');
-	}
-	if (result != NULL) {
-		cJSON *x;
-		while ((x = result->child) != NULL) {
-			cJSON_DetachItemViaPointer(result, x);
-			cJSON_AddItemToObject(out, x->string, x);
-		}
-	} else if (conv != NULL) {
-		move_item(out, conv, "code");
-		move_item(out, conv, "message");
-		move_item(out, conv, "violations");
-	} else {
-		cJSON_AddStringToObject(out, "code", hx_status_name(HX_INTERNAL));
-		cJSON_AddStringToObject(out, "message", "no answer was printed");
-	}
-	if (conv != NULL) {
-		move_item(out, conv, "format");
-		move_item(out, conv, "mapping_version");
-		move_item(out, conv, "records");
-		move_item(out, conv, "report");
-	}
-	s = cJSON_PrintUnformatted(out);
-	if (s != NULL) {
-		printf("%s\n", s);
-		cJSON_free(s);
-	}
-	fflush(stdout);
-	cJSON_Delete(out);
-	cJSON_Delete(conv);
-	cJSON_Delete(result);
+	cJSON_AddStringToObject(o, "code", hx_status_name(code));
+	cJSON_AddStringToObject(o, "message", message);
+	return o;
 }
 
-/* run_bill_ingest(), with --json its output as one object. */
+/* o with "export" as its first key, for the reader of sync's lines. */
+static cJSON *
+export_first(cJSON *o, const char *export)
+{
+	cJSON *out = cJSON_CreateObject(), *x;
+
+	if (out == NULL || cJSON_AddStringToObject(out, "export", export) == NULL) {
+		cJSON_Delete(out);
+		return o;
+	}
+	while ((x = o->child) != NULL) {
+		cJSON_DetachItemViaPointer(o, x);
+		cJSON_AddItemToObject(out, x->string, x);
+	}
+	cJSON_Delete(o);
+	return out;
+}
+
+/* Prints the one object (see above) and frees result and conv, either of
+ * which may be NULL; so may export. */
+static void
+emit_export(const char *export, cJSON *result, cJSON *conv)
+{
+	cJSON *o = result;
+
+	if (o == NULL && conv != NULL && (o = cJSON_CreateObject()) != NULL) {
+		move_item(o, conv, "code");
+		move_item(o, conv, "message");
+		move_item(o, conv, "violations");
+	} else if (o == NULL) {
+		o = status_json(HX_INTERNAL, "no answer was printed");
+	}
+	if (o == NULL) {
+		fputs(CLI_NAME ": out of memory\n", stderr);
+		cJSON_Delete(conv);
+		return;
+	}
+	if (conv != NULL) {
+		move_item(o, conv, "format");
+		move_item(o, conv, "mapping_version");
+		move_item(o, conv, "records");
+		move_item(o, conv, "report");
+		cJSON_Delete(conv);
+	}
+	cli_json_emit(export != NULL ? export_first(o, export) : o);
+	fflush(stdout);
+}
+
+/* run_bill_ingest(), with --json its answers as one object. */
 static int
 bill_ingest_json(int argc, char **argv, bill_args *a, bool *keep, const char *request_id,
                  const char *label, const char *export, cli_main_fn cli_main)
 {
-	struct capture k;
-	char          *text;
-	int            rv;
+	cJSON *conv = NULL;
+	int    rv;
 
-	if (!a->json || !capture_begin(&k)) {
-		return run_bill_ingest(argc, argv, a, keep, request_id, label, cli_main);
+	if (!a->json) {
+		return run_bill_ingest(argc, argv, a, keep, request_id, label, cli_main, NULL);
 	}
-	rv = run_bill_ingest(argc, argv, a, keep, request_id, label, cli_main);
-	text = capture_end(&k);
-	emit_merged(export, text);
-	free(text);
+	cli_json_hold();
+	rv = run_bill_ingest(argc, argv, a, keep, request_id, label, cli_main, &conv);
+	emit_export(export, cli_json_take(), conv);
 	return rv;
 }
 
@@ -947,9 +921,8 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 			fprintf(stderr, "%s: cannot read its files\n", label);
 			rv = CLI_EXIT_OTHER;
 			if (a->json) {
-				emit_merged(label,
-				            "{\"code\":\"INTERNAL\",\"message\":\"cannot read "
-				            "its files\"}");
+				emit_export(
+				    label, status_json(HX_INTERNAL, "cannot read its files"), NULL);
 			}
 		} else {
 			bill_args one = *a;
@@ -963,14 +936,13 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 				fflush(stdout);
 			}
 			if (nf == 1 && one.format == NULL && is_json_file(files[0])) {
-				struct capture k;
-				bool           cap = a->json && capture_begin(&k);
+				if (a->json) {
+					cli_json_hold();
+				}
 				rv = run_json_ingest(argc, argv, &one, keep, files[0], rid, NULL,
 				                     cli_main);
-				if (cap) {
-					char *text = capture_end(&k);
-					emit_merged(label, text);
-					free(text);
+				if (a->json) {
+					emit_export(label, cli_json_take(), NULL);
 				}
 			} else {
 				rv = bill_ingest_json(argc, argv, &one, keep, rid, label, label,
@@ -1036,11 +1008,9 @@ cli_bill_main(int argc, char **argv, cli_main_fn cli_main)
 	}
 	a.cmd_at = i;
 	if (strcmp(argv[i], "convert") == 0 || strcmp(argv[i], "sync") == 0) {
-		for (int k = 1; k < argc; k++) {
-			if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
-				fputs(usage_bill, stdout);
-				return CLI_EXIT_OK;
-			}
+		if (any_arg(argc, argv, (const char *const[]){ "--help", "-h", NULL })) {
+			fputs(usage_bill, stdout);
+			return CLI_EXIT_OK;
 		}
 	}
 	if (strcmp(argv[i], "convert") == 0) {
@@ -1063,7 +1033,13 @@ cli_bill_main(int argc, char **argv, cli_main_fn cli_main)
 		 * not a JSON document. Otherwise the JSON path, untouched. */
 		a.bill = a.n_files > 1 || (a.format != NULL && strcmp(a.format, "heliox") != 0) ||
 		    (a.n_files == 1 && a.format == NULL && !is_json_file(a.files[0]));
-		if (a.bill) {
+		if (a.bill &&
+		    any_arg(argc, argv,
+		            (const char *const[]){ "--help", "-h", "--version", "-V", NULL })) {
+			/* only the help or the version, as for any ingest: nothing converted */
+			rv =
+			    run_json_ingest(argc, argv, &a, keep, a.files[0], NULL, NULL, cli_main);
+		} else if (a.bill) {
 			rv = bill_ingest_json(argc, argv, &a, keep, NULL, NULL, NULL, cli_main);
 		} else if (a.format != NULL || a.gpu_map != NULL || a.no_replace) {
 			/* --format heliox etc.: drop the billing options, keep the rest */

@@ -16,6 +16,10 @@
 /* Set once, first thing (cli_output_json), before any error can be found. */
 static bool json_out;
 
+/* cli_json_hold .. cli_json_take: the object cli_json_emit kept. */
+static bool   holding;
+static cJSON *held;
+
 void
 cli_output_json(bool on)
 {
@@ -40,15 +44,36 @@ cli_json_reply(hx_status code, const char *message, const char *request_id)
 void
 cli_json_emit(cJSON *o)
 {
-	char *s = cJSON_PrintUnformatted(o);
+	char *s;
 
-	if (s == NULL) {
+	if (holding && held == NULL) {
+		held = o;
+		return;
+	}
+	if ((s = cJSON_PrintUnformatted(o)) == NULL) {
 		fputs(CLI_NAME ": out of memory\n", stderr);
 	} else {
-		printf("%s\n", s);
+		/* stdout carries one object; none emits two, but one never hides another */
+		fprintf(holding ? stderr : stdout, "%s\n", s);
 		cJSON_free(s);
 	}
 	cJSON_Delete(o);
+}
+
+void
+cli_json_hold(void)
+{
+	holding = true;
+}
+
+cJSON *
+cli_json_take(void)
+{
+	cJSON *o = held;
+
+	holding = false;
+	held = NULL;
+	return o;
 }
 
 void

@@ -43,7 +43,16 @@ void cli_json_violations(struct cJSON *o, const hx_violation *items, size_t n);
  * every --json answer starts with; NULL (said on stderr) when out of memory. */
 struct cJSON *cli_json_reply(hx_status code, const char *message, const char *request_id);
 
-/* Prints o as one line of JSON on stdout and frees it. */
+/* Prints o as one line of JSON on stdout and frees it; while held (below),
+ * keeps the first o for cli_json_take instead, and a second goes to stderr. */
 void cli_json_emit(struct cJSON *o);
+
+/* Until cli_json_take: a command that runs another (the billing commands
+ * run the JSON ingest) adds its fields to that one's object rather than
+ * printing a second. */
+void cli_json_hold(void);
+
+/* Ends the hold; the object emitted meanwhile, or NULL. The caller owns it. */
+struct cJSON *cli_json_take(void);
 
 #endif /* HELIOX_CLI_OUTPUT_H */

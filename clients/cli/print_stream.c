@@ -156,13 +156,14 @@ json_violations(cJSON *o, const hx_violations *v)
 	cJSON_AddNumberToObject(o, "violations_total", (double) v->total);
 }
 
-static void
-print_json(const stream_report *r)
+/* The --json object of the report; NULL when out of memory. The caller owns it. */
+static cJSON *
+stream_json(const stream_report *r)
 {
 	cJSON *o = cli_json_reply(r->code, r->message, r->base_id);
 
 	if (o == NULL) {
-		return;
+		return NULL;
 	}
 	cJSON_AddNumberToObject(o, "received", (double) r->received);
 	cJSON_AddNumberToObject(o, "inserted", (double) r->inserted);
@@ -177,7 +178,17 @@ print_json(const stream_report *r)
 	cJSON_AddBoolToObject(o, "resumable", resumable(r));
 	json_batches(o, r);
 	json_violations(o, &r->viol);
-	cli_json_emit(o);
+	return o;
+}
+
+static void
+print_json(const stream_report *r)
+{
+	cJSON *o = stream_json(r);
+
+	if (o != NULL) {
+		cli_json_emit(o);
+	}
 }
 
 void

@@ -23,6 +23,33 @@ def cli(*args, key=None):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
+# The top-level keys of a --json answer for a bill, in order: the stream report's
+# (print_stream.c), then what the conversion adds (cmd_convert.c); sync puts "export" first.
+STREAM_KEYS = ["code", "message", "request_id", "received", "inserted", "updated", "unchanged",
+               "failed", "deleted", "duration_us", "records_per_s", "dry_run", "replayed",
+               "resumable", "batches", "violations", "violations_total"]
+CONV_KEYS = ["format", "mapping_version", "records", "report"]
+
+
+def json_lines(so):
+    """stdout as JSON Lines: each line exactly one JSON object, no key twice; returns
+    [(keys in order, object)]."""
+    out = []
+    for line in so.splitlines():
+        pairs = json.loads(line, object_pairs_hook=lambda kv: kv)  # raises on a second document
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), keys
+        out.append((keys, json.loads(line)))
+    return out
+
+
+def one_json(so):
+    """stdout holds exactly one JSON object, on one line."""
+    docs = json_lines(so)
+    assert len(docs) == 1 and so.endswith("\n"), so
+    return docs[0]
+
+
 def test_convert_real_focus_sample(tmp_path):
     """8 records and 3 windows, as derived by hand in tests/unit/test_convert.c."""
     out = tmp_path / "doc.json"
@@ -130,7 +157,10 @@ def test_sync_json_is_json_lines(clean, server, tmp_path):
     os.utime(d / "cur-2026-02.csv", (2, 2))
     rc, so, se = cli("--url", server.url, "--json", "sync", str(d), key=server.key)
     assert rc == 3, (so, se)  # the bad export's status; the others are sent
-    lines = [json.loads(x) for x in so.splitlines()]  # every line is one JSON object
+    keyed = json_lines(so)  # every line is one JSON object
+    assert [k for k, _ in keyed] == [["export"] + STREAM_KEYS + CONV_KEYS] * 2 + [
+        ["export", "code", "message", "violations"] + CONV_KEYS], keyed
+    lines = [o for _, o in keyed]
     assert [x["export"] for x in lines] == ["2024-09", "cur-2026-02.csv", "zz-bad.csv"], lines
     focus, cur, bad = lines
     assert focus["code"] == "OK" and focus["request_id"].startswith("sync-"), focus
@@ -146,8 +176,45 @@ def test_sync_json_is_json_lines(clean, server, tmp_path):
 
     rc, so, se = cli("--url", server.url, "--json", "ingest", SPECIAL, key=server.key)
     assert rc == 0, (so, se)
-    one = json.loads(so)  # exactly one object
+    keys, one = one_json(so)
+    assert keys == STREAM_KEYS + CONV_KEYS, keys
     assert one["code"] == "OK" and one["records"] == 8 and "report" in one, one
+
+
+def test_ingest_json_of_a_bill_that_fails_is_one_object(clean, server, tmp_path):
+    """Each way a bill's ingest can fail still prints exactly one object on stdout: the
+    stream's failure, a usage error of the JSON path, a bill that does not convert, no map."""
+    rc, so, se = cli("--url", server.url, "--json", "ingest", SPECIAL, key="hx-wrong-key-0000")
+    assert rc == 4, (so, se)
+    keys, o = one_json(so)
+    assert keys == STREAM_KEYS + CONV_KEYS, keys
+    assert o["code"] == "UNAUTHENTICATED" and o["records"] == 8 and o["resumable"] is True, o
+    assert o["batches"]["failed"][0]["code"] == "UNAUTHENTICATED", o
+
+    rc, so, se = cli("--url", server.url, "--json", "ingest", "--batch", "abc", SPECIAL, key=server.key)
+    assert rc == 2 and "--batch: 'abc'" in se, (so, se)
+    keys, o = one_json(so)
+    assert keys == ["code", "message", "request_id", "error", "violations"] + CONV_KEYS, keys
+    assert o["code"] == "INVALID_ARGUMENT" and o["error"] == "usage" and o["records"] == 8, o
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,ProviderName,x_UsageType\n"
+                   "2024-09-01T30:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge\n")
+    rc, so, se = cli("--url", server.url, "--json", "ingest", str(bad), key=server.key)
+    assert rc == 3, (so, se)
+    keys, o = one_json(so)
+    assert keys == ["code", "message", "violations"] + CONV_KEYS, keys
+    assert o["violations"][0]["field"] == f"{bad}:2.1", o
+
+    rc, so, se = cli("--url", server.url, "--json", "ingest", "--gpu-map", str(tmp_path / "none.csv"),
+                     SPECIAL, key=server.key)
+    assert rc == 2 and "the GPU map cannot be used" in se, (so, se)
+    assert one_json(so) == (["code", "message"], {"code": "INTERNAL", "message": "no answer was printed"})
+    assert clean.count() == 0
+
+    # --help beside a bill: the help of ingest, as without one; nothing converted or sent
+    rc, so, se = cli("--url", server.url, "--json", "ingest", "--help", SPECIAL, key=server.key)
+    assert rc == 0 and so.startswith("usage: heliox-ingest [options] ingest") and se == "", (so, se)
 
 
 def test_restated_export_replaces_its_window(clean, server):
