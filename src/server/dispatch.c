@@ -27,7 +27,7 @@ struct slot {
 	nng_ctx         ctx;
 	bool            ctx_open;
 	nng_aio        *aio;
-	enum slot_state state; /* changed only by whoever holds the slot */
+	enum slot_state state;          /* changed only by whoever holds the slot */
 	char            peer[PEER_MAX]; /* the reply's, for a failed send's log line */
 };
 

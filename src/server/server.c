@@ -138,8 +138,8 @@ struct server {
 	nng_listener    *listeners;
 	size_t           n_listeners;
 	struct worker   *workers;
-	unsigned         n_workers;
 	hx_dispatch     *dispatch;
+	unsigned         n_workers;
 	atomic_bool      stopping;
 	hx_throttle     *throttle;
 	struct deferred  deferred[DEFER_SLOTS];

@@ -177,17 +177,19 @@ static const char *const migration_4[] = {
  * same. Replaced in one ALTER TABLE: one scan of the table checks the rows
  * already stored, under the lock the statement takes anyway.
  */
-#define NAME_CHECK_5(col)                                       \
-	"CHECK (octet_length(" col ") BETWEEN 1 AND 64"         \
-	" AND " col " = btrim(" col ", E' \\t\\r\\n')"          \
+#define NAME_CHECK_5(col)                               \
+	"CHECK (octet_length(" col ") BETWEEN 1 AND 64" \
+	" AND " col " = btrim(" col ", E' \\t\\r\\n')"  \
 	" AND " col " = lower(" col " COLLATE \"C\"))"
 
 static const char *const migration_5[] = {
 	"ALTER TABLE cost_snapshots"
 	" DROP CONSTRAINT cost_snapshots_provider_normalised,"
 	" DROP CONSTRAINT cost_snapshots_gpu_type_normalised,"
-	" ADD CONSTRAINT cost_snapshots_provider_normalised " NAME_CHECK_5("provider") ","
-	" ADD CONSTRAINT cost_snapshots_gpu_type_normalised " NAME_CHECK_5("gpu_type"),
+	" ADD CONSTRAINT cost_snapshots_provider_normalised " NAME_CHECK_5(
+	    "provider") ","
+	                " ADD CONSTRAINT cost_snapshots_gpu_type_normalised " NAME_CHECK_5(
+	                    "gpu_type"),
 	NULL,
 };
 
