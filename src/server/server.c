@@ -4,15 +4,18 @@
  * Where a request goes:
  *
  *   client (nng req0) --tcp:// | ipc:// | tls+tcp://--> our rep0 socket
- *     -> worker_main(): nng_ctx_recv on the worker's own context
+ *     -> dispatch.c: a receiving context hands it to the worker that went
+ *        idle last (so sequential calls stay on one warm worker)
+ *     -> worker_main()
  *     -> hx_rpc_handle() (rpc.c): size limit, decode, auth, method
  *          -> hx_store_*() (store*.c) on the worker's own PostgreSQL connection
  *     -> the reply bytes replace the request's body in the same nng_msg
- *     -> nng_ctx_send on the same context: rep0 routes it to the asking client
+ *     -> nng_ctx_send on the context it came on: rep0 routes it to the asking
+ *        client
  *
- * Each of the --workers N threads owns one nng context, one aio and one
- * database connection, so workers share nothing but the read-only
- * hx_rpc_config and the auth-failure throttle; one slow ingest holds one
+ * Each of the --workers N threads owns one aio and one database
+ * connection, so workers share nothing but the read-only hx_rpc_config,
+ * the dispatcher and the auth-failure throttle; one slow ingest holds one
  * worker, not the server.
  *
  * A peer that keeps failing auth gets its failure replies late (auth.h says
@@ -50,6 +53,7 @@
 #include "auth.h"
 #include "base/clock.h"
 #include "config.h"
+#include "dispatch.h"
 #include "heliox/heliox.h"
 #include "log.h"
 #include "rpc.h"
@@ -62,7 +66,6 @@
 #define MOCK_MAX_BYTES  (64L * 1024 * 1024) /* sanity cap on the file read at startup */
 #define PEM_MAX_BYTES   (1L * 1024 * 1024)
 #define MIGRATE_WAIT_MS 30000u
-#define RECV_POLL_MS    200   /* how often an idle worker looks at the stop flag */
 #define SEND_TIMEOUT_MS 10000 /* a reply queued behind others on one connection */
 #define DRAIN_MS        150   /* see server_shutdown() */
 #define PEER_MAX        160
@@ -118,9 +121,6 @@ struct worker {
 	unsigned         id;
 	pthread_t        thread;
 	bool             started;
-	bool             ctx_open;
-	nng_ctx          ctx;
-	nng_aio         *aio;
 	hx_store        *store;
 	hx_metrics_slot *slot; /* this worker's counters: it is their only writer */
 };
@@ -138,6 +138,7 @@ struct server {
 	nng_listener    *listeners;
 	size_t           n_listeners;
 	struct worker   *workers;
+	hx_dispatch     *dispatch;
 	unsigned         n_workers;
 	atomic_bool      stopping;
 	hx_throttle     *throttle;
@@ -394,33 +395,16 @@ defer_free_all(struct server *srv)
 
 /* ---- the worker loop -------------------------------------------------------- */
 
-/* Sends the reply in msg (ours until nng accepts it). */
-static void
-worker_reply(struct worker *w, nng_msg *msg, const char *peer)
-{
-	int rv;
-
-	nng_aio_set_msg(w->aio, msg);
-	nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
-	nng_ctx_send(w->ctx, w->aio);
-	nng_aio_wait(w->aio);
-	if ((rv = nng_aio_result(w->aio)) != 0) {
-		/* A failed send leaves the message with us. */
-		hx_warn("-", "worker %u: reply to %s not sent: %s", w->id, peer, nng_strerror(rv));
-		nng_msg_free(nng_aio_get_msg(w->aio));
-		nng_aio_set_msg(w->aio, NULL);
-	}
-}
-
 /*
  * Sends the reply in msg after delay_ms, without waiting: the context
  * holding the request goes with the reply to a deferred slot, and the
- * worker carries on with a fresh one. Without a free slot or a fresh
- * context the reply is dropped (the next receive on the worker's context
+ * job's receiving slot carries on with a fresh one. Without a free slot or
+ * a fresh context the reply is dropped (the next receive on the context
  * abandons the request), which only the throttled peer notices.
  */
 static void
-worker_defer(struct worker *w, nng_msg *msg, unsigned delay_ms, const char *peer)
+worker_defer(struct worker *w, hx_dispatch_job *job, nng_msg *msg, unsigned delay_ms,
+             const char *peer)
 {
 	struct deferred *d = defer_take(w->srv);
 	nng_ctx          fresh;
@@ -439,8 +423,8 @@ worker_defer(struct worker *w, nng_msg *msg, unsigned delay_ms, const char *peer
 		nng_msg_free(msg);
 		return;
 	}
-	d->ctx = w->ctx;
-	w->ctx = fresh;
+	d->ctx = *job->ctx;
+	*job->ctx = fresh;
 	d->state = DEFER_SLEEPING;
 	nng_aio_set_msg(d->aio, msg);
 	nng_sleep_aio((nng_duration) delay_ms, d->aio);
@@ -493,12 +477,13 @@ worker_count(struct worker *w, const hx_rpc_outcome *oc, bool answered)
 	atomic_store(&w->slot->inflight, 0u);
 }
 
-/* Answers one request. Never fails the loop: a request we cannot answer is
- * dropped with a log line, and the client's REQ resends or times out. */
-static void
-worker_serve(struct worker *w, nng_msg *msg)
+/* Answers one request: returns its reply to send now, or NULL (sent later
+ * or dropped). Never fails the loop: a request we cannot answer is dropped
+ * with a log line, and the client's REQ resends or times out. */
+static nng_msg *
+worker_serve(struct worker *w, hx_dispatch_job *job, char *peer, size_t peer_sz)
 {
-	char           peer[PEER_MAX];
+	nng_msg       *msg = job->msg;
 	hx_peer_id     id;
 	hx_rpc_outcome oc;
 	uint8_t       *out = NULL;
@@ -507,7 +492,7 @@ worker_serve(struct worker *w, nng_msg *msg)
 	hx_status      st;
 	int            rv;
 
-	peer_of(msg, peer, sizeof(peer), &id);
+	peer_of(msg, peer, peer_sz, &id);
 	/* Seq-cst, before the request reads the key set: reload() relies on
 	 * it (see reload_wait). */
 	atomic_store(&w->slot->inflight, 1u);
@@ -518,7 +503,7 @@ worker_serve(struct worker *w, nng_msg *msg)
 		hx_error("-", "worker %u: out of memory answering %s; request dropped", w->id,
 		         peer);
 		nng_msg_free(msg);
-		return;
+		return (NULL);
 	}
 	/* Reuse the request's message: its header (the REQ routing backtrace)
 	 * must go back with the reply; only the body changes. */
@@ -528,55 +513,28 @@ worker_serve(struct worker *w, nng_msg *msg)
 	if (rv != 0) {
 		hx_error("-", "worker %u: reply to %s dropped: %s", w->id, peer, nng_strerror(rv));
 		nng_msg_free(msg);
-		return;
+		return (NULL);
 	}
 	if ((delay = worker_throttle(w, &oc, &id, peer)) > 0) {
-		worker_defer(w, msg, delay, peer);
-		return;
-	}
-	worker_reply(w, msg, peer);
-}
-
-/* Waits up to RECV_POLL_MS for a request. Returns it, or NULL (timeout,
- * socket closed, transient error) after which the caller looks at the stop
- * flag again. */
-static nng_msg *
-worker_recv(struct worker *w)
-{
-	int rv;
-
-	nng_aio_set_timeout(w->aio, RECV_POLL_MS);
-	nng_ctx_recv(w->ctx, w->aio);
-	nng_aio_wait(w->aio);
-	switch ((rv = nng_aio_result(w->aio))) {
-	case 0:
-		return (nng_aio_get_msg(w->aio));
-	case NNG_ETIMEDOUT:
-		return (NULL);
-	case NNG_ECLOSED:
-		atomic_store(&w->srv->stopping, true);
-		return (NULL);
-	default:
-		/* E.g. NNG_ENOMEM: say so, and pause so a persistent error
-		 * cannot turn this loop into a busy spin. */
-		hx_warn("-", "worker %u: receive failed: %s", w->id, nng_strerror(rv));
-		nng_msleep(RECV_POLL_MS);
+		worker_defer(w, job, msg, delay, peer);
 		return (NULL);
 	}
+	return (msg);
 }
 
 static void *
 worker_main(void *arg)
 {
-	struct worker *w = arg;
-	nng_msg       *msg;
+	struct worker  *w = arg;
+	hx_dispatch_job job;
+	char            peer[PEER_MAX];
+	nng_msg        *reply;
 
-	/* Checked only between requests: a request once received is always
-	 * answered, shutdown or not. */
-	while (!atomic_load(&w->srv->stopping)) {
-		if ((msg = worker_recv(w)) != NULL) {
-			worker_serve(w, msg);
-		}
+	/* hx_dispatch_wait fails only once the server stops, and never while
+	 * a request is handed to this worker: each one received is answered. */
+	while (hx_dispatch_wait(w->srv->dispatch, w->id, &job) == HX_OK) {
+		reply = worker_serve(w, &job, peer, sizeof(peer));
+		hx_dispatch_reply(w->srv->dispatch, w->id, &job, reply, SEND_TIMEOUT_MS, peer);
 	}
 	hx_debug("-", "worker %u: stopped", w->id);
 	return (NULL);
@@ -923,12 +881,6 @@ start_worker(struct server *srv, struct worker *w)
 {
 	int rv;
 
-	if ((rv = nng_ctx_open(&w->ctx, srv->sock)) != 0 ||
-	    (rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0) {
-		hx_error("-", "worker %u: %s", w->id, nng_strerror(rv));
-		return (EXIT_RUNTIME);
-	}
-	w->ctx_open = true;
 	/* Does not fail because the database is down: the store reconnects
 	 * on each call, and requests answer UNAVAILABLE meanwhile. */
 	if (hx_store_open(&w->store, srv->conf.conninfo) != HX_OK) {
@@ -948,7 +900,8 @@ start_workers(struct server *srv)
 {
 	int rc;
 
-	if ((srv->workers = calloc(srv->conf.workers, sizeof(*srv->workers))) == NULL) {
+	if ((srv->workers = calloc(srv->conf.workers, sizeof(*srv->workers))) == NULL ||
+	    hx_dispatch_new(&srv->dispatch, srv->sock, srv->conf.workers) != HX_OK) {
 		hx_error("-", "out of memory");
 		return (EXIT_RUNTIME);
 	}
@@ -963,6 +916,7 @@ start_workers(struct server *srv)
 			return (rc);
 		}
 	}
+	hx_dispatch_start(srv->dispatch);
 	return (EXIT_CLEAN);
 }
 
@@ -1040,12 +994,6 @@ free_workers(struct server *srv)
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		struct worker *w = &srv->workers[i];
 
-		if (w->ctx_open) {
-			nng_ctx_close(w->ctx);
-		}
-		if (w->aio != NULL) {
-			nng_aio_free(w->aio);
-		}
 		if (w->store != NULL) {
 			hx_store_close(w->store);
 		}
@@ -1053,12 +1001,14 @@ free_workers(struct server *srv)
 	free(srv->workers);
 	srv->workers = NULL;
 	srv->n_workers = 0;
+	hx_dispatch_free(srv->dispatch);
+	srv->dispatch = NULL;
 }
 
 /*
  * Stops serving in an order that loses no answer:
- *  1. the stop flag: each worker exits after answering the request it holds
- *     (idle ones within RECV_POLL_MS); no new request is picked up;
+ *  1. the stop flag and the dispatcher's: each worker exits after answering
+ *     the request it holds (idle ones at once); no new request is picked up;
  *  2. join the workers, then stop the delayed auth-failure replies (a key
  *     guesser is owed no answer, and waiting up to HX_THROTTLE_CAP_MS for
  *     its sake would only slow the shutdown);
@@ -1079,7 +1029,12 @@ static void
 server_shutdown(struct server *srv)
 {
 	atomic_store(&srv->stopping, true);
+	hx_dispatch_stop(srv->dispatch);
 	join_workers(srv);
+	/* No receive stays posted: what arrives from now on waits in its
+	 * connection, for the client to resend elsewhere. */
+	hx_dispatch_free(srv->dispatch);
+	srv->dispatch = NULL;
 	defer_stop(srv);
 	hx_http_stop(srv->http);
 	srv->http = NULL;

@@ -177,3 +177,58 @@ def test_health_from_many_threads_during_ingests(clean, server):
     assert counts["health"] == 16 * 25
     assert time.monotonic() - t0 < 120
     assert clean.count() == 100
+
+
+def worker_backends_since(pg, t0):
+    """Pids of the server's database backends whose last transaction ended
+    after t0 (a timestamp from pg's own clock): one per worker that served
+    an ingest since, as each worker has its own connection."""
+    rows = pg.psql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{hx.APP_NAME}' "
+                   f"AND query = 'COMMIT' AND state_change > '{t0}' ORDER BY pid")
+    return [r[0] for r in rows]
+
+
+def test_calls_in_turn_stay_on_one_worker_and_a_busy_one_is_passed_over(clean, server):
+    """dispatch.c: a client calling one call after another is served by the
+    worker that went idle last - one worker, one warm database backend - not
+    by each of the four in turn, as rep0's own order (the longest-waiting
+    context first) would have it. And a request that arrives while that
+    worker is held goes to another: held here on purpose, by the advisory
+    lock a request takes on its request_id, so nothing depends on timing."""
+    def batch(tag, i):
+        return hx.ingest_records([((D0 + datetime.timedelta(days=d)).isoformat(), tag, "x",
+                                   f"{i + 1}.25") for d in range(3)])
+
+    t0 = clean.scalar("SELECT clock_timestamp()")
+    with server.client() as c:
+        for i in range(12):
+            hx.assert_code(hx.call(c, api_key=server.key, ingest=batch("seq", i)), "OK")
+    used = worker_backends_since(clean, t0)
+    assert len(used) == 1, f"12 calls in turn ran on backends {used}"
+
+    held_rid = hx.rid("held")
+    done = {}
+    # the store's own lock on a request_id (store_write.c), taken first
+    lock = f"DO $$BEGIN PERFORM pg_advisory_xact_lock(hashtextextended('{held_rid}', 0)); END$$"
+    with hx.LockHolder(clean, lock):
+        def held():
+            with server.client(timeout_ms=60000) as c:
+                done["resp"] = hx.call(c, api_key=server.key, request_id=held_rid,
+                                       ingest=batch("held", 0))
+
+        t = threading.Thread(target=held)
+        t.start()
+        waiting = hx.wait_until(lambda: hx.lock_waiters(clean), 30, what="the held request")
+        t1 = clean.scalar("SELECT clock_timestamp()")
+        with server.client(timeout_ms=20000) as c:
+            for i in range(3):
+                hx.assert_code(hx.call(c, api_key=server.key, ingest=batch("free", i)), "OK")
+        others = worker_backends_since(clean, t1)
+        assert "resp" not in done, "the held request finished while its lock was held"
+        assert len(waiting) == 1, waiting
+        held_pid = waiting[0][0]
+        assert len(others) == 1 and others[0] != held_pid, (others, waiting)
+    t.join(60)
+    assert not t.is_alive()
+    hx.assert_code(done["resp"], "OK")
+    assert clean.count() == 3 * 3

@@ -3,8 +3,12 @@ counts, idempotent replay by request_id, and the ingestion_runs audit table
 (SERVICE.md sections 3 and 5)."""
 
 import json
+import os
+import re
 from decimal import Decimal
 
+
+import pytest
 
 import hxharness as hx
 from hxharness import pb
@@ -309,3 +313,62 @@ def test_ingestion_runs_row_per_authenticated_ingest(clean, server):
     values = list(ok_row.values())
     assert "mock" in values, f"the source is not recorded: {ok_row}"
     assert 28 in values, f"the counts are not recorded: {ok_row}"
+
+
+# ------------------------------------------------------------- planning --
+
+def jit_compiled_writes(log_text, pids):
+    """The Query Texts of auto_explain entries, logged by one of pids, that
+    are the store's write statements ("WITH prior ...") and were JIT-compiled."""
+    out = []
+    entries = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \w+ \[\d+\])", log_text)
+    for e in entries:
+        m = re.match(r"\S+ \S+ \w+ \[(\d+)\] LOG:  duration: .*?Query Text: (.*?)\n", e, re.S)
+        if m and m.group(1) in pids and m.group(2).startswith("WITH prior") and "JIT:" in e:
+            out.append(m.group(2)[:60])
+    return out
+
+
+def test_no_write_statement_is_jit_compiled(pg, api_key):
+    """store_write.c turns sequential scans off in the write transaction,
+    which adds 1e10 to the cost of any plan that must still scan a table (the
+    COPY path's temp table); Postgres JIT-compiled such a plan, 0.5 s of LLVM
+    per 10,000-record request. The lock statement turns JIT off as well.
+    Here JIT is made to compile everything it may (jit_above_cost = 0) and
+    auto_explain logs every plan of a server started after: no write
+    statement, in any form (arrays, COPY table, fast, plain, dry run, replace
+    window), may show a JIT section."""
+    if pg.scalar("SELECT pg_jit_available()") != "t":
+        pytest.skip("this PostgreSQL has no JIT provider")
+    role = pg.scalar("SELECT current_user")
+    settings = {"session_preload_libraries": "auto_explain", "auto_explain.log_min_duration": "0",
+                "jit": "on", "jit_above_cost": "0"}
+    pg.psql("LOAD 'auto_explain'; " + " ".join(
+        f"ALTER ROLE {role} SET {k} = '{v}';" for k, v in settings.items()))
+    srv = hx.Server(pg.conninfo, keys=[api_key])
+    log_path = os.path.join(pg.dir, "postgres.log")
+    try:
+        start = os.path.getsize(log_path)
+        srv.start()
+        pg.truncate()
+        big = recs(12000, provider="jit", base="1.5")  # COPY path (>= 10,000)
+        for kw in ({"records": big}, {"records": big[:1500], "dry_run": True},
+                   {"records": [(d, p, g, "2.5") for d, p, g, _ in big[:1500]]},  # fast, changed
+                   {"records": big[:28]}, {"records": big[:28]},               # plain, unchanged
+                   {"records": big[:5], "replace": [pb.ReplaceWindow(
+                       provider="jit", from_date=big[0][0], to_date=big[9][0])]}):
+            if "records" in kw:
+                kw["records"] = pb.RecordBatch(records=[hx.cost_record(r) for r in kw["records"]])
+            hx.assert_code(srv.call(ingest=pb.IngestRequest(**kw)), "OK")
+        pids = {r[0] for r in pg.psql(
+            f"SELECT pid FROM pg_stat_activity WHERE application_name = '{hx.APP_NAME}'")}
+        with open(log_path, errors="replace") as f:
+            f.seek(start)
+            text = f.read()
+        logged = text.count("Query Text: WITH prior")
+        assert logged >= 6, f"auto_explain logged {logged} write statements"
+        assert pids and not jit_compiled_writes(text, pids), jit_compiled_writes(text, pids)
+    finally:
+        srv.stop()
+        srv.cleanup()
+        pg.psql(f"ALTER ROLE {role} RESET ALL")

@@ -575,8 +575,9 @@ def v1_server_binary():
 
 def check_upgraded(pg, v1_rows):
     """v1's rows are still there, unchanged, with the v2 columns added."""
-    # v2's migration (2) applied, and the later ones (3: audit, 4: schema review)
-    assert pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations") == "1,2,3,4"
+    # v2's migration (2) applied, and the later ones (3: audit, 4: schema review,
+    # 5: the name checks without translate())
+    assert pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations") == "1,2,3,4,5"
     assert pg.rows() == v1_rows
     assert pg.scalar("SELECT count(*) FROM cost_snapshots WHERE gpu_hours IS NOT NULL") == "0"
     cols = dict(pg.psql("SELECT column_name, data_type || coalesce('(' || numeric_precision || ',' || "
@@ -588,7 +589,9 @@ def check_upgraded(pg, v1_rows):
     # migration 3: v1's rows are their own base, with no key or peer known
     assert all(r["base_request_id"] == r["request_id"] and r["key_id"] is None and r["peer"] is None
                for r in runs), runs
-    # the CHECK holds
+    # the CHECKs hold, migration 5's on the rows v1 stored too
+    with pytest.raises(RuntimeError, match="cost_snapshots_provider_normalised"):
+        pg.psql("UPDATE cost_snapshots SET provider = upper(provider) WHERE id = (SELECT min(id) FROM cost_snapshots)")
     with pytest.raises(RuntimeError, match="cost_snapshots_gpu_hours_check"):
         pg.psql("UPDATE cost_snapshots SET gpu_hours = -1 WHERE id = (SELECT min(id) FROM cost_snapshots)")
 
