@@ -435,21 +435,53 @@ write_file(const char *path, const char *text)
 	return CLI_EXIT_OK;
 }
 
-/* A temporary file with the document, for the JSON ingest path. */
+/* A temporary file with the document, for the JSON ingest path. Its failures
+ * come out as the export's answer (cli_local_error: with --json, the one
+ * object), naming the directory: TMPDIR is the usual cause. */
 static int
 temp_doc(const char *doc, char path[PATH_MAX])
 {
-	const char *dir = getenv("TMPDIR");
-	int         fd;
+	const char *env = getenv("TMPDIR");
+	const char *dir = env != NULL && *env ? env : "/tmp";
+	const char *why = dir == env ? " (TMPDIR)" : "";
+	FILE       *f;
+	int         fd, n, err;
+	bool        ok = false;
 
-	snprintf(path, PATH_MAX, "%s/heliox-bill-XXXXXX.json", dir != NULL && *dir ? dir : "/tmp");
+	n = snprintf(path, PATH_MAX, "%s/heliox-bill-XXXXXX.json", dir);
+	if (n < 0 || n >= PATH_MAX) {
+		return cli_local_error(HX_INTERNAL, CLI_EXIT_OTHER,
+		                       "cannot create a temporary file for the converted document: "
+		                       "the directory name %.64s... (TMPDIR) is too long",
+		                       dir);
+	}
 	fd = mkstemps(path, 5);
 	if (fd < 0) {
-		fprintf(stderr, CLI_NAME ": cannot create a temporary file: %s\n", strerror(errno));
-		return CLI_EXIT_OTHER;
+		return cli_local_error(HX_INTERNAL, CLI_EXIT_OTHER,
+		                       "cannot create a temporary file for the converted document "
+		                       "in %s%s: %s; nothing was sent",
+		                       dir, why, strerror(errno));
 	}
-	close(fd);
-	return write_file(path, doc);
+	if ((f = fdopen(fd, "w")) == NULL) {
+		err = errno;
+		close(fd);
+	} else {
+		ok = fputs(doc, f) != EOF && fputc('\n', f) != EOF;
+		err = errno;
+		/* fclose always: it flushes, and a full disk shows only here */
+		if (fclose(f) != 0 && ok) {
+			ok = false;
+			err = errno;
+		}
+	}
+	if (!ok) {
+		unlink(path);
+		return cli_local_error(HX_INTERNAL, CLI_EXIT_OTHER,
+		                       "cannot write the converted document to the temporary file "
+		                       "%s: %s; nothing was sent",
+		                       path, strerror(err));
+	}
+	return CLI_EXIT_OK;
 }
 
 /* ---- argument handling -------------------------------------------------------------------- */
@@ -650,14 +682,13 @@ run_bill_ingest(int argc, char **argv, bill_args *a, bool *keep, const char *req
 	if (!a->no_replace && nrec > STREAM_DEFAULT_BATCH) {
 		if (nrec > STREAM_MAX_BATCH) {
 			free(doc);
-			fprintf(
-			    stderr,
-			    CLI_NAME
-			    ": the export converts to %zu records, more than one request "
-			    "carries (%u); with replace windows it must be one request: ingest it "
-			    "in parts of fewer days, or with --no-replace\n",
+			/* A usage error: the bill is fine, the way it is sent is not. */
+			return cli_local_error(
+			    HX_INVALID_ARGUMENT, CLI_EXIT_USAGE,
+			    "the export converts to %zu records, more than one request carries "
+			    "(%u); with replace windows it must be one request: ingest it in parts "
+			    "of fewer days, or with --no-replace; nothing was sent",
 			    nrec, STREAM_MAX_BATCH);
-			return CLI_EXIT_USAGE;
 		}
 		snprintf(batch, sizeof(batch), "%zu", nrec);
 		keep_batch = true;
@@ -762,6 +793,9 @@ bill_ingest_json(int argc, char **argv, bill_args *a, bool *keep, const char *re
 	cJSON *conv = NULL;
 	int    rv;
 
+	/* The failures found here before the ingest runs (cli_local_error) are
+	 * the export's answer: with --json, the object held for it. */
+	cli_output_json(a->json);
 	if (!a->json) {
 		return run_bill_ingest(argc, argv, a, keep, request_id, label, cli_main, NULL);
 	}

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -235,3 +236,100 @@ def test_restated_export_replaces_its_window(clean, server):
     assert rc == 0, (so, se)
     assert int(json.loads(so.splitlines()[-1]).get("deleted", 0)) == 0
     assert clean.count() == 8
+
+
+# ---- a bill whose ingest never runs: the one object says why -------------------------------
+
+# SERVICE.md section 7: the exit status a --json object's code goes with. 2 is a usage error,
+# whose object is INVALID_ARGUMENT with "error": "usage" (output.c); 3 the same code without.
+EXIT_CODES = {1: {"INTERNAL", "UNKNOWN", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED", "ABORTED",
+                  "ALREADY_EXISTS", "NOT_FOUND", "OUT_OF_RANGE", "UNIMPLEMENTED", "DATA_LOSS",
+                  "CANCELLED"},
+              2: {"INVALID_ARGUMENT"}, 3: {"INVALID_ARGUMENT"},
+              4: {"UNAUTHENTICATED", "PERMISSION_DENIED"}, 5: {"UNAVAILABLE", "DEADLINE_EXCEEDED"}}
+
+
+def assert_failed_as(rc, o):
+    """o is a failure's object and its code is the one the exit status rc stands for."""
+    assert o["code"] != "OK" and o["code"] in EXIT_CODES[rc], (rc, o)
+    assert (o.get("error") == "usage") == (rc == 2), (rc, o)
+
+
+def big_bill(path, records):
+    """A FOCUS bill of `records` GPU lines, each its own day and GPU type of AWS (16 types,
+    one line a day each), so it converts to exactly `records` records and one replace window."""
+    fams = ["g3", "g4ad", "g4dn", "g5", "g5g", "g6", "g6e", "g7", "g7e", "p2", "p3", "p4d", "p5",
+            "p5e", "p6-b200", "p6-b300"]
+    d0 = date(2016, 1, 1)
+    with open(path, "w") as f:
+        f.write("ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,ProviderName,"
+                "x_UsageType\n")
+        for i in range(records):
+            day = d0 + timedelta(days=i // len(fams))
+            f.write(f"{day.isoformat()}T00:00:00Z,Usage,1,USD,AWS,"
+                    f"BoxUsage:{fams[i % len(fams)]}.xlarge\n")
+
+
+def test_bill_without_a_temp_file_says_so(clean, server, tmp_path):
+    """The converted document cannot be written to a temporary file (TMPDIR does not exist):
+    nothing is sent, the exit status is 1, and ingest --json's one object (sync --json's one
+    line) carries that failure and names the directory, not the conversion's OK."""
+    gone = tmp_path / "no-such-dir"
+    env = {"TMPDIR": str(gone)}
+    p = hx.run_cli(["--url", server.url, "--json", "ingest", SPECIAL], key=server.key, env=env)
+    so, se = p.stdout.decode(), p.stderr.decode()
+    assert p.returncode == 1, (so, se)
+    keys, o = one_json(so)
+    assert_failed_as(p.returncode, o)
+    assert str(gone) in o["message"] and "temporary file" in o["message"], o
+    assert keys[:2] == ["code", "message"] and keys[-4:] == CONV_KEYS, keys
+    assert o["records"] == 8 and o["format"] == "focus-1.0", o
+    assert str(gone) in se, se
+
+    # without --json: the same cause on stderr, nothing on stdout
+    p = hx.run_cli(["--url", server.url, "ingest", SPECIAL], key=server.key, env=env)
+    assert p.returncode == 1, p
+    se = p.stderr.decode()
+    assert "cannot create a temporary file" in se and str(gone) in se, se
+    assert p.stdout.decode() == "", p.stdout
+
+    d = tmp_path / "bills"
+    d.mkdir()
+    shutil.copy(SPECIAL, d / "sept.csv")
+    p = hx.run_cli(["--url", server.url, "--json", "sync", str(d)], key=server.key, env=env)
+    so, se = p.stdout.decode(), p.stderr.decode()
+    assert p.returncode == 1, (so, se)
+    keys, o = one_json(so)
+    assert keys[0] == "export" and o["export"] == "sept.csv", keys
+    assert_failed_as(p.returncode, o)
+    assert str(gone) in o["message"], o
+    assert clean.count() == 0
+
+
+def test_bill_over_the_one_request_limit_says_so(clean, server, tmp_path):
+    """With replace windows an export goes as one request of at most 50,000 records; 50,016
+    are refused before anything is sent: exit 2 (usage: --no-replace or fewer days), and the one
+    object says so, in ingest --json and in sync --json."""
+    d = tmp_path / "bills"
+    d.mkdir()
+    bill = d / "big.csv"
+    big_bill(bill, 50016)
+    rc, so, se = cli("--url", server.url, "--json", "ingest", str(bill), key=server.key)
+    assert rc == 2, (so, se)
+    keys, o = one_json(so)
+    assert_failed_as(rc, o)
+    assert "50016" in o["message"] and "50000" in o["message"], o
+    assert "--no-replace" in o["message"], o
+    assert keys[-4:] == CONV_KEYS and o["records"] == 50016, keys
+
+    rc, so, se = cli("--url", server.url, "ingest", str(bill), key=server.key)
+    assert rc == 2 and so == "", (so, se)
+    assert "50016 records" in se and "(50000)" in se and "--no-replace" in se, se
+
+    rc, so, se = cli("--url", server.url, "--json", "sync", str(d), key=server.key)
+    assert rc == 2, (so, se)
+    keys, o = one_json(so)
+    assert keys[0] == "export" and o["export"] == "big.csv", keys
+    assert_failed_as(rc, o)
+    assert "50000" in o["message"], o
+    assert clean.count() == 0
