@@ -1035,6 +1035,9 @@ server_shutdown(struct server *srv)
 	 * connection, for the client to resend elsewhere. */
 	hx_dispatch_free(srv->dispatch);
 	srv->dispatch = NULL;
+	/* Each later step says when it is done (at debug level), so that a
+	 * shutdown that ever hangs in a library names the step. */
+	hx_debug("-", "shutdown: replies sent, receives stopped");
 	defer_stop(srv);
 	hx_http_stop(srv->http);
 	srv->http = NULL;
@@ -1042,17 +1045,20 @@ server_shutdown(struct server *srv)
 		hx_dbwatch_stop(&srv->watch);
 		srv->watch_ok = false;
 	}
+	hx_debug("-", "shutdown: delayed replies, metrics and database watch stopped");
 	if (srv->sock_open) {
 		nng_msleep(DRAIN_MS);
 		for (size_t i = 0; i < srv->n_listeners; i++) {
 			nng_listener_close(srv->listeners[i]);
 		}
+		hx_debug("-", "shutdown: listeners closed");
 	}
 	free_workers(srv);
 	if (srv->sock_open) {
 		nng_close(srv->sock);
 		srv->sock_open = false;
 	}
+	hx_debug("-", "shutdown: database connections and socket closed");
 }
 
 static void
