@@ -95,7 +95,7 @@ usage(FILE *f)
 	        "  --timeout MS       per-call timeout (default 120000)\n"
 	        "  --server-pid P     the server's pid, for its peak RSS\n"
 	        "  --summary-rows R   rows for the Summary phase (default 1000000; 0 skips it)\n"
-	        "  --summary-reps K   timed calls per Summary case, median kept (default 3)\n"
+	        "  --summary-reps K   timed calls per Summary case, median kept (default 7)\n"
 	        "  --fresh-rounds K   COPY and fresh ingest measured K times, alternating, on\n"
 	        "                     an emptied table; the medians are the figures (default 3)\n"
 	        "  --fresh-only       stop after the fresh rounds (for bench/run.sh --fresh-runs)\n"
@@ -1808,7 +1808,7 @@ main(int argc, char **argv)
 		.echo_workers = 8,
 		.timeout_ms = 120000,
 		.summary_rows = 1000000,
-		.summary_reps = 3,
+		.summary_reps = 7,
 		.fresh_rounds = 3,
 	};
 	bench b;

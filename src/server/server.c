@@ -68,6 +68,7 @@
 #define MIGRATE_WAIT_MS 30000u
 #define SEND_TIMEOUT_MS 10000 /* a reply queued behind others on one connection */
 #define DRAIN_MS        150   /* see server_shutdown() */
+#define CLOSE_WAIT_MS   5000  /* see close_socket() */
 #define PEER_MAX        160
 #define DEFER_SLOTS     64     /* delayed auth-failure replies at once; more are dropped */
 #define RELOAD_WAIT_MS  60000u /* how long a replaced key set waits for requests using it */
@@ -1005,6 +1006,80 @@ free_workers(struct server *srv)
 	srv->dispatch = NULL;
 }
 
+/* close_socket's watch: ends the process if nng_close has not returned
+ * by the deadline. */
+struct close_watch {
+	pthread_mutex_t lk;
+	pthread_cond_t  cv;
+	bool            done;
+};
+
+static void *
+close_watch_main(void *arg)
+{
+	struct close_watch *cw = arg;
+	struct timespec     deadline;
+	int                 rv = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += CLOSE_WAIT_MS / 1000;
+	pthread_mutex_lock(&cw->lk);
+	while (!cw->done && rv != ETIMEDOUT) {
+		rv = pthread_cond_timedwait(&cw->cv, &cw->lk, &deadline);
+	}
+	if (!cw->done) {
+		hx_warn("-",
+		        "shutdown: nng_close has not returned in %d s; exiting anyway (every "
+		        "request received was answered, the database connections are closed)",
+		        CLOSE_WAIT_MS / 1000);
+		_exit(EXIT_CLEAN);
+	}
+	pthread_mutex_unlock(&cw->lk);
+	return (NULL);
+}
+
+/*
+ * nng_close, bounded. Debian's nng 1.5.2 has been seen to wait for good in
+ * nng_close at shutdown, after every worker had answered its last request
+ * and the listeners were closed (test_faults, once in a few runs, after a
+ * test whose client resent requests). Nothing is left to lose by then, and
+ * a SIGTERM that never ends the process is worse than an exit that skips
+ * nng's teardown, so a watch thread ends the process after CLOSE_WAIT_MS.
+ */
+static void
+close_socket(nng_socket sock)
+{
+	struct close_watch cw = { .done = false };
+	pthread_condattr_t ca;
+	pthread_t          t;
+	bool               watching = false;
+
+	if (pthread_mutex_init(&cw.lk, NULL) == 0) {
+		if (pthread_condattr_init(&ca) == 0 &&
+		    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+		    pthread_cond_init(&cw.cv, &ca) == 0) {
+			watching = pthread_create(&t, NULL, close_watch_main, &cw) == 0;
+			if (!watching) {
+				pthread_cond_destroy(&cw.cv);
+			}
+			pthread_condattr_destroy(&ca);
+		}
+		if (!watching) {
+			pthread_mutex_destroy(&cw.lk);
+		}
+	}
+	nng_close(sock);
+	if (watching) {
+		pthread_mutex_lock(&cw.lk);
+		cw.done = true;
+		pthread_cond_signal(&cw.cv);
+		pthread_mutex_unlock(&cw.lk);
+		pthread_join(t, NULL);
+		pthread_cond_destroy(&cw.cv);
+		pthread_mutex_destroy(&cw.lk);
+	}
+}
+
 /*
  * Stops serving in an order that loses no answer:
  *  1. the stop flag and the dispatcher's: each worker exits after answering
@@ -1035,6 +1110,9 @@ server_shutdown(struct server *srv)
 	 * connection, for the client to resend elsewhere. */
 	hx_dispatch_free(srv->dispatch);
 	srv->dispatch = NULL;
+	/* Each later step says when it is done (at debug level), so that a
+	 * shutdown that ever hangs in a library names the step. */
+	hx_debug("-", "shutdown: replies sent, receives stopped");
 	defer_stop(srv);
 	hx_http_stop(srv->http);
 	srv->http = NULL;
@@ -1042,17 +1120,20 @@ server_shutdown(struct server *srv)
 		hx_dbwatch_stop(&srv->watch);
 		srv->watch_ok = false;
 	}
+	hx_debug("-", "shutdown: delayed replies, metrics and database watch stopped");
 	if (srv->sock_open) {
 		nng_msleep(DRAIN_MS);
 		for (size_t i = 0; i < srv->n_listeners; i++) {
 			nng_listener_close(srv->listeners[i]);
 		}
+		hx_debug("-", "shutdown: listeners closed");
 	}
 	free_workers(srv);
 	if (srv->sock_open) {
-		nng_close(srv->sock);
+		close_socket(srv->sock);
 		srv->sock_open = false;
 	}
+	hx_debug("-", "shutdown: database connections and socket closed");
 }
 
 static void

@@ -336,27 +336,24 @@ def test_req_resend_of_a_slow_ingest_runs_once(pg, srv4):
     pg.truncate()
     r = hx.rid("resend")
     n = 50
-    c = srv4.client()
-    hx.set_resend_time(c, 200)
+    # the resending socket lives in a child process (hx.resending_call says why)
+    req = hx.make_request(srv4.key, r, 20000, ingest=hx.ingest_records(recs("resend", n)))
     # Held by a row, not a table lock: the ingest blocks on the uncommitted
     # row after its statement has begun, so its copies, taken up meanwhile by
     # the other workers, are kept out only by the server's own serialisation
     # of one request_id (a table lock would serialise them for it).
     row_lock = ("INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd) "
                 f"VALUES ('{D0.isoformat()}', 'resend', 'g0', 1)")
-    try:
-        with hx.LockHolder(pg, row_lock) as lock:
-            bg = Bg(lambda: hx.call(c, api_key=srv4.key, request_id=r, timeout_ms=20000,
-                                    recv_timeout_ms=30000, ingest=hx.ingest_records(recs("resend", n))))
-            try:
-                hx.wait_until(lambda: hx.lock_waiters(pg), 10, what="the ingest waiting on the lock")
-                time.sleep(1.5)  # ~7 resends of 200 ms
-                assert not bg.done(), hx.describe(bg.join())
-            finally:
-                lock.release()
-            resp = bg.join(30)
-    finally:
-        c.close()
+    with hx.LockHolder(pg, row_lock) as lock:
+        bg = Bg(lambda: hx.resending_call(srv4.url, req, 200, 30000))
+        try:
+            hx.wait_until(lambda: hx.lock_waiters(pg), 10, what="the ingest waiting on the lock")
+            time.sleep(1.5)  # ~7 resends of 200 ms
+            assert not bg.done(), hx.describe(bg.join())
+        finally:
+            lock.release()
+        resp = bg.join(60)
+    assert resp.request_id == r, hx.describe(resp)
     hx.assert_code(resp, "OK")
     hx.assert_counts(resp, received=n, inserted=n, updated=0, unchanged=0, failed=0)
     # the copies that reached the server have all been answered by now
