@@ -101,7 +101,8 @@ struct deferred {
  */
 #define HX_MAX_LISTEN_WATCH 16
 #define TLS_WATCH_LOG_MS    10000
-#define TLS_WATCH_PEERS     8 /* addresses named in one line; the rest counted */
+#define TLS_WATCH_PEERS     8    /* addresses named in one line; the rest counted */
+#define TLS_NUDGE_GRACE_MS  5000 /* see watch_tls */
 
 struct tls_watch {
 	bool     on;
@@ -115,6 +116,7 @@ struct tls_watch {
 	size_t   n_peers;
 	char     peers[TLS_WATCH_PEERS][HX_PEER_TEXT_MAX];
 	nng_time last_log;
+	nng_time nudged; /* when tls_nudge last ran; 0: never */
 };
 
 struct worker {
@@ -1271,6 +1273,7 @@ tls_nudge(struct server *srv, size_t i)
 	}
 	if (connect(fd, (struct sockaddr *) &ss, len) == 0 && i < HX_MAX_LISTEN_WATCH) {
 		srv->tls_watch[i].ours++;
+		srv->tls_watch[i].nudged = nng_clock();
 		len = sizeof(ss);
 		if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
 			hx_peerwatch_ignore((struct sockaddr *) &ss, len);
@@ -1438,6 +1441,19 @@ watch_tls(struct server *srv)
 		 * the one behind two ticks to catch up. */
 		if (w->closed != w->pending && w->waited++ < 2) {
 			continue;
+		}
+		/* Failures no peer accounts for, just after a reload nudge, are
+		 * the nudge's: its one connection has been counted twice by nng
+		 * (once in CI, under load: "1 failed, from an unknown address"
+		 * right after a SIGHUP). A client's failure has its peer, and is
+		 * still reported. */
+		if (w->pending > w->closed && w->nudged != 0 &&
+		    now - w->nudged < TLS_NUDGE_GRACE_MS) {
+			w->pending = w->closed;
+			if (w->pending == 0) {
+				w->waited = 0;
+				continue;
+			}
 		}
 		if (w->last_log == 0 || now - w->last_log >= TLS_WATCH_LOG_MS) {
 			log_failures(srv->conf.listen[i], w);
