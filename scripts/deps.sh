@@ -14,7 +14,7 @@ HX_DEPS=(
 	libprotobuf-c-dev protobuf-c-compiler libnng-dev libpq-dev libcjson-dev libssl-dev
 	# billing exports: CSV splitting and gzip (clients/convert)
 	libcsv-dev zlib1g-dev
-	# tests and demo
+	# tests and demo (postgresql brings the JIT provider test_ingest_modes needs)
 	postgresql libcmocka-dev protobuf-compiler python3-protobuf python3-pytest
 	# operating: promtool and a real Prometheus server scrape /metrics, PgBouncer
 	# sits in front of the database, systemd-analyze verifies the units
