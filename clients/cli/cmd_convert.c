@@ -29,6 +29,7 @@
 
 #include "heliox/convert.h"
 
+#include "args.h"
 #include "cli.h"
 #include "cmd_convert.h"
 #include "output.h"
@@ -301,6 +302,37 @@ base_name(const char *p)
 	return s != NULL ? s + 1 : p;
 }
 
+/* Adds each of v's violations to arr as {"field", "description"}. */
+static void
+violations_json(cJSON *arr, const hx_violations *v)
+{
+	for (size_t i = 0; arr != NULL && i < v->len; i++) {
+		cJSON *x = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(x, "field", v->items[i].field);
+		cJSON_AddStringToObject(x, "description", v->items[i].description);
+		cJSON_AddItemToArray(arr, x);
+	}
+}
+
+/* A conversion's JSON answer o (taken): to *json_out when the caller holds
+ * the answer, else printed - on stdout unless stdout carries the document
+ * (no -o), then on stderr. */
+static void
+json_answer(const bill_args *a, cJSON *o, cJSON **json_out)
+{
+	char *s;
+
+	if (json_out != NULL) {
+		*json_out = o;
+		return;
+	}
+	s = cJSON_PrintUnformatted(o);
+	fprintf(a->out != NULL ? stdout : stderr, "%s\n", s != NULL ? s : "");
+	free(s);
+	cJSON_Delete(o);
+}
+
 /* Converts files[] to a document. Returns the exit status; *doc_out set on OK.
  * With --json and json_out, the report object goes to *json_out (the caller
  * owns it) instead of being printed. */
@@ -326,8 +358,19 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 	hx_violations_init(&v, 100);
 	map = load_map(a->gpu_map, &v);
 	if (map == NULL) {
-		fprintf(stderr, CLI_NAME ": the GPU map cannot be used:\n");
-		violations_text(stderr, &v);
+		if (a->json) {
+			/* The answer of a bill that never converted: what is wrong
+			 * with the map, as an object like every other one. */
+			cJSON *o = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(o, "code", hx_status_name(HX_INVALID_ARGUMENT));
+			cJSON_AddStringToObject(o, "message", "the GPU map cannot be used");
+			violations_json(cJSON_AddArrayToObject(o, "violations"), &v);
+			json_answer(a, o, json_out);
+		} else {
+			fprintf(stderr, CLI_NAME ": the GPU map cannot be used:\n");
+			violations_text(stderr, &v);
+		}
 		hx_violations_free(&v);
 		return CLI_EXIT_USAGE;
 	}
@@ -359,8 +402,8 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 		rv = st == HX_INVALID_ARGUMENT ? CLI_EXIT_INVALID : CLI_EXIT_OTHER;
 	}
 	if (a->json) {
-		cJSON *o = cJSON_CreateObject(), *arr;
-		char  *s;
+		cJSON *o = cJSON_CreateObject();
+
 		cJSON_AddStringToObject(o, "code", hx_status_name(st));
 		cJSON_AddStringToObject(
 		    o, "message",
@@ -370,22 +413,8 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 		cJSON_AddStringToObject(o, "mapping_version", hx_gpu_map_version(map));
 		cJSON_AddNumberToObject(o, "records", (double) nrec);
 		cJSON_AddItemToObject(o, "report", report_json(hx_convert_report(c)));
-		arr = cJSON_AddArrayToObject(o, "violations");
-		for (size_t i = 0; i < v.len; i++) {
-			cJSON *x = cJSON_CreateObject();
-			cJSON_AddStringToObject(x, "field", v.items[i].field);
-			cJSON_AddStringToObject(x, "description", v.items[i].description);
-			cJSON_AddItemToArray(arr, x);
-		}
-		if (json_out != NULL) {
-			*json_out = o;
-		} else {
-			s = cJSON_PrintUnformatted(o);
-			/* stdout carries the document unless -o took it. */
-			fprintf(a->out != NULL ? stdout : stderr, "%s\n", s);
-			free(s);
-			cJSON_Delete(o);
-		}
+		violations_json(cJSON_AddArrayToObject(o, "violations"), &v);
+		json_answer(a, o, json_out);
 	} else if (st != HX_OK || !quiet_ok) {
 		report_text(stderr, name, c, nrec);
 		if (st != HX_OK) {
@@ -486,11 +515,12 @@ temp_doc(const char *doc, char path[PATH_MAX])
 
 /* ---- argument handling -------------------------------------------------------------------- */
 
+/* A usage error of a billing command: on stderr, and with --json also the
+ * one object on stdout, as for every other command (cli_usage_error). */
 static int
 usage(const char *msg, const char *arg)
 {
-	fprintf(stderr, CLI_NAME ": %s%s%s\n", msg, arg ? " " : "", arg ? arg : "");
-	return CLI_EXIT_USAGE;
+	return cli_usage_error("%s%s%s", msg, arg ? " " : "", arg ? arg : "");
 }
 
 /* Reads the billing options after the command word; the others stay for
@@ -807,6 +837,24 @@ bill_ingest_json(int argc, char **argv, bill_args *a, bool *keep, const char *re
 
 /* ---- sync ------------------------------------------------------------------------------------ */
 
+/* What an exit status says (SERVICE.md section 7), for sync's text line. */
+static const char *
+exit_word(int rv)
+{
+	switch (rv) {
+	case CLI_EXIT_USAGE:
+		return "usage error";
+	case CLI_EXIT_INVALID:
+		return "INVALID_ARGUMENT";
+	case CLI_EXIT_AUTH:
+		return "UNAUTHENTICATED";
+	case CLI_EXIT_UNAVAILABLE:
+		return "UNAVAILABLE";
+	default:
+		return "failed";
+	}
+}
+
 struct exp {
 	char   path[PATH_MAX];
 	bool   dir;
@@ -893,9 +941,10 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 	}
 	dir = a->files[0];
 	if ((d = opendir(dir)) == NULL) {
+		int err = errno;
+
 		free(keep);
-		fprintf(stderr, CLI_NAME ": sync: cannot read %s: %s\n", dir, strerror(errno));
-		return CLI_EXIT_USAGE;
+		return cli_usage_error("sync: cannot read %s: %s", dir, strerror(err));
 	}
 	while ((de = readdir(d)) != NULL) {
 		struct stat sb;
@@ -954,7 +1003,10 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 		if (!content_id(files, nf, rid)) {
 			fprintf(stderr, "%s: cannot read its files\n", label);
 			rv = CLI_EXIT_OTHER;
-			if (a->json) {
+			if (!a->json) {
+				printf("%s: %s (exit %d); the error is on stderr\n", label,
+				       exit_word(rv), rv);
+			} else {
 				emit_export(
 				    label, status_json(HX_INTERNAL, "cannot read its files"), NULL);
 			}
@@ -981,6 +1033,11 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 			} else {
 				rv = bill_ingest_json(argc, argv, &one, keep, rid, label, label,
 				                      cli_main);
+			}
+			if (!a->json && rv != CLI_EXIT_OK) {
+				/* A failure says why on stderr only, so the export's
+				 * line ("one line per export") is ended here. */
+				printf("%s (exit %d); the error is on stderr\n", exit_word(rv), rv);
 			}
 			fflush(stdout);
 		}
@@ -1041,6 +1098,9 @@ cli_bill_main(int argc, char **argv, cli_main_fn cli_main)
 		return cli_main(argc, argv);
 	}
 	a.cmd_at = i;
+	/* A usage error found while reading the billing options comes out as
+	 * JSON too when --json is anywhere (as run_command does). */
+	cli_output_json(cli_json_prescan(argc, argv));
 	if (strcmp(argv[i], "convert") == 0 || strcmp(argv[i], "sync") == 0) {
 		if (any_arg(argc, argv, (const char *const[]){ "--help", "-h", NULL })) {
 			fputs(usage_bill, stdout);

@@ -142,6 +142,63 @@ def test_sync_twice_sends_nothing_new(clean, server, tmp_path):
         assert "replayed" in b and "replayed" not in a, (a, b)
 
 
+def test_billing_usage_errors_with_json_are_one_object(tmp_path):
+    """A usage error of convert, sync or a bill's ingest options, with --json before or after the
+    command: the one JSON object with "error": "usage" on stdout (as every other command gives),
+    the message and the --help hint on stderr, exit 2; without --json, stdout stays empty."""
+    cases = [
+        (["convert", "--format", "bogus", SPECIAL], "--format must be auto, heliox, focus or aws-cur, not bogus"),
+        (["convert"], "convert: give one or more FILEs (the parts of one export)"),
+        (["sync"], "sync: give one DIR"),
+        (["sync", str(tmp_path / "nowhere")], f"sync: cannot read {tmp_path / 'nowhere'}: No such file or directory"),
+        (["ingest", "--format", "bogus", SPECIAL], "--format must be auto, heliox, focus or aws-cur, not bogus"),
+        (["ingest", SPECIAL, "--gpu-map"], "option needs a value: --gpu-map"),
+    ]
+    for args, message in cases:
+        for argv in (["--json"] + args, args[:1] + ["--json"] + args[1:]):
+            rc, so, se = cli(*argv)
+            assert rc == 2, (argv, so, se)
+            keys, o = one_json(so)
+            assert keys == ["code", "message", "request_id", "error", "violations"], (argv, keys)
+            assert (o["code"], o["message"], o["error"]) == ("INVALID_ARGUMENT", message, "usage"), (argv, o)
+            assert se.startswith(f"heliox-ingest: {message}\n") and "--help" in se, (argv, se)
+        rc, so, se = cli(*args)
+        assert (rc, so) == (2, "") and message in se, (args, so, se)
+
+
+def test_sync_text_is_one_line_per_export_even_when_one_fails(clean, server, tmp_path):
+    """sync without --json: stdout has exactly one line per export (SERVICE.md section 7). An
+    export that fails says why on stderr, and its stdout line still ends, naming the failure, so
+    the next export's line does not run on after it; the good export is sent."""
+    d = tmp_path / "bills"
+    d.mkdir()
+    shutil.copy(SPECIAL, d / "a-good.csv")
+    (d / "b-bad.csv").write_text("ChargePeriodStart,ChargeCategory,EffectiveCost,BillingCurrency,"
+                                 "ProviderName,x_UsageType\n"
+                                 "2024-09-01T30:00:00Z,Usage,1,USD,AWS,BoxUsage:g5.xlarge\n")
+    (d / "c-bad.json").write_text('{"cost_data": ')
+    os.utime(d / "a-good.csv", (1, 1))
+    os.utime(d / "b-bad.csv", (2, 2))
+    os.utime(d / "c-bad.json", (3, 3))
+    rc, so, se = cli("--url", server.url, "sync", str(d), key=server.key)
+    assert rc == 3, (so, se)
+    lines = so.splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("a-good.csv: ingest: OK "), lines
+    assert lines[1] == "b-bad.csv: INVALID_ARGUMENT (exit 3); the error is on stderr", lines
+    assert lines[2] == "c-bad.json: INVALID_ARGUMENT (exit 3); the error is on stderr", lines
+    assert f"{d / 'b-bad.csv'}:2.1" in se and "c-bad.json" not in so.split("\n", 2)[1], se
+    assert clean.count() == 8
+
+    # the same with a GPU map that cannot be read: every export fails, each on its own line
+    rc, so, se = cli("--url", server.url, "sync", "--gpu-map", str(tmp_path / "none.csv"), str(d),
+                     key=server.key)
+    assert rc == 2, (so, se)  # the first failure's status
+    lines = so.splitlines()
+    assert [x.split(": ", 1)[1] for x in lines[:2]] == ["usage error (exit 2); the error is on stderr"] * 2, lines
+    assert len(lines) == 3 and "the GPU map cannot be used" in se, (so, se)
+
+
 def test_sync_json_is_json_lines(clean, server, tmp_path):
     """sync --json: stdout is JSON Lines, one object per export with its name, the ingest
     result and the conversion report; a bad export is its own line with its violation path;
@@ -207,10 +264,15 @@ def test_ingest_json_of_a_bill_that_fails_is_one_object(clean, server, tmp_path)
     assert keys == ["code", "message", "violations"] + CONV_KEYS, keys
     assert o["violations"][0]["field"] == f"{bad}:2.1", o
 
+    # A map that cannot be read: the answer names it, as JSON like every other answer
     rc, so, se = cli("--url", server.url, "--json", "ingest", "--gpu-map", str(tmp_path / "none.csv"),
                      SPECIAL, key=server.key)
-    assert rc == 2 and "the GPU map cannot be used" in se, (so, se)
-    assert one_json(so) == (["code", "message"], {"code": "INTERNAL", "message": "no answer was printed"})
+    assert rc == 2 and se == "", (so, se)
+    keys, o = one_json(so)
+    assert keys == ["code", "message", "violations"], keys
+    assert (o["code"], o["message"]) == ("INVALID_ARGUMENT", "the GPU map cannot be used"), o
+    assert [v["field"] for v in o["violations"]] == [str(tmp_path / "none.csv")], o
+    assert "No such file" in o["violations"][0]["description"], o
     assert clean.count() == 0
 
     # --help beside a bill: the help of ingest, as without one; nothing converted or sent
