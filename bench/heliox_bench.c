@@ -1648,6 +1648,17 @@ same_decimal(const char *ours, const char *pg)
 	return hx_money_normalize_text(pg, norm, sizeof norm) == 0 && strcmp(ours, norm) == 0;
 }
 
+/* The bare query, timed into *ms. */
+static PGresult *
+bare_exec(bench *b, const char *sql, double *ms)
+{
+	uint64_t  t0 = now_ns();
+	PGresult *r = PQexec(b->pg, sql);
+
+	*ms = (double) (now_ns() - t0) / 1e6;
+	return r;
+}
+
 /* One timed call each way, the service's first unless bare_first (the
  * second of a pair finds the index pages in the CPU's caches, so the
  * order alternates); false on a failed call or rows that differ. */
@@ -1668,20 +1679,12 @@ summary_once(bench *b, int g, int f, bool bare_first, double *srv_ms, double *sq
 
 	memset(&rep, 0, sizeof rep);
 	summary_sql(sql, sizeof sql, g, f);
-	r = NULL;
-	if (bare_first) {
-		t0 = now_ns();
-		r = PQexec(b->pg, sql);
-		*sql_ms = (double) (now_ns() - t0) / 1e6;
-	}
+	r = bare_first ? bare_exec(b, sql, sql_ms) : NULL;
 	t0 = now_ns();
 	hx_client_summary(b->client, &q, &o, &rep);
 	*srv_ms = (double) (now_ns() - t0) / 1e6;
-	if (!bare_first) {
-		t0 = now_ns();
-		r = PQexec(b->pg, sql);
-		*sql_ms = (double) (now_ns() - t0) / 1e6;
-	}
+	if (!bare_first)
+		r = bare_exec(b, sql, sql_ms);
 	ok = rep.code == HX_OK && rep.kind == HX_RESULT_SUMMARY &&
 	    PQresultStatus(r) == PGRES_TUPLES_OK && (size_t) PQntuples(r) == rep.n_rows &&
 	    (rep.n_rows == 0 ||

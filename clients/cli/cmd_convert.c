@@ -302,19 +302,6 @@ base_name(const char *p)
 	return s != NULL ? s + 1 : p;
 }
 
-/* Adds each of v's violations to arr as {"field", "description"}. */
-static void
-violations_json(cJSON *arr, const hx_violations *v)
-{
-	for (size_t i = 0; arr != NULL && i < v->len; i++) {
-		cJSON *x = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(x, "field", v->items[i].field);
-		cJSON_AddStringToObject(x, "description", v->items[i].description);
-		cJSON_AddItemToArray(arr, x);
-	}
-}
-
 /* A conversion's JSON answer o (taken): to *json_out when the caller holds
  * the answer, else printed - on stdout unless stdout carries the document
  * (no -o), then on stderr. */
@@ -365,7 +352,7 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 
 			cJSON_AddStringToObject(o, "code", hx_status_name(HX_INVALID_ARGUMENT));
 			cJSON_AddStringToObject(o, "message", "the GPU map cannot be used");
-			violations_json(cJSON_AddArrayToObject(o, "violations"), &v);
+			cli_json_violations(o, v.items, v.len);
 			json_answer(a, o, json_out);
 		} else {
 			fprintf(stderr, CLI_NAME ": the GPU map cannot be used:\n");
@@ -413,7 +400,7 @@ convert_export(const bill_args *a, const char *const *files, size_t n, const cha
 		cJSON_AddStringToObject(o, "mapping_version", hx_gpu_map_version(map));
 		cJSON_AddNumberToObject(o, "records", (double) nrec);
 		cJSON_AddItemToObject(o, "report", report_json(hx_convert_report(c)));
-		violations_json(cJSON_AddArrayToObject(o, "violations"), &v);
+		cli_json_violations(o, v.items, v.len);
 		json_answer(a, o, json_out);
 	} else if (st != HX_OK || !quiet_ok) {
 		report_text(stderr, name, c, nrec);
@@ -855,6 +842,14 @@ exit_word(int rv)
 	}
 }
 
+/* Ends a failed export's line of sync's text output: the failure says why
+ * on stderr only, and the contract wants one line per export. */
+static void
+end_failed_line(int rv)
+{
+	printf("%s (exit %d); the error is on stderr\n", exit_word(rv), rv);
+}
+
 struct exp {
 	char   path[PATH_MAX];
 	bool   dir;
@@ -1004,8 +999,8 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 			fprintf(stderr, "%s: cannot read its files\n", label);
 			rv = CLI_EXIT_OTHER;
 			if (!a->json) {
-				printf("%s: %s (exit %d); the error is on stderr\n", label,
-				       exit_word(rv), rv);
+				printf("%s: ", label);
+				end_failed_line(rv);
 			} else {
 				emit_export(
 				    label, status_json(HX_INTERNAL, "cannot read its files"), NULL);
@@ -1035,9 +1030,7 @@ run_sync(int argc, char **argv, bill_args *a, cli_main_fn cli_main)
 				                      cli_main);
 			}
 			if (!a->json && rv != CLI_EXIT_OK) {
-				/* A failure says why on stderr only, so the export's
-				 * line ("one line per export") is ended here. */
-				printf("%s (exit %d); the error is on stderr\n", exit_word(rv), rv);
+				end_failed_line(rv);
 			}
 			fflush(stdout);
 		}
