@@ -1,7 +1,8 @@
 /*
  * test_base.c - the primitives of src/base: clock, calendar dates (checked
  * against timegm over every day of 1600-2400), UUIDs, trim and lower-case,
- * counts, err formatting, FNV-1a and fmix64 (published test vectors).
+ * counts, err formatting, FNV-1a and fmix64 (published test vectors), the
+ * unpack arena and the spare block.
  */
 #define _GNU_SOURCE /* timegm */
 #include <setjmp.h>
@@ -11,14 +12,17 @@
 
 #include <cmocka.h>
 
+#include <stdalign.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/arena.h"
 #include "base/clock.h"
 #include "base/date.h"
 #include "base/errf.h"
 #include "base/hash.h"
+#include "base/spare.h"
 #include "base/text.h"
 #include "base/uuid.h"
 
@@ -228,6 +232,114 @@ test_hash_vectors(void **state)
 	            0x446a16372e50730fULL);
 }
 
+/* Every piece is aligned, writable for its whole length and apart from
+ * every other, across block boundaries and for a piece larger than any
+ * block the doubling would give. */
+static void
+test_arena_pieces(void **state)
+{
+	enum { N = 600 };
+	static const size_t sizes[] = { 0, 1, 7, 16, 33, 100, 1000, 5000 };
+	unsigned char      *p[N];
+	size_t              len[N];
+	hx_arena            a;
+
+	(void) state;
+	hx_arena_init(&a, 256, NULL);
+	for (int round = 0; round < 2; round++) { /* the second after a free */
+		for (size_t i = 0; i < N; i++) {
+			len[i] = i == N - 1 ? 1u << 20 : sizes[i % 8];
+			p[i] = hx_arena_alloc(&a, len[i]);
+			assert_non_null(p[i]);
+			assert_int_equal((uintptr_t) p[i] % alignof(max_align_t), 0);
+			memset(p[i], (int) (i & 0xff), len[i]);
+		}
+		for (size_t i = 0; i < N; i++)
+			for (size_t k = 0; k < len[i]; k++)
+				assert_int_equal(p[i][k], i & 0xff);
+		hx_arena_free(&a, round);
+	}
+	/* A size no block can have fails cleanly, and the arena still works. */
+	assert_null(hx_arena_alloc(&a, SIZE_MAX));
+	assert_null(hx_arena_alloc(&a, SIZE_MAX - 8));
+	assert_non_null(hx_arena_alloc(&a, 8));
+	hx_arena_free(&a, 0);
+	hx_arena_free(&a, 0); /* freeing an empty arena is a no-op */
+}
+
+static void
+test_spare(void **state)
+{
+	hx_spare s = HX_SPARE_INIT;
+	char    *a, *b, *c;
+
+	(void) state;
+	hx_spare_free(&s, NULL);
+	a = hx_spare_alloc(&s, 4096);
+	assert_non_null(a);
+	memset(a, 1, 4096);
+	hx_spare_free(&s, a);
+	b = hx_spare_alloc(&s, 1000); /* fits the kept block */
+	if (HX_SPARE_KEEPS)
+		assert_ptr_equal(a, b);
+	c = hx_spare_alloc(&s, 100); /* the slot is empty while b is out */
+	assert_non_null(c);
+	assert_ptr_not_equal(b, c);
+	memset(c, 2, 100);
+	hx_spare_free(&s, b);
+	hx_spare_free(&s, c); /* the larger, b, is the one kept */
+	a = hx_spare_alloc(&s, 4096);
+	if (HX_SPARE_KEEPS)
+		assert_ptr_equal(a, b);
+	memset(a, 3, 4096);
+	hx_spare_free(&s, a);
+	b = hx_spare_alloc(&s, 8192); /* the kept one is too small: a new one */
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	memset(b, 4, 8192);
+	hx_spare_free(&s, b); /* the larger again: b stays, a goes */
+	/* A block over HX_SPARE_MAX is neither kept nor costs the kept one. */
+	a = hx_spare_alloc(&s, HX_SPARE_MAX + 1);
+	assert_non_null(a);
+	hx_spare_free(&s, a);
+	a = hx_spare_alloc(&s, 16);
+	if (HX_SPARE_KEEPS)
+		assert_ptr_equal(a, b);
+	hx_spare_free(&s, a);
+	assert_null(hx_spare_alloc(&s, SIZE_MAX));
+	hx_spare_drain(&s);
+	hx_spare_drain(&s);
+}
+
+/* An arena with a spare gives its first block back, and the next arena
+ * starts from it: the same address, and no byte of the last use is
+ * readable through a wiped free. */
+static void
+test_arena_spare(void **state)
+{
+	hx_spare       s = HX_SPARE_INIT;
+	hx_arena       a;
+	unsigned char *p, *q;
+
+	(void) state;
+	hx_arena_init(&a, 4096, &s);
+	p = hx_arena_alloc(&a, 64);
+	assert_non_null(p);
+	memset(p, 0xab, 64);
+	assert_non_null(hx_arena_alloc(&a, 10000)); /* a second block, malloc's */
+	hx_arena_free(&a, 1);
+	hx_arena_init(&a, 4096, &s);
+	q = hx_arena_alloc(&a, 64);
+	assert_non_null(q);
+	if (HX_SPARE_KEEPS) {
+		assert_ptr_equal(p, q);
+		for (int k = 0; k < 64; k++)
+			assert_int_equal(q[k], 0);
+	}
+	hx_arena_free(&a, 0);
+	hx_spare_drain(&s);
+}
+
 int
 main(void)
 {
@@ -240,6 +352,9 @@ main(void)
 		cmocka_unit_test(test_text_count),
 		cmocka_unit_test(test_errf),
 		cmocka_unit_test(test_hash_vectors),
+		cmocka_unit_test(test_arena_pieces),
+		cmocka_unit_test(test_spare),
+		cmocka_unit_test(test_arena_spare),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,112 @@
+/*
+ * arena.c - see base/arena.h.
+ */
+#include "base/arena.h"
+
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hx_arena_block {
+	hx_arena_block *next;
+	size_t          size, used;
+	int             spared; /* from the arena's spare */
+	max_align_t     data[]; /* size bytes */
+};
+
+#define ALIGN_UP(n) (((n) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
+
+void
+hx_arena_init(hx_arena *a, size_t first_size, hx_spare *spare)
+{
+	a->head = NULL;
+	a->first = first_size > 0 ? first_size : 1024;
+	a->spare = spare;
+}
+
+/* A block for at least n bytes: double the last one, or the first size.
+ * Under AddressSanitizer every piece gets a block of its own, so that
+ * reading past one is still caught. */
+static hx_arena_block *
+arena_grow(hx_arena *a, size_t n)
+{
+	size_t          size = a->head == NULL      ? a->first
+	             : a->head->size > SIZE_MAX / 2 ? SIZE_MAX
+	                                            : a->head->size * 2;
+	hx_arena_block *b;
+	int             spared;
+
+	if (!HX_SPARE_KEEPS) {
+		size = n; /* under AddressSanitizer (base/spare.h) */
+	}
+	if (size < n) {
+		size = n;
+	}
+	if (size > SIZE_MAX - sizeof(*b)) {
+		return NULL;
+	}
+	spared = a->head == NULL && a->spare != NULL;
+	b = spared ? hx_spare_alloc(a->spare, sizeof(*b) + size) : malloc(sizeof(*b) + size);
+	if (b == NULL) {
+		return NULL;
+	}
+	b->spared = spared;
+	b->next = a->head;
+	b->size = size;
+	b->used = 0;
+	a->head = b;
+	return b;
+}
+
+void *
+hx_arena_alloc(hx_arena *a, size_t n)
+{
+	hx_arena_block *b = a->head;
+	void           *p;
+
+	if (n > SIZE_MAX - alignof(max_align_t)) {
+		return NULL;
+	}
+	n = ALIGN_UP(n > 0 ? n : 1);
+	if (b == NULL || b->size - b->used < n) {
+		if ((b = arena_grow(a, n)) == NULL) {
+			return NULL;
+		}
+	}
+	p = (char *) b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+void *
+hx_arena_cb_alloc(void *arena, size_t n)
+{
+	return hx_arena_alloc(arena, n);
+}
+
+void
+hx_arena_cb_free(void *arena, void *p)
+{
+	(void) arena;
+	(void) p;
+}
+
+void
+hx_arena_free(hx_arena *a, int wipe)
+{
+	hx_arena_block *b = a->head, *next;
+
+	for (; b != NULL; b = next) {
+		next = b->next;
+		if (wipe) {
+			explicit_bzero(b->data, b->used);
+		}
+		if (b->spared) {
+			hx_spare_free(a->spare, b);
+		} else {
+			free(b);
+		}
+	}
+	a->head = NULL;
+}

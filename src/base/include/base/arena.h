@@ -1,0 +1,44 @@
+/*
+ * arena.h - a bump allocator for memory that dies all at once: everything
+ * protobuf-c unpacks from one message. Unpacking a 1,000-row Summary reply
+ * took 11,000 malloc/free pairs, a third of the client's time in that call;
+ * from an arena it is a pointer bump each and one free per block.
+ *
+ * Not thread-safe: one arena belongs to one call.
+ */
+#ifndef HELIOX_BASE_ARENA_H
+#define HELIOX_BASE_ARENA_H
+
+#include <stddef.h>
+
+#include "base/spare.h"
+
+typedef struct hx_arena_block hx_arena_block;
+
+typedef struct hx_arena {
+	hx_arena_block *head;  /* the block being filled; older ones follow */
+	size_t          first; /* size of the first block, set by hx_arena_init */
+	hx_spare       *spare; /* where the first block comes from, or NULL */
+} hx_arena;
+
+/* An empty arena whose first block (allocated on first use) holds
+ * first_size bytes; later blocks double. With a spare (borrowed), the
+ * first block is taken from it and given back by hx_arena_free. */
+void hx_arena_init(hx_arena *a, size_t first_size, hx_spare *spare);
+
+/* n bytes aligned for any type, owned by the arena; NULL when out of
+ * memory. */
+void *hx_arena_alloc(hx_arena *a, size_t n);
+
+/* The arena as an allocator callback pair in protobuf-c's shape:
+ * ProtobufCAllocator { hx_arena_cb_alloc, hx_arena_cb_free, &arena }.
+ * Freeing a single piece does nothing; hx_arena_free frees them all. */
+void *hx_arena_cb_alloc(void *arena, size_t n);
+void  hx_arena_cb_free(void *arena, void *p);
+
+/* Returns every block to malloc, wiped first when wipe is nonzero (the
+ * arena held secrets, such as a request's api_key); the arena is empty
+ * and reusable after. */
+void hx_arena_free(hx_arena *a, int wipe);
+
+#endif /* HELIOX_BASE_ARENA_H */
