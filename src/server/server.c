@@ -538,6 +538,7 @@ worker_main(void *arg)
 		reply = worker_serve(w, &job, peer, sizeof(peer));
 		hx_dispatch_reply(w->srv->dispatch, w->id, &job, reply, SEND_TIMEOUT_MS, peer);
 	}
+	hx_rpc_thread_done();
 	hx_debug("-", "worker %u: stopped", w->id);
 	return (NULL);
 }

@@ -60,4 +60,8 @@ typedef struct hx_rpc_outcome {
 hx_status hx_rpc_handle(const hx_rpc_config *cfg, hx_store *store, const uint8_t *req, size_t len,
                         const char *peer, hx_rpc_outcome *outcome, uint8_t **out, size_t *out_len);
 
+/* hx_rpc_handle keeps, per thread, the block it last decoded a request into
+ * (rpc.c); a thread that handled requests calls this before it ends. */
+void hx_rpc_thread_done(void);
+
 #endif /* HELIOX_RPC_H */

@@ -36,9 +36,10 @@ void *hx_arena_alloc(hx_arena *a, size_t n);
 void *hx_arena_cb_alloc(void *arena, size_t n);
 void  hx_arena_cb_free(void *arena, void *p);
 
-/* Returns every block to malloc, wiped first when wipe is nonzero (the
- * arena held secrets, such as a request's api_key); the arena is empty
- * and reusable after. */
+/* Returns every block, the first to the spare if it came from one, the
+ * rest to malloc; wiped first when wipe is nonzero (the arena held
+ * secrets, such as a request's api_key). The arena is empty and reusable
+ * after. */
 void hx_arena_free(hx_arena *a, int wipe);
 
 #endif /* HELIOX_BASE_ARENA_H */
