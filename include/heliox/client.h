@@ -17,6 +17,12 @@
  * keeps it from running twice.
  *
  * The library never links the store: it speaks only the wire contract.
+ *
+ * Memory: the two large blocks of the largest recent reply (its decoded
+ * form, and the Summary rows that hx_reply_free gives back) are kept for
+ * the next call, at most 8 MiB each, for the whole process; they go when
+ * the library is unloaded. Always release a reply with hx_reply_free,
+ * never free() its parts.
  */
 #ifndef HELIOX_CLIENT_H
 #define HELIOX_CLIENT_H
