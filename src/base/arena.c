@@ -21,19 +21,22 @@ void
 hx_arena_init(hx_arena *a, size_t first_size, hx_spare *spare)
 {
 	a->head = NULL;
-	a->first = first_size > 0 ? first_size : 1024;
+	a->first = first_size == 0            ? 1024
+	    : first_size > HX_ARENA_BLOCK_MAX ? HX_ARENA_BLOCK_MAX
+	                                      : first_size;
 	a->spare = spare;
 }
 
-/* A block for at least n bytes: double the last one, or the first size.
+/* A block for at least n bytes: double the last one (up to
+ * HX_ARENA_BLOCK_MAX), or the first size.
  * Under AddressSanitizer every piece gets a block of its own, so that
  * reading past one is still caught. */
 static hx_arena_block *
 arena_grow(hx_arena *a, size_t n)
 {
-	size_t          size = a->head == NULL      ? a->first
-	             : a->head->size > SIZE_MAX / 2 ? SIZE_MAX
-	                                            : a->head->size * 2;
+	size_t          size = a->head == NULL                 ? a->first
+	             : a->head->size >= HX_ARENA_BLOCK_MAX / 2 ? HX_ARENA_BLOCK_MAX
+	                                                       : a->head->size * 2;
 	hx_arena_block *b;
 	int             spared;
 
@@ -77,6 +80,17 @@ hx_arena_alloc(hx_arena *a, size_t n)
 	p = (char *) b->data + b->used;
 	b->used += n;
 	return p;
+}
+
+size_t
+hx_arena_reserved(const hx_arena *a)
+{
+	size_t n = 0;
+
+	for (const hx_arena_block *b = a->head; b != NULL; b = b->next) {
+		n += b->size;
+	}
+	return n;
 }
 
 void *

@@ -267,6 +267,32 @@ test_arena_pieces(void **state)
 	hx_arena_free(&a, 0); /* freeing an empty arena is a no-op */
 }
 
+/* A first size from a huge message is capped, a piece larger than any
+ * block gets one of its own size, and blocks stop doubling at the cap. */
+static void
+test_arena_block_cap(void **state)
+{
+	const size_t mib = (size_t) 1 << 20;
+	hx_arena     a;
+	size_t       before;
+
+	(void) state;
+	hx_arena_init(&a, 80 * mib, NULL);
+	assert_int_equal(hx_arena_reserved(&a), 0); /* nothing until first use */
+	assert_non_null(hx_arena_alloc(&a, 8));
+	if (HX_SPARE_KEEPS)
+		assert_int_equal(hx_arena_reserved(&a), HX_ARENA_BLOCK_MAX);
+	before = hx_arena_reserved(&a);
+	assert_non_null(hx_arena_alloc(&a, 6 * mib));
+	assert_int_equal(hx_arena_reserved(&a), before + 6 * mib);
+	for (int i = 0; i < 20; i++)
+		assert_non_null(hx_arena_alloc(&a, mib / 2));
+	/* 10 MiB asked in halves: at most one block's tail is unused. */
+	assert_true(hx_arena_reserved(&a) <= before + 6 * mib + 10 * mib + HX_ARENA_BLOCK_MAX);
+	hx_arena_free(&a, 0);
+	assert_int_equal(hx_arena_reserved(&a), 0);
+}
+
 static void
 test_spare(void **state)
 {
@@ -353,6 +379,7 @@ main(void)
 		cmocka_unit_test(test_errf),
 		cmocka_unit_test(test_hash_vectors),
 		cmocka_unit_test(test_arena_pieces),
+		cmocka_unit_test(test_arena_block_cap),
 		cmocka_unit_test(test_spare),
 		cmocka_unit_test(test_arena_spare),
 	};

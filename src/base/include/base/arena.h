@@ -21,14 +21,23 @@ typedef struct hx_arena {
 	hx_spare       *spare; /* where the first block comes from, or NULL */
 } hx_arena;
 
+/* No block is larger than this unless one piece is: a 16 MiB request sized
+ * at five times its length must not reserve 80 MiB up front, and the
+ * last block's unused tail stays bounded. */
+#define HX_ARENA_BLOCK_MAX ((size_t) 4 << 20)
+
 /* An empty arena whose first block (allocated on first use) holds
- * first_size bytes; later blocks double. With a spare (borrowed), the
- * first block is taken from it and given back by hx_arena_free. */
+ * first_size bytes, at most HX_ARENA_BLOCK_MAX; later blocks double up to
+ * that. With a spare (borrowed), the first block is taken from it and
+ * given back by hx_arena_free. */
 void hx_arena_init(hx_arena *a, size_t first_size, hx_spare *spare);
 
 /* n bytes aligned for any type, owned by the arena; NULL when out of
  * memory. */
 void *hx_arena_alloc(hx_arena *a, size_t n);
+
+/* Bytes the arena's blocks hold, used or not (for tests and accounting). */
+size_t hx_arena_reserved(const hx_arena *a);
 
 /* The arena as an allocator callback pair in protobuf-c's shape:
  * ProtobufCAllocator { hx_arena_cb_alloc, hx_arena_cb_free, &arena }.
