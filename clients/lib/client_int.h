@@ -111,11 +111,15 @@ int hxc_await_link(hx_client *c, nng_time deadline, char *why, size_t whysz);
 
 /* ---- reply.c --------------------------------------------------------------- */
 
-/* Each fills `out` (its old contents freed) and returns out->code. */
+/* A reply made here, with no server's answer: `out`'s old contents are
+ * freed; returns code. */
 hx_status hxc_reply_local(hx_reply *out, hx_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Sets a local reply's request_id (the id we sent); returns out->code. */
 hx_status hxc_reply_set_id(hx_reply *out, const char *request_id);
+/* No answer in time, or the send failed (rv, nng's); named by request_id. */
 hx_status hxc_reply_no_answer(hx_reply *out, int rv, uint32_t timeout_ms, const char *request_id);
+/* No connection (rv from hxc_await_link, `why` its text). */
 hx_status hxc_reply_no_link(hx_reply *out, int rv, uint32_t timeout_ms, const char *why,
                             const char *request_id);
 
