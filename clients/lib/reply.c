@@ -249,9 +249,7 @@ copy_result(hx_reply *out, const rpc_response *rsp)
 /*
  * Unpacks the reply bytes into `out`. protobuf-c allocates from an arena
  * that dies with this call, since everything is copied out: a 1,000-row
- * Summary is 11,000 pieces. Its first block is five times the message:
- * unpacked, a 1,000-row Summary takes 4.2 times its wire bytes, so one
- * block does.
+ * Summary is 11,000 pieces, in one block (hx_arena_size_for_message).
  */
 hx_status
 hxc_decode_reply(nng_msg *rep, const char *request_id, hx_reply *out)
@@ -262,7 +260,7 @@ hxc_decode_reply(nng_msg *rep, const char *request_id, hx_reply *out)
 	size_t             len = nng_msg_len(rep);
 	int                rv;
 
-	hx_arena_init(&arena, len < SIZE_MAX / 8 ? len * 5 + 1024 : len, &decode_spare);
+	hx_arena_init(&arena, hx_arena_size_for_message(len), &decode_spare);
 	rsp = heliox__ingest__v1__rpc_response__unpack(&alloc, len, nng_msg_body(rep));
 	if (rsp == NULL) {
 		hx_arena_free(&arena, 0);

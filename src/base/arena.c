@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Newest first: the block with no next is the first one allocated, the
+ * one taken from the arena's spare when it has one. */
 struct hx_arena_block {
 	hx_arena_block *next;
 	size_t          size, used;
-	int             spared; /* from the arena's spare */
 	max_align_t     data[]; /* size bytes */
 };
 
@@ -38,7 +39,6 @@ arena_grow(hx_arena *a, size_t n)
 	             : a->head->size >= HX_ARENA_BLOCK_MAX / 2 ? HX_ARENA_BLOCK_MAX
 	                                                       : a->head->size * 2;
 	hx_arena_block *b;
-	int             spared;
 
 	if (!HX_SPARE_KEEPS) {
 		size = n; /* under AddressSanitizer (base/spare.h) */
@@ -49,17 +49,22 @@ arena_grow(hx_arena *a, size_t n)
 	if (size > SIZE_MAX - sizeof(*b)) {
 		return NULL;
 	}
-	spared = a->head == NULL && a->spare != NULL;
-	b = spared ? hx_spare_alloc(a->spare, sizeof(*b) + size) : malloc(sizeof(*b) + size);
+	b = a->head == NULL && a->spare != NULL ? hx_spare_alloc(a->spare, sizeof(*b) + size)
+	                                        : malloc(sizeof(*b) + size);
 	if (b == NULL) {
 		return NULL;
 	}
-	b->spared = spared;
 	b->next = a->head;
 	b->size = size;
 	b->used = 0;
 	a->head = b;
 	return b;
+}
+
+size_t
+hx_arena_size_for_message(size_t len)
+{
+	return len < (SIZE_MAX - 1024) / 5 ? len * 5 + 1024 : SIZE_MAX;
 }
 
 void *
@@ -116,7 +121,7 @@ hx_arena_free(hx_arena *a, int wipe)
 		if (wipe) {
 			explicit_bzero(b->data, b->used);
 		}
-		if (b->spared) {
+		if (next == NULL && a->spare != NULL) { /* the first block */
 			hx_spare_free(a->spare, b);
 		} else {
 			free(b);

@@ -32,6 +32,12 @@ typedef struct hx_arena {
  * given back by hx_arena_free. */
 void hx_arena_init(hx_arena *a, size_t first_size, hx_spare *spare);
 
+/* The first block for unpacking a protobuf message of len bytes, so that
+ * one block nearly always does: five times the message plus 1 KiB
+ * (measured: a 1,000-row Summary reply unpacks to 4.2 times its wire
+ * bytes, 5,000 short records to 4.7 times). hx_arena_init caps it. */
+size_t hx_arena_size_for_message(size_t len);
+
 /* n bytes aligned for any type, owned by the arena; NULL when out of
  * memory. */
 void *hx_arena_alloc(hx_arena *a, size_t n);
