@@ -77,6 +77,19 @@ HX_API int hx_money_from_double(double d, char buf[HX_MONEY_TEXT_MAX]);
  */
 HX_API int hx_money_normalize_text(const char *in, char *out, size_t outsz);
 
+/*
+ * Writes num / den rounded half away from zero to `places` fractional digits
+ * (at most 6), in the shape of hx_money_normalize_text ("0.50", "4.1752"),
+ * exactly: both are decimal text as Postgres writes numeric ("198.320000"),
+ * turned into integers at one scale and divided once, so no digit is lost
+ * to a division that stops early and then rounds a second time. Returns 0;
+ * 1 when den is zero (no quotient, out holds ""); -1 when either is not
+ * [+-]digits[.digits], a number needs more than 32 digits at the common
+ * scale, or the text does not fit outsz bytes with its NUL.
+ */
+HX_API int hx_money_div_text(const char *num, const char *den, unsigned places, char *out,
+                             size_t outsz);
+
 #ifdef __cplusplus
 }
 #endif

@@ -272,3 +272,109 @@ hx_money_normalize_text(const char *in, char *out, size_t outsz)
 	p[flen] = '\0';
 	return 0;
 }
+
+/* ---- exact division ---------------------------------------------------------- */
+
+/* 2 x 10^32 x 10^6 (a numerator rounded at 6 places) < 2^128: the widest
+ * number hx_money_div_text takes, at the common scale. A sum of 10^12 rows of
+ * the largest amount has 31 digits at 6 places. */
+#define DIV_DIGITS_MAX 32
+
+typedef unsigned __int128 u128;
+
+/* d's digits as an integer scaled by 10^scale (scale >= d->flen); false when
+ * that takes more than DIV_DIGITS_MAX digits. */
+static bool
+decimal_scaled(const struct decimal *d, size_t scale, u128 *out)
+{
+	u128   v = 0;
+	size_t i;
+
+	if (d->ilen + scale > DIV_DIGITS_MAX) {
+		return false;
+	}
+	for (i = 0; i < d->ilen; i++) {
+		v = v * 10 + (u128) (d->ip[i] - '0');
+	}
+	for (i = 0; i < scale; i++) {
+		v = v * 10 + (u128) (i < d->flen ? d->fp[i] - '0' : 0);
+	}
+	*out = v;
+	return true;
+}
+
+/* Writes q / 10^places in the normalised shape; -1 when it does not fit. */
+static int
+write_scaled(bool neg, u128 q, unsigned places, char *out, size_t outsz)
+{
+	char   dig[48]; /* least significant first; q < 2^128 has <= 39 digits */
+	size_t nd = 0, ilen, flen = places, skip = 0, pad, need, i;
+	char  *p = out;
+
+	do {
+		dig[nd++] = (char) ('0' + (int) (q % 10));
+		q /= 10;
+	} while (q > 0);
+	while (nd < places + 1) {
+		dig[nd++] = '0';
+	}
+	ilen = nd - places;
+	while (flen > 2 && dig[skip] == '0') { /* trailing zeros beyond the second */
+		skip++;
+		flen--;
+	}
+	pad = flen < 2 ? 2 - flen : 0;
+	need = (size_t) neg + ilen + 1 + flen + pad + 1;
+	if (need > outsz) {
+		return -1;
+	}
+	if (neg) {
+		*p++ = '-';
+	}
+	for (i = nd; i > places; i--) {
+		*p++ = dig[i - 1];
+	}
+	*p++ = '.';
+	for (i = places; i > skip; i--) {
+		*p++ = dig[i - 1];
+	}
+	memset(p, '0', pad);
+	p[pad] = '\0';
+	return 0;
+}
+
+int
+hx_money_div_text(const char *num, const char *den, unsigned places, char *out, size_t outsz)
+{
+	struct decimal n, d;
+	u128           nv, dv, q;
+	size_t         scale;
+	unsigned       i;
+
+	if (out == NULL || outsz == 0) {
+		return -1;
+	}
+	out[0] = '\0';
+	if (num == NULL || den == NULL || places > FRAC_DIGITS ||
+	    !decimal_split(num, strlen(num), &n) || !decimal_split(den, strlen(den), &d)) {
+		return -1;
+	}
+	scale = n.flen > d.flen ? n.flen : d.flen;
+	if (!decimal_scaled(&n, scale, &nv) || !decimal_scaled(&d, scale, &dv)) {
+		return -1;
+	}
+	if (dv == 0) {
+		return 1;
+	}
+	for (i = 0; i < places; i++) {
+		nv *= 10;
+	}
+	/* floor((2n + d) / 2d) is n / d rounded half up, on magnitudes: half
+	 * away from zero once the sign goes back on. */
+	q = (2 * nv + dv) / (2 * dv);
+	if (write_scaled(n.neg != d.neg && q != 0, q, places, out, outsz) != 0) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}

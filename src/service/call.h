@@ -47,7 +47,7 @@ typedef struct hx_call {
 	Heliox__Ingest__V1__IngestResult            ingest;
 	Heliox__Ingest__V1__HealthResult            health;
 	Heliox__Ingest__V1__SummaryResult           summary;
-	hx_summary_row                             *rows; /* owned, backs summary's strings */
+	hx_store_sum_row                           *rows; /* owned, backs summary's strings */
 } hx_call;
 
 /* A fresh call (code HX_OK, no id yet), started now. */

@@ -29,9 +29,10 @@ filter(hx_call *c, const char *field, const char *in, char *buf,
 }
 
 /* Hands the store's rows to the reply: one block holds the pointer array
- * and the messages, whose strings point into c->rows. */
+ * and the messages, whose strings point into c->rows. protobuf-c's string
+ * fields are char *, but packing only reads them: hence the casts. */
 static void
-set_result(hx_call *c, hx_summary_row *rows, size_t n)
+set_result(hx_call *c, hx_store_sum_row *rows, size_t n)
 {
 	/* sizeof(*ptrs): the array of pointers, which tidy takes for a mistake. */
 	SummaryRow **ptrs = calloc(
@@ -46,16 +47,16 @@ set_result(hx_call *c, hx_summary_row *rows, size_t n)
 	msgs = (SummaryRow *) (void *) (ptrs + n); /* after the check: NULL + n is undefined */
 	for (size_t i = 0; i < n; i++) {
 		heliox__ingest__v1__summary_row__init(&msgs[i]);
-		msgs[i].date = rows[i].date;
-		msgs[i].provider = rows[i].provider;
-		msgs[i].gpu_type = rows[i].gpu_type;
+		msgs[i].date = (char *) rows[i].date;
+		msgs[i].provider = (char *) rows[i].provider;
+		msgs[i].gpu_type = (char *) rows[i].gpu_type;
 		msgs[i].records = rows[i].records;
-		msgs[i].total_usd = rows[i].total_usd;
-		msgs[i].avg_usd = rows[i].avg_usd;
-		msgs[i].min_usd = rows[i].min_usd;
-		msgs[i].max_usd = rows[i].max_usd;
-		msgs[i].gpu_hours = rows[i].gpu_hours;
-		msgs[i].usd_per_gpu_hour = rows[i].usd_per_gpu_hour;
+		msgs[i].total_usd = (char *) rows[i].total_usd;
+		msgs[i].avg_usd = (char *) rows[i].avg_usd;
+		msgs[i].min_usd = (char *) rows[i].min_usd;
+		msgs[i].max_usd = (char *) rows[i].max_usd;
+		msgs[i].gpu_hours = (char *) rows[i].gpu_hours;
+		msgs[i].usd_per_gpu_hour = (char *) rows[i].usd_per_gpu_hour;
 		ptrs[i] = &msgs[i];
 	}
 	heliox__ingest__v1__summary_result__init(&c->summary);
@@ -67,12 +68,12 @@ set_result(hx_call *c, hx_summary_row *rows, size_t n)
 void
 hx_method_summary(hx_call *c, const Heliox__Ingest__V1__SummaryRequest *s)
 {
-	char             from[HX_DATE_LEN + 1], to[HX_DATE_LEN + 1];
-	char             provider[HX_NAME_MAX + 1], gpu[HX_NAME_MAX + 1], err[512] = "";
-	hx_summary_query q = { .group_by = (hx_group_by) s->group_by };
-	hx_summary_row  *rows = NULL;
-	size_t           n = 0;
-	uint32_t         ms;
+	char              from[HX_DATE_LEN + 1], to[HX_DATE_LEN + 1];
+	char              provider[HX_NAME_MAX + 1], gpu[HX_NAME_MAX + 1], err[512] = "";
+	hx_summary_query  q = { .group_by = (hx_group_by) s->group_by };
+	hx_store_sum_row *rows = NULL;
+	size_t            n = 0;
+	uint32_t          ms;
 
 	filter(c, "from_date", s->from_date, from, hx_check_date, &q.from_date);
 	filter(c, "to_date", s->to_date, to, hx_check_date, &q.to_date);

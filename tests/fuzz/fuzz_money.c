@@ -10,7 +10,12 @@
  *  - hx_money_from_double() on the first 8 bytes as a double: when it returns
  *    0 the text is plain decimal and strtod() reads back the same double; and
  *    decimal text of up to 15 significant digits survives strtod() ->
- *    hx_money_from_double() unchanged (what JSON numbers rely on).
+ *    hx_money_from_double() unchanged (what JSON numbers rely on);
+ *  - hx_money_div_text() on the input split at its first '/': never writes
+ *    past outsz, fails only for what it documents, has the shape of
+ *    hx_money_format(), and for operands of up to 12 integer and 6
+ *    fractional digits equals the quotient worked out another way
+ *    (truncate, then round up when twice the remainder reaches the divisor).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -221,6 +226,109 @@ fuzz_roundtrip(const char *text)
 	free(c);
 }
 
+/* The integer n x 10^6 of canonical decimal text (canon()) with at most 12
+ * integer and 6 fractional digits; false for anything else. */
+static bool
+micros_of(const char *c, size_t ilen, size_t flen, bool *neg, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t   i;
+
+	if (ilen > 12 || flen > 6)
+		return false;
+	*neg = *c == '-';
+	c += *neg;
+	for (; *c != '\0' && *c != '.'; c++)
+		v = v * 10 + (uint64_t) (*c - '0');
+	c += *c == '.';
+	for (i = 0; i < 6; i++)
+		v = v * 10 + (uint64_t) (i < flen ? c[i] - '0' : 0);
+	*out = v;
+	return true;
+}
+
+/* num / den at 4 places the other way, in hx_money_format()'s shape; false
+ * when den is zero. n, d < 10^18, so n x 10^4 fits 128 bits. */
+static bool
+quotient_ref(bool neg, uint64_t n, uint64_t d, char *out, size_t outsz)
+{
+	unsigned __int128 q, r;
+	char              dig[48];
+	int               nd = 0, len;
+
+	if (d == 0)
+		return false;
+	q = (unsigned __int128) n * 10000 / d;
+	r = (unsigned __int128) n * 10000 % d;
+	q += 2 * r >= d;
+	do {
+		dig[nd++] = (char) ('0' + (int) (q % 10));
+		q /= 10;
+	} while (q > 0);
+	while (nd < 5)
+		dig[nd++] = '0';
+	len = 0;
+	if (neg && !(nd == 5 && memcmp(dig, "00000", 5) == 0))
+		out[len++] = '-';
+	while (nd > 4)
+		out[len++] = dig[--nd];
+	out[len++] = '.';
+	while (nd > 0)
+		out[len++] = dig[--nd];
+	out[len] = '\0';
+	while (len > 3 && out[len - 1] == '0' && out[len - 3] != '.')
+		out[--len] = '\0';
+	(void) outsz;
+	return true;
+}
+
+/* text split at its first '/' into num and den (den "1" when there is no
+ * '/'); places and outsz chosen by the input, 0 included. */
+static void
+fuzz_div(const char *text, unsigned places, size_t outsz)
+{
+	const char *slash = strchr(text, '/');
+	size_t      nlen = slash ? (size_t) (slash - text) : strlen(text);
+	char       *num = malloc(nlen + 1), *out = malloc(outsz ? outsz : 1), big[80], want[64];
+	const char *den = slash ? slash + 1 : "1";
+	int         rc, rc2;
+
+	if (num == NULL || out == NULL)
+		abort();
+	memcpy(num, text, nlen);
+	num[nlen] = '\0';
+	rc = hx_money_div_text(num, den, places, big, sizeof(big));
+	HX_FUZZ_CHECK(rc == 0 || rc == 1 || rc == -1);
+	if (!is_decimal(num, nlen) || !is_decimal(den, strlen(den)) || places > 6)
+		HX_FUZZ_CHECK(rc == -1);
+	if (rc != 0)
+		HX_FUZZ_CHECK(big[0] == '\0');
+	if (rc == 0)
+		check_money_shape(big);
+	if (rc != -1) {
+		size_t   ni, nf, di, df;
+		char    *cn = canon(num, nlen, &ni, &nf), *cd = canon(den, strlen(den), &di, &df);
+		bool     nneg, dneg;
+		uint64_t nv, dv;
+
+		HX_FUZZ_CHECK((rc == 1) == (strcmp(cd, "0") == 0));
+		if (places == 4 && micros_of(cn, ni, nf, &nneg, &nv) &&
+		    micros_of(cd, di, df, &dneg, &dv) &&
+		    quotient_ref(nneg != dneg, nv, dv, want, sizeof(want)))
+			HX_FUZZ_CHECK(strcmp(big, want) == 0);
+		free(cn);
+		free(cd);
+	}
+	/* A tight buffer: the same answer when it fits, -1 when it does not. */
+	rc2 = hx_money_div_text(num, den, places, outsz ? out : NULL, outsz);
+	if (rc == 0 && strlen(big) < outsz)
+		HX_FUZZ_CHECK(rc2 == 0 && strcmp(out, big) == 0);
+	else if (rc == 0)
+		HX_FUZZ_CHECK(rc2 == -1);
+	free(num);
+	free(out);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -235,6 +343,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_parse((const char *) data, size);
 	fuzz_normalize(text, size ? data[0] % 25 : 0);
 	fuzz_roundtrip(text);
+	fuzz_div(text, size ? data[size - 1] % 8 : 4, size > 1 ? data[1] % 25 : 0);
 	if (size >= sizeof d) {
 		memcpy(&d, data, sizeof d);
 		fuzz_double(d);

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,93 @@ test_normalize_text(void **state)
 	assert_string_equal(out, "12345.67");
 }
 
+static void
+check_div(const char *num, const char *den, unsigned places, const char *want)
+{
+	char out[64];
+
+	if (hx_money_div_text(num, den, places, out, sizeof(out)) != 0 || strcmp(out, want) != 0) {
+		fail_msg("%s / %s at %u places: \"%s\", want \"%s\"", num, den, places, out, want);
+	}
+}
+
+static void
+test_div_text(void **state)
+{
+	char out[16];
+
+	(void) state;
+	/* The figures the summary tests use, as Postgres writes the sums. */
+	check_div("198.320000", "47.500000", 4, "4.1752");
+	check_div("211.320000", "53.500000", 4, "3.9499");
+	check_div("3.000000", "6.000000", 4, "0.50");
+	check_div("1", "3", 4, "0.3333");
+	check_div("1", "0.000003", 4, "333333.3333");
+	/* Half away from zero, exactly at the half and just below it. */
+	check_div("0.00005", "1", 4, "0.0001");
+	check_div("0.00004999", "1", 4, "0.00");
+	check_div("-0.00005", "1", 4, "-0.0001");
+	check_div("-0.00004", "1", 4, "0.00"); /* no "-0.00" */
+	check_div("-1", "3", 4, "-0.3333");
+	check_div("1", "-8", 2, "-0.13");
+	check_div("5", "2", 0, "3.00");
+	/* A quotient that a division stopping at 16-20 digits and rounding
+	 * again would carry up to 0.1235. */
+	check_div("12344999999999999999", "100000000000000000000", 4, "0.1234");
+	check_div("0.3703349999999999999", "3", 4, "0.1234");
+	/* The widest numbers it takes: 32 digits at the common scale. */
+	check_div("99999999999999999999999999.999999", "0.000001", 6,
+	          "99999999999999999999999999999999.00");
+	assert_int_equal(
+	    hx_money_div_text("999999999999999999999999999.999999", "1", 4, out, sizeof(out)), -1);
+	/* No quotient for a zero divisor: 1, and out is "". */
+	assert_int_equal(hx_money_div_text("5", "0.000", 4, out, sizeof(out)), 1);
+	assert_string_equal(out, "");
+	assert_int_equal(hx_money_div_text("abc", "1", 4, out, sizeof(out)), -1);
+	assert_int_equal(hx_money_div_text("1", "1.", 4, out, sizeof(out)), -1);
+	assert_int_equal(hx_money_div_text(NULL, "1", 4, out, sizeof(out)), -1);
+	assert_int_equal(hx_money_div_text("1", "3", 7, out, sizeof(out)), -1);
+	/* "0.3333" needs 7 bytes with its NUL. */
+	assert_int_equal(hx_money_div_text("1", "3", 4, out, 6), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(hx_money_div_text("1", "3", 4, out, 7), 0);
+}
+
+/* Against a second way of doing it, for numbers small enough for 64 bits:
+ * truncate, then round up when twice the remainder reaches the divisor. */
+static void
+test_div_text_random(void **state)
+{
+	uint64_t seed = 12345;
+	char     num[32], den[32], want[64], got[64];
+
+	(void) state;
+	for (int i = 0; i < 20000; i++) {
+		uint64_t n, d, q, r;
+
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		n = (seed >> 11) % 1000000000000ULL; /* up to 10^6 USD in micros */
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		d = 1 + (seed >> 11) % (i % 2 ? 1000ULL : 100000000000ULL);
+		snprintf(num, sizeof(num), "%" PRIu64 ".%06" PRIu64, n / 1000000, n % 1000000);
+		snprintf(den, sizeof(den), "%" PRIu64 ".%06" PRIu64, d / 1000000, d % 1000000);
+		q = n * 10000 / d; /* n * 10^4 < 10^16: no overflow */
+		r = n * 10000 % d;
+		q += 2 * r >= d;
+		snprintf(want, sizeof(want), "%" PRIu64 ".%04" PRIu64, q / 10000, q % 10000);
+		if (strlen(want) > 4 && want[strlen(want) - 1] == '0') {
+			want[strlen(want) - 1] = '\0';
+			if (want[strlen(want) - 1] == '0' && want[strlen(want) - 3] != '.') {
+				want[strlen(want) - 1] = '\0';
+			}
+		}
+		assert_int_equal(hx_money_div_text(num, den, 4, got, sizeof(got)), 0);
+		if (strcmp(got, want) != 0) {
+			fail_msg("%s / %s: %s, want %s", num, den, got, want);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -365,6 +453,8 @@ main(void)
 		cmocka_unit_test(test_from_double_cents_grid),
 		cmocka_unit_test(test_from_double_random),
 		cmocka_unit_test(test_normalize_text),
+		cmocka_unit_test(test_div_text),
+		cmocka_unit_test(test_div_text_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

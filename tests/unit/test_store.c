@@ -784,14 +784,14 @@ test_terminated_backend(void **state)
 static void
 test_unreachable_database(void **state)
 {
-	hx_store        *s = NULL;
-	hx_record        one = rec("2026-01-01", "aws", "a100", MICROS(1));
-	hx_ingest_job    j = job_for("nowhere", &one, 1, false, 1);
-	hx_ingest_counts c;
-	hx_summary_query q = { 0 };
-	hx_summary_row  *rows = (hx_summary_row *) 1;
-	size_t           n = 9;
-	char             err[512] = "";
+	hx_store         *s = NULL;
+	hx_record         one = rec("2026-01-01", "aws", "a100", MICROS(1));
+	hx_ingest_job     j = job_for("nowhere", &one, 1, false, 1);
+	hx_ingest_counts  c;
+	hx_summary_query  q = { 0 };
+	hx_store_sum_row *rows = (hx_store_sum_row *) 1;
+	size_t            n = 9;
+	char              err[512] = "";
 
 	(void) state;
 	assert_int_equal(hx_store_open(&s, "host=/nonexistent/hx port=1 dbname=x"), HX_OK);
@@ -870,11 +870,11 @@ static void
 assert_summary(fx *f, hx_group_by g, const char *from, const char *to, const char *prov,
                const char *gpu, const char *expect)
 {
-	hx_summary_query q = { from, to, prov, gpu, g };
-	hx_summary_row  *rows = NULL;
-	size_t           n = 0, i, len = 0;
-	char             got[2048] = "", err[512] = "";
-	hx_status        st = hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err));
+	hx_summary_query  q = { from, to, prov, gpu, g };
+	hx_store_sum_row *rows = NULL;
+	size_t            n = 0, i, len = 0;
+	char              got[2048] = "", err[512] = "";
+	hx_status         st = hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err));
 
 	if (st != HX_OK) {
 		fail_msg("summary: %s (%s)", hx_status_name(st), err);
@@ -928,11 +928,11 @@ test_summary_groups(void **state)
 static void
 test_summary_empty_and_bad_input(void **state)
 {
-	fx              *f = *state;
-	hx_summary_query q = { "2026-02-30", NULL, NULL, NULL, HX_GROUP_NONE };
-	hx_summary_row  *rows = NULL;
-	size_t           n = 0;
-	char             err[512] = "";
+	fx               *f = *state;
+	hx_summary_query  q = { "2026-02-30", NULL, NULL, NULL, HX_GROUP_NONE };
+	hx_store_sum_row *rows = NULL;
+	size_t            n = 0;
+	char              err[512] = "";
 
 	assert_summary(f, HX_GROUP_NONE, NULL, NULL, NULL, NULL, "|||0|0.00|||");
 	assert_summary(f, HX_GROUP_PROVIDER_GPU_TYPE, NULL, NULL, NULL, NULL, "");
@@ -1521,18 +1521,18 @@ test_writes_never_scan(void **state)
 static void
 test_summary_plans_per_call(void **state)
 {
-	fx              *f = *state;
-	hx_record       *r = make_recs(20000, MICROS(3));
-	hx_ingest_job    j = job_for("plans", r, 20000, false, 1);
-	hx_summary_query all = { .group_by = HX_GROUP_NONE };
-	hx_summary_query day = { .from_date = "2026-03-05",
-		                 .to_date = "2026-03-05",
-		                 .group_by = HX_GROUP_NONE };
-	hx_summary_row  *rows = NULL;
-	size_t           n = 0;
-	long long        seq0, idx0, got = 0;
-	int              k, tries;
-	char             err[256];
+	fx               *f = *state;
+	hx_record        *r = make_recs(20000, MICROS(3));
+	hx_ingest_job     j = job_for("plans", r, 20000, false, 1);
+	hx_summary_query  all = { .group_by = HX_GROUP_NONE };
+	hx_summary_query  day = { .from_date = "2026-03-05",
+		                  .to_date = "2026-03-05",
+		                  .group_by = HX_GROUP_NONE };
+	hx_store_sum_row *rows = NULL;
+	size_t            n = 0;
+	long long         seq0, idx0, got = 0;
+	int               k, tries;
+	char              err[256];
 
 	assert_counts(ingest_ok(f->s, &j), 20000, 0, 0, false);
 	exec_ok(f->q, "VACUUM ANALYZE cost_snapshots");
@@ -1579,13 +1579,13 @@ test_summary_plans_per_call(void **state)
 static void
 test_summary_one_round_trip(void **state)
 {
-	fx              *f = *state;
-	hx_summary_query q = { .group_by = HX_GROUP_NONE };
-	hx_summary_row  *rows = NULL;
-	size_t           n = 0;
-	uint64_t         t0, rt;
-	char             err[512] = "";
-	int              g;
+	fx               *f = *state;
+	hx_summary_query  q = { .group_by = HX_GROUP_NONE };
+	hx_store_sum_row *rows = NULL;
+	size_t            n = 0;
+	uint64_t          t0, rt;
+	char              err[512] = "";
+	int               g;
 
 	seed_summary(f);
 	hx_store_close(f->s); /* a new connection: nothing prepared on it */
@@ -1604,7 +1604,7 @@ test_summary_one_round_trip(void **state)
 		}
 	}
 	/* The backend's last statement is the summary, not a COMMIT. */
-	assert_q(f->q, "idle|SELECT '',", STORE_LAST_QUERY);
+	assert_q(f->q, "idle|SELECT s.p", STORE_LAST_QUERY);
 
 	/* A refused filter: still one round trip, and the store goes on. */
 	q.from_date = "2026-02-30";
@@ -1879,10 +1879,10 @@ test_summary_gpu_hours(void **state)
 	/* all: hours 24 + 23.5 + 0 = 47.5; cost with hours 98.32 + 100 + 10
 	 * = 208.32; 208.32 / 47.5 = 4.38568421... -> 4.3857 */
 	{
-		hx_summary_query q = { NULL, NULL, NULL, NULL, HX_GROUP_PROVIDER_GPU_TYPE };
-		hx_summary_row  *rows = NULL;
-		size_t           n = 0;
-		char             err[512] = "";
+		hx_summary_query  q = { NULL, NULL, NULL, NULL, HX_GROUP_PROVIDER_GPU_TYPE };
+		hx_store_sum_row *rows = NULL;
+		size_t            n = 0;
+		char              err[512] = "";
 
 		assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)),
 		                 HX_OK);
@@ -1904,6 +1904,54 @@ test_summary_gpu_hours(void **state)
 		assert_string_equal(rows[0].usd_per_gpu_hour, "4.3857");
 		free(rows);
 	}
+}
+
+/*
+ * usd_per_gpu_hour is worked out in C from the two sums; it must equal, for
+ * every group, the exact quotient Postgres gives with integer division,
+ * div(2c * 10^4 + h, 2h) * 0.0001, over costs and hours with all 6 places
+ * used, so that quotients land on and beside the half.
+ */
+static void
+test_summary_quotient_matches_postgres(void **state)
+{
+	fx               *f = *state;
+	hx_summary_query  q = { NULL, NULL, NULL, NULL, HX_GROUP_PROVIDER_GPU_TYPE };
+	hx_store_sum_row *rows = NULL;
+	size_t            n = 0;
+	char              err[512] = "", want[HX_MONEY_TEXT_MAX];
+	PGresult         *r;
+
+	exec_ok(f->q,
+	        "INSERT INTO cost_snapshots (date, provider, gpu_type, cost_usd, gpu_hours) "
+	        "SELECT '2024-01-01'::date + i / 400, 'p' || (i % 20), 'g' || (i / 20 % 20), "
+	        "(i * 7919 % 99991 + 1) * 0.000037, "
+	        "CASE WHEN i % 7 = 0 THEN NULL ELSE (i * 104729 % 8191) * 0.000011 END "
+	        "FROM generate_series(0, 3999) i");
+	assert_int_equal(hx_store_summary(f->s, &q, 5000, &rows, &n, err, sizeof(err)), HX_OK);
+	r = PQexec(f->q,
+	           "SELECT coalesce((div(sum(cost_usd) FILTER (WHERE gpu_hours IS NOT NULL) "
+	           "* 20000 + sum(gpu_hours), nullif(sum(gpu_hours), 0) * 2) * 0.0001)::text, "
+	           "'') FROM cost_snapshots GROUP BY provider, gpu_type "
+	           "ORDER BY provider, gpu_type");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_int_equal((size_t) PQntuples(r), n);
+	assert_int_equal(n, 400);
+	for (size_t i = 0; i < n; i++) {
+		const char *pg = PQgetvalue(r, (int) i, 0);
+
+		if (*pg == '\0') {
+			want[0] = '\0';
+		} else {
+			assert_int_equal(hx_money_normalize_text(pg, want, sizeof(want)), 0);
+		}
+		if (strcmp(rows[i].usd_per_gpu_hour, want) != 0) {
+			fail_msg("%s|%s: %s, Postgres %s", rows[i].provider, rows[i].gpu_type,
+			         rows[i].usd_per_gpu_hour, pg);
+		}
+	}
+	PQclear(r);
+	free(rows);
 }
 
 int
@@ -1948,6 +1996,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_replace_windows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replace_windows_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_gpu_hours, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_quotient_matches_postgres, setup,
+		                                teardown),
 	};
 	const char *db = getenv("HX_TEST_DB");
 	int         rc;

@@ -128,10 +128,23 @@ hx_status hx_store_ingest(hx_store *s, const hx_ingest_job *job, hx_ingest_count
 hx_status hx_store_audit_failure(hx_store *s, const hx_ingest_job *job, hx_status code, char *err,
                                  size_t errsz);
 
-/* Runs a summary query. *rows is malloc'd (free() it), *n its length; with
- * HX_GROUP_NONE there is always exactly one row. */
+/* One row of a summary: the fields of hx_summary_row, with the text in the
+ * block that holds the rows rather than in 437 fixed bytes a row (for 1,000
+ * rows that was 437 KB to clear and copy on every call, issue 7). */
+typedef struct hx_store_sum_row {
+	const char *date;     /* "" when not grouped by date */
+	const char *provider; /* "" when not grouped by provider */
+	const char *gpu_type; /* "" when not grouped by gpu_type */
+	uint64_t    records;
+	const char *total_usd, *avg_usd, *min_usd, *max_usd; /* money text; see hx_summary_row */
+	const char *gpu_hours, *usd_per_gpu_hour;
+} hx_store_sum_row;
+
+/* Runs a summary query. *rows is one malloc'd block holding the rows and
+ * their text (free() it), *n its length; with HX_GROUP_NONE there is always
+ * exactly one row. */
 hx_status hx_store_summary(hx_store *s, const hx_summary_query *q, uint32_t timeout_ms,
-                           hx_summary_row **rows, size_t *n, char *err, size_t errsz);
+                           hx_store_sum_row **rows, size_t *n, char *err, size_t errsz);
 
 /* How many times this store has waited for the database (a statement run
  * alone, a pipeline, a preparation; a COPY counts two; connecting does
