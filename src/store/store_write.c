@@ -139,11 +139,24 @@
 	"i.gpu_hours FROM cost_snapshots o WHERE o.date = i.date "              \
 	"AND o.provider = i.provider AND o.gpu_type = i.gpu_type)"
 
-/* Each row of the batch with the verdict on its key (NULL: new, true:
+/*
+ * Each row of the batch with the verdict on its key (NULL: new, true:
  * unchanged, false: changed), looked up once. Unchanged rows go no
  * further: ON CONFLICT DO UPDATE ... WHERE would lock each of them, and
- * write WAL for the lock, only to leave it alone. */
-#define CLASSIFY_CTE "cls AS (SELECT i.*, " OLD_SAME " AS unch FROM input i), "
+ * write WAL for the lock, only to leave it alone.
+ *
+ * A row whose date has no stored row at all is new without a lookup: one
+ * probe of the date index per distinct date of the batch (old_days) stands
+ * in for a probe of the unique index per row. That is every row of a first
+ * import, and of each new day's bill; the per-row probes were 15% of a
+ * fresh ingest's database time (perf, 200,000 records). IN over old_days is
+ * a hashed subplan, so the batch keeps its key order.
+ */
+#define CLASSIFY_CTE                                                                         \
+	"old_days AS (SELECT d.date FROM (SELECT DISTINCT date FROM input) d WHERE EXISTS "  \
+	"(SELECT FROM cost_snapshots o WHERE o.date = d.date)), "                            \
+	"cls AS (SELECT i.*, CASE WHEN i.date IN (SELECT date FROM old_days) THEN " OLD_SAME \
+	" END AS unch FROM input i), "
 
 /* The replace windows (v2), none when this request_id already ran. */
 #define WIN_CTE                                                                    \

@@ -1515,6 +1515,86 @@ test_writes_never_scan(void **state)
 	free(c);
 }
 
+/* Ingests j on a connection of its own and closes it, so that its
+ * statistics are flushed; waits until cost_snapshots' `col` reaches want. */
+static hx_ingest_counts
+ingest_flushed(fx *f, const hx_ingest_job *j, const char *col, long long want)
+{
+	hx_store        *s = NULL;
+	hx_ingest_counts n;
+	long long        got = -1;
+
+	assert_int_equal(hx_store_open(&s, f->conninfo), HX_OK);
+	n = ingest_ok(s, j);
+	hx_store_close(s); /* a backend flushes its counters when it exits */
+	for (int tries = 0; tries < 200 && got != want; tries++) {
+		usleep(50 * 1000);
+		got = table_stat(f, col, "cost_snapshots");
+	}
+	assert_int_equal(got, want);
+	return n;
+}
+
+static void
+set_year(hx_record *r, size_t n, char digit)
+{
+	for (size_t i = 0; i < n; i++) {
+		r[i].date[3] = digit; /* "2026-..." -> "202X-..." */
+	}
+}
+
+/*
+ * A row whose date has no stored row is new without a lookup of its key:
+ * a batch on new days costs one index probe per distinct date (make_recs
+ * spreads any batch over 336), not one per row, in both input forms (arrays
+ * below COPY_MIN_RECORDS, COPY at and above). Rows on days that do have
+ * stored rows are still looked up one by one, and counted right.
+ */
+static void
+test_new_days_skip_key_lookups(void **state)
+{
+	fx              *f = *state;
+	hx_record       *a = make_recs(3000, MICROS(5)), *a2 = make_recs(3000, MICROS(6));
+	hx_record       *b = make_recs(10000, MICROS(7)), *m = make_recs(3000, MICROS(8));
+	hx_ingest_job    j;
+	hx_ingest_counts n;
+	long long        scans;
+
+	exec_ok(f->q, "VACUUM ANALYZE cost_snapshots");
+	set_year(b, 10000, '7');
+	for (size_t i = 0; i < 3000; i += 2) {
+		m[i].date[3] = '8'; /* every other row on a new day; the rest as a2 */
+	}
+
+	scans = table_stat(f, "idx_scan", "cost_snapshots");
+	j = job_for("days-a", a, 3000, false, 1); /* arrays, all new */
+	assert_counts(ingest_flushed(f, &j, "n_tup_ins", 3000), 3000, 0, 0, false);
+	assert_in_range(table_stat(f, "idx_scan", "cost_snapshots") - scans, 1, 336);
+
+	scans = table_stat(f, "idx_scan", "cost_snapshots");
+	j = job_for("days-b", b, 10000, false, 2); /* COPY, all new */
+	assert_counts(ingest_flushed(f, &j, "n_tup_ins", 13000), 10000, 0, 0, false);
+	assert_in_range(table_stat(f, "idx_scan", "cost_snapshots") - scans, 1, 336);
+
+	scans = table_stat(f, "idx_scan", "cost_snapshots");
+	j = job_for("days-a2", a2, 3000, false, 3); /* the same keys, every cost changed */
+	assert_counts(ingest_flushed(f, &j, "n_tup_upd", 3000), 0, 3000, 0, false);
+	assert_true(table_stat(f, "idx_scan", "cost_snapshots") - scans >= 3000);
+
+	/* Every other row on a new day (inserted); the rest on a's days with
+	 * a2's costs (unchanged). */
+	for (size_t i = 1; i < 3000; i += 2) {
+		m[i].cost = a2[i].cost;
+	}
+	j = job_for("days-mixed", m, 3000, false, 4);
+	n = ingest_flushed(f, &j, "n_tup_ins", 14500);
+	assert_counts(n, 1500, 0, 1500, false);
+	free(a);
+	free(a2);
+	free(b);
+	free(m);
+}
+
 /* Summaries' filters are optional, which a cached generic plan cannot use:
  * after a run of unfiltered summaries, a one-day summary must still take
  * the index on date, not scan the table. */
@@ -1989,6 +2069,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refused_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_trusts_recent_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_never_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_days_skip_key_lookups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_plans_per_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_one_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_hours_unchanged_semantics, setup,
