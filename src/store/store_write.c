@@ -146,15 +146,24 @@
  * write WAL for the lock, only to leave it alone.
  *
  * A row whose date has no stored row at all is new without a lookup: one
- * probe of the date index per distinct date of the batch (old_days) stands
- * in for a probe of the unique index per row. That is every row of a first
- * import, and of each new day's bill; the per-row probes were 15% of a
- * fresh ingest's database time (perf, 200,000 records). IN over old_days is
- * a hashed subplan, so the batch keeps its key order.
+ * probe of the unique index's leading column per distinct date of the
+ * batch (old_days) stands in for a probe of the whole key per row. That is
+ * every row of a first import, and of each new day's bill; the per-row
+ * probes were 15% of a fresh ingest's database time (perf, 200,000
+ * records). Written so that no plan can make it cost more than the batch:
+ *  - the day test is a scalar subquery with LIMIT, which Postgres never
+ *    turns into a join, so it stays one probe per day (as EXISTS it was
+ *    planned as a merge semi join over the whole index - the same trap as
+ *    the third round's one-range check, README);
+ *  - old_days is MATERIALIZED, so those probes run once per statement
+ *    whichever way the IN below is planned;
+ *  - IN over old_days is a hashed subplan when the batch is estimated at
+ *    more than a couple of rows, else a scan of old_days in memory: no
+ *    join, so the batch keeps its key order.
  */
 #define CLASSIFY_CTE                                                                         \
-	"old_days AS (SELECT d.date FROM (SELECT DISTINCT date FROM input) d WHERE EXISTS "  \
-	"(SELECT FROM cost_snapshots o WHERE o.date = d.date)), "                            \
+	"old_days AS MATERIALIZED (SELECT d.date FROM (SELECT DISTINCT date FROM input) d "  \
+	"WHERE (SELECT true FROM cost_snapshots o WHERE o.date = d.date LIMIT 1)), "         \
 	"cls AS (SELECT i.*, CASE WHEN i.date IN (SELECT date FROM old_days) THEN " OLD_SAME \
 	" END AS unch FROM input i), "
 
