@@ -303,13 +303,17 @@ decimal_scaled(const struct decimal *d, size_t scale, u128 *out)
 	return true;
 }
 
-/* Writes q / 10^places in the normalised shape; -1 when it does not fit. */
+/* Writes q / 10^places as decimal text and hands it to
+ * hx_money_normalize_text for the shape (at least 2 places, no trailing
+ * zeros past them, no "-0.00"); -1 when it does not fit. */
 static int
 write_scaled(bool neg, u128 q, unsigned places, char *out, size_t outsz)
 {
-	char   dig[48]; /* least significant first; q < 2^128 has <= 39 digits */
-	size_t nd = 0, ilen, flen = places, skip = 0, pad, need, i;
-	char  *p = out;
+	/* Zeroed only so that clang's analyzer, which cannot follow the digit
+	 * count across the loops, sees no uninitialised read. */
+	char   dig[40] = { 0 }; /* least significant first; q < 2^128 has <= 39 digits */
+	char   text[sizeof(dig) + 3] = { 0 }, *p = text;
+	size_t nd = 0, i;
 
 	do {
 		dig[nd++] = (char) ('0' + (int) (q % 10));
@@ -318,29 +322,17 @@ write_scaled(bool neg, u128 q, unsigned places, char *out, size_t outsz)
 	while (nd < places + 1) {
 		dig[nd++] = '0';
 	}
-	ilen = nd - places;
-	while (flen > 2 && dig[skip] == '0') { /* trailing zeros beyond the second */
-		skip++;
-		flen--;
-	}
-	pad = flen < 2 ? 2 - flen : 0;
-	need = (size_t) neg + ilen + 1 + flen + pad + 1;
-	if (need > outsz) {
-		return -1;
-	}
 	if (neg) {
 		*p++ = '-';
 	}
-	for (i = nd; i > places; i--) {
+	for (i = nd; i > 0; i--) {
+		if (i == places) {
+			*p++ = '.';
+		}
 		*p++ = dig[i - 1];
 	}
-	*p++ = '.';
-	for (i = places; i > skip; i--) {
-		*p++ = dig[i - 1];
-	}
-	memset(p, '0', pad);
-	p[pad] = '\0';
-	return 0;
+	*p = '\0';
+	return hx_money_normalize_text(text, out, outsz);
 }
 
 int
@@ -372,7 +364,7 @@ hx_money_div_text(const char *num, const char *den, unsigned places, char *out, 
 	/* floor((2n + d) / 2d) is n / d rounded half up, on magnitudes: half
 	 * away from zero once the sign goes back on. */
 	q = (2 * nv + dv) / (2 * dv);
-	if (write_scaled(n.neg != d.neg && q != 0, q, places, out, outsz) != 0) {
+	if (write_scaled(n.neg != d.neg, q, places, out, outsz) != 0) {
 		out[0] = '\0';
 		return -1;
 	}

@@ -274,9 +274,7 @@ summary_rows(const PGresult *r, hx_group_by g, hx_store_sum_row **rows, size_t *
 	hx_store_sum_row *out;
 	sum_block         b;
 
-	if (PQnfields(r) !=
-	    (keys & KEY_DATE ? 1 : 0) + (keys & KEY_PROVIDER ? 1 : 0) +
-	        (keys & KEY_GPU_TYPE ? 1 : 0) + SUM_NCOLS) {
+	if (PQnfields(r) != __builtin_popcount(keys) + SUM_NCOLS) {
 		hx_errf_line(err, errsz, "summary: %d columns", PQnfields(r));
 		return HX_INTERNAL;
 	}

@@ -1402,6 +1402,20 @@ table_stat(fx *f, const char *col, const char *table)
 	return x;
 }
 
+/* Waits (up to 10 s) until cost_snapshots' `col` reaches want, as the
+ * counters of backends that have exited arrive, and asserts it did. */
+static void
+wait_stat(fx *f, const char *col, long long want)
+{
+	long long got = table_stat(f, col, "cost_snapshots");
+
+	for (int tries = 0; tries < 200 && got != want; tries++) {
+		usleep(50 * 1000);
+		got = table_stat(f, col, "cost_snapshots");
+	}
+	assert_int_equal(got, want);
+}
+
 /* Gives a batch its own keys: gpu types "TAG-..." no other batch has. */
 static void
 tag_recs(hx_record *r, size_t n, const char *tag)
@@ -1437,8 +1451,7 @@ test_writes_never_scan(void **state)
 	hx_record       *c = make_recs(2000, MICROS(7)), *a2 = make_recs(10000, MICROS(8));
 	hx_ingest_job    j;
 	hx_ingest_counts n;
-	long long        scans0, rscans0, read0, ins = 0;
-	int              tries;
+	long long        scans0, rscans0, read0;
 
 	tag_recs(a, 10000, "a");
 	tag_recs(a2, 10000, "a");
@@ -1493,11 +1506,7 @@ test_writes_never_scan(void **state)
 	hx_store_close(s2);
 	hx_store_close(f->s);
 	f->s = NULL;
-	for (tries = 0; tries < 200 && ins != 22000; tries++) {
-		usleep(50 * 1000);
-		ins = table_stat(f, "n_tup_ins", "cost_snapshots");
-	}
-	assert_int_equal(ins, 22000);
+	wait_stat(f, "n_tup_ins", 22000);
 	if (table_stat(f, "seq_scan", "cost_snapshots") != scans0 ||
 	    table_stat(f, "seq_scan", "ingestion_runs") != rscans0) {
 		fprintf(stderr,
@@ -1522,16 +1531,11 @@ ingest_flushed(fx *f, const hx_ingest_job *j, const char *col, long long want)
 {
 	hx_store        *s = NULL;
 	hx_ingest_counts n;
-	long long        got = -1;
 
 	assert_int_equal(hx_store_open(&s, f->conninfo), HX_OK);
 	n = ingest_ok(s, j);
 	hx_store_close(s); /* a backend flushes its counters when it exits */
-	for (int tries = 0; tries < 200 && got != want; tries++) {
-		usleep(50 * 1000);
-		got = table_stat(f, col, "cost_snapshots");
-	}
-	assert_int_equal(got, want);
+	wait_stat(f, col, want);
 	return n;
 }
 
